@@ -1,0 +1,31 @@
+//! What every handler shares: the stores, the hashing pool, the token issuer, cookie policy.
+
+use crate::auth::access_token::AccessTokens;
+use crate::auth::password::PasswordHasher;
+use crate::config::{CookieSettings, Settings};
+use crate::store::{SessionStore, UserStore};
+
+pub struct AppState {
+    pub users: UserStore,
+    pub sessions: SessionStore,
+    pub hasher: PasswordHasher,
+    pub tokens: AccessTokens,
+    pub cookie: CookieSettings,
+    /// Max-Age of the refresh cookie, seconds.
+    pub refresh_ttl_secs: u64,
+    pub body_limit: usize,
+}
+
+impl AppState {
+    pub fn new(settings: &Settings, users: UserStore, sessions: SessionStore, hasher: PasswordHasher) -> Self {
+        Self {
+            users,
+            sessions,
+            hasher,
+            tokens: AccessTokens::new(&settings.tokens),
+            cookie: settings.cookie.clone(),
+            refresh_ttl_secs: settings.tokens.refresh_ttl.as_secs(),
+            body_limit: settings.body_limit,
+        }
+    }
+}

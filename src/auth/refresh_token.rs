@@ -1,0 +1,97 @@
+//! Opaque refresh tokens: 256 random bits, base64url. The stores keep only their SHA-256.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+const TOKEN_BYTES: usize = 32;
+/// Length of a token in base64url without padding.
+pub const TOKEN_LEN: usize = 43;
+
+/// 256 bits from the operating system's CSPRNG, base64url-encoded.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is unavailable");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The SHA-256 of a refresh token: what the stores index and compare.
+///
+/// A plain hash suffices (no salt or stretching): the input already has 256 bits of entropy,
+/// so the hash cannot be reversed by guessing, and a leaked store yields no usable token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+    pub fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenHash({}…)", &self.to_hex()[..8])
+    }
+}
+
+/// Whether `raw` has the shape of one of our tokens (cheap rejection of junk before any I/O).
+pub fn looks_valid(raw: &str) -> bool {
+    raw.len() == TOKEN_LEN && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `successor` encrypted under a key only the holder of `presented` can derive.
+///
+/// After a rotation the store must be able to hand the same successor to a second tab that
+/// presents the just-retired token within the grace window, yet it must not hold a usable
+/// token in clear. The pad is SHA-256("seal" ‖ presented): the store has only
+/// SHA-256(presented), from which the pad cannot be computed.
+pub fn seal(successor: &str, presented: &str) -> String {
+    let bytes = URL_SAFE_NO_PAD.decode(successor).expect("successor is one of our tokens");
+    let pad = pad(presented);
+    URL_SAFE_NO_PAD.encode(bytes.iter().zip(pad).map(|(b, p)| b ^ p).collect::<Vec<u8>>())
+}
+
+/// Inverse of [`seal`]; `None` when `sealed` is not a sealed token.
+pub fn unseal(sealed: &str, presented: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok().filter(|b| b.len() == TOKEN_BYTES)?;
+    let pad = pad(presented);
+    Some(URL_SAFE_NO_PAD.encode(bytes.iter().zip(pad).map(|(b, p)| b ^ p).collect::<Vec<u8>>()))
+}
+
+fn pad(presented: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"auth-api refresh seal v1\0");
+    h.update(presented.as_bytes());
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_distinct_and_well_formed() {
+        let (a, b) = (random_token(), random_token());
+        assert_ne!(a, b);
+        assert!(looks_valid(&a) && looks_valid(&b));
+        assert!(!looks_valid("not-a-token"));
+        assert!(!looks_valid(&format!("{}=", &a[..42])));
+    }
+
+    #[test]
+    fn seal_round_trips_only_with_the_presented_token() {
+        let (presented, successor) = (random_token(), random_token());
+        let sealed = seal(&successor, &presented);
+        assert_ne!(sealed, successor);
+        assert_eq!(unseal(&sealed, &presented).as_deref(), Some(successor.as_str()));
+        assert_ne!(unseal(&sealed, &random_token()).as_deref(), Some(successor.as_str()));
+    }
+
+    #[test]
+    fn hash_is_sha256() {
+        assert_eq!(TokenHash::of("abc").to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

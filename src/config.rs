@@ -1,0 +1,418 @@
+//! Typed settings, read once from the environment (and an optional `.env`) and validated at
+//! start. Every bad value yields its own message; all of them are reported together.
+//!
+//! [`VARIABLES`] is the one list of settings: `auth-api --help` prints it, and a test checks
+//! that the README's settings table names every entry. Secrets (`ACCESS_TOKEN_SECRET`,
+//! `DATABASE_URL`, `REDIS_URL`) may instead be given as a file path in `<NAME>_FILE`, the
+//! usual way container orchestrators mount them.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// One environment variable: its name, its default (as text, for the docs) and what it does.
+pub struct Variable {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// Every setting the service reads. Keep in step with `Settings::from_lookup` and the README.
+pub const VARIABLES: &[Variable] = &[
+    Variable { name: "HOST_ADDR", default: "127.0.0.1:3001", help: "address the API listens on" },
+    Variable { name: "DATABASE_URL", default: "(unset: SQLite)", help: "postgres://… for PostgreSQL; unset uses the SQLite file SQLITE_PATH" },
+    Variable { name: "SQLITE_PATH", default: "./data/auth.db", help: "SQLite file of the embedded user store (created if missing)" },
+    Variable { name: "DATABASE_POOL_MAX", default: "10", help: "most PostgreSQL/SQLite connections" },
+    Variable { name: "RUN_MIGRATIONS", default: "true", help: "apply pending migrations at start (else run `auth-api migrate`)" },
+    Variable { name: "REDIS_URL", default: "(unset: in-process)", help: "redis://… for refresh sessions; unset keeps them in this process (one instance only)" },
+    Variable { name: "REDIS_KEY_PREFIX", default: "auth:", help: "prefix of every Redis key" },
+    Variable { name: "REDIS_POOL_MAX", default: "16", help: "most Redis connections" },
+    Variable { name: "STORE_TIMEOUT_MS", default: "1000", help: "bound on acquiring a connection and on one store call; past it the request answers 503" },
+    Variable { name: "ACCESS_TOKEN_SECRET", default: "(required; random in embedded mode)", help: "HS256 signing key, at least 32 bytes" },
+    Variable { name: "ACCESS_TOKEN_TTL", default: "300", help: "access token lifetime, seconds" },
+    Variable { name: "REFRESH_TOKEN_TTL", default: "172800", help: "refresh token lifetime (idle timeout of a session), seconds" },
+    Variable { name: "SESSION_MAX_LIFETIME", default: "2592000", help: "absolute session lifetime whatever the refreshes, seconds" },
+    Variable { name: "REFRESH_REUSE_GRACE", default: "10", help: "seconds a just-rotated refresh token still answers with its successor" },
+    Variable { name: "MAX_SESSIONS_PER_USER", default: "1", help: "sessions kept per user; the oldest is evicted beyond it" },
+    Variable { name: "JWT_ISSUER", default: "auth-api", help: "`iss` of access tokens, checked on verify" },
+    Variable { name: "JWT_AUDIENCE", default: "auth-api", help: "`aud` of access tokens, checked on verify" },
+    Variable { name: "JWT_LEEWAY", default: "5", help: "clock skew allowed on `exp`/`nbf`, seconds (0..=5)" },
+    Variable { name: "COOKIE_SECURE", default: "true", help: "Secure attribute of the refresh cookie; false only for plain-http local use" },
+    Variable { name: "COOKIE_SAMESITE", default: "Lax", help: "SameSite of the refresh cookie: Strict, Lax or None" },
+    Variable { name: "HASH_CONCURRENCY", default: "(CPU count)", help: "argon2 computations at once; more wait in line" },
+    Variable { name: "ARGON2_MEMORY_KIB", default: "19456", help: "argon2id memory cost (OWASP baseline)" },
+    Variable { name: "ARGON2_ITERATIONS", default: "2", help: "argon2id time cost" },
+    Variable { name: "ARGON2_PARALLELISM", default: "1", help: "argon2id lanes" },
+    Variable { name: "BODY_LIMIT_BYTES", default: "16384", help: "largest accepted request body" },
+    Variable { name: "SHUTDOWN_TIMEOUT", default: "30", help: "seconds in-flight requests get after SIGTERM/SIGINT" },
+    Variable { name: "LOG_FORMAT", default: "json (pretty on a terminal)", help: "json or pretty" },
+    Variable { name: "RUST_LOG", default: "info", help: "log filter, tracing-subscriber syntax" },
+];
+
+/// Where users live.
+#[derive(Clone, Debug)]
+pub enum DatabaseSettings {
+    Postgres { url: DatabaseUrl },
+    Sqlite { path: PathBuf },
+}
+
+/// Where refresh sessions live.
+#[derive(Clone, Debug)]
+pub enum SessionSettings {
+    Redis { url: DatabaseUrl, key_prefix: String, pool_max: u32 },
+    Memory,
+}
+
+/// A connection URL whose `Debug` hides the password, so it can sit in a logged struct.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+    /// The URL with any password replaced by `***`.
+    pub fn masked(&self) -> String {
+        let url = self.expose();
+        let Some((scheme, rest)) = url.split_once("://") else { return "***".into() };
+        match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+                None => format!("{scheme}://{userinfo}@{host}"),
+            },
+            None => url.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// Token lifetimes and JWT identity.
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    pub secret: SecretString,
+    /// True when no secret was configured and one was drawn at random for this process.
+    pub secret_generated: bool,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub session_lifetime: Duration,
+    pub reuse_grace: Duration,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway: Duration,
+}
+
+/// SameSite attribute of the refresh cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+impl FromStr for SameSite {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "strict" => Ok(Self::Strict),
+            "lax" => Ok(Self::Lax),
+            "none" => Ok(Self::None),
+            _ => Err("expected Strict, Lax or None"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CookieSettings {
+    pub secure: bool,
+    pub same_site: SameSite,
+}
+
+/// argon2id cost and the size of the hashing pool.
+#[derive(Clone, Debug)]
+pub struct HashSettings {
+    pub concurrency: usize,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            _ => Err("expected json or pretty"),
+        }
+    }
+}
+
+/// Everything the service needs to start. Fields are public so tests can adjust a parsed value.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub host_addr: SocketAddr,
+    pub database: DatabaseSettings,
+    pub database_pool_max: u32,
+    pub run_migrations: bool,
+    pub sessions: SessionSettings,
+    pub store_timeout: Duration,
+    pub tokens: TokenSettings,
+    pub max_sessions_per_user: u32,
+    pub cookie: CookieSettings,
+    pub hashing: HashSettings,
+    pub body_limit: usize,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+/// All the problems found in the environment, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = Reader { lookup: &lookup, errors: Vec::new() };
+
+        let database = match r.secret("DATABASE_URL") {
+            None => DatabaseSettings::Sqlite { path: r.parse("SQLITE_PATH", PathBuf::from("./data/auth.db")) },
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                DatabaseSettings::Postgres { url: DatabaseUrl::new(url) }
+            }
+            Some(url) => match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+                Some(path) => DatabaseSettings::Sqlite { path: PathBuf::from(path) },
+                None => {
+                    r.errors.push("DATABASE_URL: expected a postgres:// or sqlite: URL".into());
+                    DatabaseSettings::Sqlite { path: PathBuf::new() }
+                }
+            },
+        };
+        let redis_url = r.secret("REDIS_URL");
+        let embedded = redis_url.is_none() && matches!(database, DatabaseSettings::Sqlite { .. });
+        let sessions = match redis_url {
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => SessionSettings::Redis {
+                url: DatabaseUrl::new(url),
+                key_prefix: r.parse("REDIS_KEY_PREFIX", "auth:".to_string()),
+                pool_max: r.positive("REDIS_POOL_MAX", 16),
+            },
+            Some(_) => {
+                r.errors.push("REDIS_URL: expected a redis:// or rediss:// URL".into());
+                SessionSettings::Memory
+            }
+            None => SessionSettings::Memory,
+        };
+
+        let (secret, secret_generated) = match r.secret("ACCESS_TOKEN_SECRET") {
+            Some(s) if s.len() >= 32 => (SecretString::from(s), false),
+            Some(_) => {
+                r.errors.push("ACCESS_TOKEN_SECRET: must be at least 32 bytes (e.g. `openssl rand -base64 48`)".into());
+                (SecretString::from(String::new()), false)
+            }
+            None if embedded => (SecretString::from(crate::auth::refresh_token::random_token()), true),
+            None => {
+                r.errors.push("ACCESS_TOKEN_SECRET: required when DATABASE_URL or REDIS_URL is set (sessions would not survive a restart or be shared between replicas)".into());
+                (SecretString::from(String::new()), false)
+            }
+        };
+        let refresh_ttl = r.seconds("REFRESH_TOKEN_TTL", 172_800);
+        let session_lifetime = r.seconds("SESSION_MAX_LIFETIME", 2_592_000);
+        if session_lifetime < refresh_ttl {
+            r.errors.push("SESSION_MAX_LIFETIME: must not be shorter than REFRESH_TOKEN_TTL".into());
+        }
+        let leeway = r.parse("JWT_LEEWAY", 5u64);
+        if leeway > 5 {
+            r.errors.push("JWT_LEEWAY: at most 5 seconds".into());
+        }
+        let tokens = TokenSettings {
+            secret,
+            secret_generated,
+            access_ttl: r.seconds("ACCESS_TOKEN_TTL", 300),
+            refresh_ttl,
+            session_lifetime,
+            reuse_grace: Duration::from_secs(r.parse("REFRESH_REUSE_GRACE", 10)),
+            issuer: r.parse("JWT_ISSUER", "auth-api".to_string()),
+            audience: r.parse("JWT_AUDIENCE", "auth-api".to_string()),
+            leeway: Duration::from_secs(leeway),
+        };
+
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let settings = Settings {
+            host_addr: r.parse("HOST_ADDR", SocketAddr::from(([127, 0, 0, 1], 3001))),
+            database,
+            database_pool_max: r.positive("DATABASE_POOL_MAX", 10),
+            run_migrations: r.parse("RUN_MIGRATIONS", true),
+            sessions,
+            store_timeout: Duration::from_millis(r.positive("STORE_TIMEOUT_MS", 1000)),
+            tokens,
+            max_sessions_per_user: r.positive("MAX_SESSIONS_PER_USER", 1),
+            cookie: CookieSettings {
+                secure: r.parse("COOKIE_SECURE", true),
+                same_site: r.parse("COOKIE_SAMESITE", SameSite::Lax),
+            },
+            hashing: HashSettings {
+                concurrency: r.positive("HASH_CONCURRENCY", cpus),
+                memory_kib: r.positive("ARGON2_MEMORY_KIB", 19_456),
+                iterations: r.positive("ARGON2_ITERATIONS", 2),
+                parallelism: r.positive("ARGON2_PARALLELISM", 1),
+            },
+            body_limit: r.positive("BODY_LIMIT_BYTES", 16 * 1024),
+            shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT", 30)),
+            log_format: r.parse(
+                "LOG_FORMAT",
+                if std::io::stdout().is_terminal() { LogFormat::Pretty } else { LogFormat::Json },
+            ),
+        };
+        if r.errors.is_empty() { Ok(settings) } else { Err(ConfigError(r.errors)) }
+    }
+
+    /// True when both stores are the embedded ones (one process owns all state).
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.database, DatabaseSettings::Sqlite { .. }) && matches!(self.sessions, SessionSettings::Memory)
+    }
+}
+
+/// Collects one error per bad variable instead of stopping at the first.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    /// A secret from `NAME`, or from the file named by `NAME_FILE`.
+    fn secret(&mut self, name: &str) -> Option<String> {
+        if let Some(value) = self.raw(name) {
+            return Some(value);
+        }
+        let path = self.raw(&format!("{name}_FILE"))?;
+        match std::fs::read_to_string(&path) {
+            Ok(value) => Some(value.trim().to_string()).filter(|v| !v.is_empty()),
+            Err(e) => {
+                self.errors.push(format!("{name}_FILE: cannot read {path}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn parse<T: FromStr>(&mut self, name: &str, default: T) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        let Some(raw) = self.raw(name) else { return default };
+        raw.parse().unwrap_or_else(|e| {
+            self.errors.push(format!("{name}: cannot use `{raw}`: {e}"));
+            default
+        })
+    }
+
+    fn positive<T: FromStr + PartialOrd + Default + Copy>(&mut self, name: &str, default: T) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        let value = self.parse(name, default);
+        if value <= T::default() {
+            self.errors.push(format!("{name}: must be greater than zero"));
+            return default;
+        }
+        value
+    }
+
+    fn seconds(&mut self, name: &str, default: u64) -> Duration {
+        Duration::from_secs(self.positive(name, default))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn bare_environment_is_embedded_with_random_secret() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert!(s.is_embedded());
+        assert!(s.tokens.secret_generated);
+        assert!(s.tokens.secret.expose_secret().len() >= 32);
+        assert_eq!(s.host_addr.to_string(), "127.0.0.1:3001");
+        assert_eq!(s.tokens.access_ttl, Duration::from_secs(300));
+        assert_eq!(s.max_sessions_per_user, 1);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let err = settings(&[
+            ("HOST_ADDR", "nowhere"),
+            ("ACCESS_TOKEN_SECRET", "short"),
+            ("COOKIE_SAMESITE", "sometimes"),
+            ("ACCESS_TOKEN_TTL", "0"),
+            ("JWT_LEEWAY", "60"),
+        ])
+        .expect_err("five bad values");
+        let mut names: Vec<&str> = err.0.iter().map(|e| e.split(':').next().unwrap()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["ACCESS_TOKEN_SECRET", "ACCESS_TOKEN_TTL", "COOKIE_SAMESITE", "HOST_ADDR", "JWT_LEEWAY"]);
+    }
+
+    #[test]
+    fn production_backends_require_a_secret() {
+        let err = settings(&[("DATABASE_URL", "postgres://u:p@db/auth")]).expect_err("no secret");
+        assert!(err.0[0].starts_with("ACCESS_TOKEN_SECRET: required"), "{err}");
+    }
+
+    #[test]
+    fn database_url_debug_masks_the_password() {
+        let url = DatabaseUrl::new("postgres://app:hunter2hunter2@db:5432/auth");
+        let shown = format!("{url:?}");
+        assert_eq!(shown, "postgres://app:***@db:5432/auth");
+        let s = settings(&[
+            ("DATABASE_URL", "postgres://app:hunter2hunter2@db:5432/auth"),
+            ("ACCESS_TOKEN_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("0123456789abcdef"), "{debug}");
+    }
+
+    #[test]
+    fn secret_can_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("auth-api-secret-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "a-secret-that-is-long-enough-for-hs256\n").unwrap();
+        let s = settings(&[("ACCESS_TOKEN_SECRET_FILE", path.to_str().unwrap())]).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(s.tokens.secret.expose_secret(), "a-secret-that-is-long-enough-for-hs256");
+        assert!(!s.tokens.secret_generated);
+    }
+}

@@ -1,0 +1,12 @@
+//! Values that are valid by construction: each has a private field and a `parse` that is the
+//! only way in, so a handler holding one never checks it again.
+
+mod email;
+mod password;
+mod user;
+mod username;
+
+pub use email::Email;
+pub use password::{LoginPassword, NewPassword};
+pub use user::{User, UserId};
+pub use username::Username;

@@ -1,0 +1,199 @@
+//! One error type for every handler, rendered as the seed's envelope:
+//! `{"success":false,"status":N,"content":{"error_code","message","error_type"}}`.
+//!
+//! Client-facing text is fixed per variant. The cause of a 5xx (driver errors, SQL text) goes
+//! to the log with its whole chain and never into the body.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::envelope::Envelope;
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// The external service a 503 is about; named in the body so operators can tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dependency {
+    Database,
+    SessionStore,
+}
+
+impl Dependency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::SessionStore => "session_store",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no Authorization header")]
+    ProtectedRoute,
+    #[error("Authorization header is not a Bearer token")]
+    InvalidAuthHeader,
+    #[error("access token expired")]
+    ExpiredAccessToken,
+    #[error("access token invalid")]
+    InvalidAccessToken,
+    #[error("no jwt cookie")]
+    NoRefreshCookie,
+    #[error("empty jwt cookie")]
+    NoRefreshToken,
+    #[error("refresh token expired")]
+    ExpiredRefreshToken,
+    #[error("refresh token unknown or retired")]
+    InvalidRefreshToken,
+    #[error("retired refresh token presented again")]
+    RefreshTokenReused,
+    #[error("bad credentials")]
+    UserNotFound,
+    #[error("email taken")]
+    EmailTaken,
+    #[error("invalid field {field}: {message}")]
+    Validation { field: String, message: String },
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("body too large")]
+    PayloadTooLarge,
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    #[error("route not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{} unavailable", .dependency.as_str())]
+    Unavailable {
+        dependency: Dependency,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The `content` of an error envelope.
+#[derive(Serialize)]
+struct ErrorContent<'a> {
+    error_code: &'static str,
+    message: &'a str,
+    error_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dependency: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation { field: field.into(), message: message.into() }
+    }
+
+    /// Stable code, the seed's error type, and the fixed message clients see.
+    pub fn describe(&self) -> (&'static str, &'static str, &str) {
+        use ApiError::*;
+        match self {
+            ProtectedRoute => ("PROTECTED_ROUTE", "AuthError", "this route needs `Authorization: Bearer <access_token>`"),
+            InvalidAuthHeader => ("INVALID_AUTH_HEADER", "AuthError", "the Authorization header must be `Bearer <access_token>`"),
+            ExpiredAccessToken => (
+                "EXPIRED_ACCESS_TOKEN",
+                "AuthError",
+                "your access token has expired, please refresh at /auth/refreshAccessToken",
+            ),
+            InvalidAccessToken => ("INVALID_ACCESS_TOKEN", "AuthError", "your access token is invalid"),
+            NoRefreshCookie => ("NO_JWT_REFTOKEN_COOKIE", "AuthError", "no `jwt` refresh token cookie was sent"),
+            NoRefreshToken => ("NO_REFRESH_TOKEN", "AuthError", "the `jwt` cookie holds no refresh token"),
+            ExpiredRefreshToken => ("EXPIRED_REFRESH_TOKEN", "AuthError", "your refresh token has expired, please log in again"),
+            InvalidRefreshToken => ("INVALID_REFRESH_TOKEN", "AuthError", "your refresh token has been cycled"),
+            RefreshTokenReused => (
+                "REFRESH_TOKEN_REUSED",
+                "AuthError",
+                "this refresh token was already used; the session has been revoked, please log in again",
+            ),
+            UserNotFound => ("USER_NOT_FOUND", "DbError", "no user with this email and password"),
+            EmailTaken => ("EMAIL_TAKEN", "UserError", "an account with this email already exists"),
+            Validation { message, .. } => ("VALIDATION_ERROR", "UserError", message),
+            SessionNotFound => ("SESSION_NOT_FOUND", "UserError", "no such session"),
+            PayloadTooLarge => ("PAYLOAD_TOO_LARGE", "UserError", "the request body is too large"),
+            UnsupportedMediaType => ("UNSUPPORTED_MEDIA_TYPE", "UserError", "send the body as application/json"),
+            NotFound => ("NOT_FOUND", "HostError", "no such route"),
+            MethodNotAllowed => ("METHOD_NOT_ALLOWED", "HostError", "this route does not accept that method"),
+            Unavailable { .. } => ("SERVICE_UNAVAILABLE", "CritError", "a backing service is unavailable, retry shortly"),
+            Internal(_) => ("INTERNAL_ERROR", "CritError", "internal server error"),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.describe().0
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            ProtectedRoute | InvalidAuthHeader | ExpiredAccessToken | InvalidAccessToken | NoRefreshCookie
+            | NoRefreshToken | ExpiredRefreshToken | InvalidRefreshToken | RefreshTokenReused | UserNotFound => {
+                StatusCode::UNAUTHORIZED
+            }
+            EmailTaken => StatusCode::CONFLICT,
+            Validation { .. } => StatusCode::BAD_REQUEST,
+            SessionNotFound | NotFound => StatusCode::NOT_FOUND,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            // `{:#}` prints the whole cause chain on one line: the only place it is shown.
+            ApiError::Internal(source) => tracing::error!(error = format!("{source:#}"), "request failed"),
+            ApiError::Unavailable { dependency, source } => {
+                tracing::warn!(dependency = dependency.as_str(), error = format!("{source:#}"), "dependency unavailable")
+            }
+            _ => {}
+        }
+        let (error_code, error_type, message) = self.describe();
+        let content = ErrorContent {
+            error_code,
+            message,
+            error_type,
+            field: match self {
+                ApiError::Validation { field, .. } => Some(field),
+                _ => None,
+            },
+            dependency: match self {
+                ApiError::Unavailable { dependency, .. } => Some(dependency.as_str()),
+                _ => None,
+            },
+        };
+        let status = self.status_code();
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(Envelope::new(status, content))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn internal_errors_hide_their_cause() {
+        let err = ApiError::Internal(anyhow::anyhow!("duplicate key value violates unique constraint \"users_email_key\""));
+        let body = actix_web::body::to_bytes(err.error_response().into_body()).await.unwrap();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert_eq!(
+            text,
+            r#"{"success":false,"status":500,"content":{"error_code":"INTERNAL_ERROR","message":"internal server error","error_type":"CritError"}}"#
+        );
+    }
+}

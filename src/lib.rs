@@ -1,0 +1,13 @@
+//! auth-api: JWT authentication with rotating refresh sessions.
+
+pub mod app_state;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod envelope;
+pub mod error;
+pub mod healthcheck;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,33 @@
+//! Liveness (the process answers) and readiness (both stores answer in time).
+
+use actix_web::{HttpResponse, ResponseError, web};
+use serde::Serialize;
+
+use super::resource;
+use crate::app_state::AppState;
+use crate::envelope;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/health/live").route(web::get().to(live)))
+        .service(resource("/health/ready").route(web::get().to(ready)));
+}
+
+async fn live() -> HttpResponse {
+    envelope::ok("live")
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    database: &'static str,
+    session_store: &'static str,
+}
+
+/// 200 when both stores answer within the store timeout; otherwise the 503 envelope of the
+/// first that failed (its `dependency` field names it).
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let (database, sessions) = tokio::join!(state.users.ping(), state.sessions.ping());
+    match database.and(sessions) {
+        Ok(()) => envelope::ok(Readiness { database: "ok", session_store: "ok" }),
+        Err(e) => crate::error::ApiError::from(e).error_response(),
+    }
+}

@@ -1,0 +1,20 @@
+//! The protected profile route, at the seed's path and the README's.
+
+use actix_web::{HttpResponse, web};
+
+use super::resource;
+use crate::app_state::AppState;
+use crate::auth::bearer::Authenticated;
+use crate::envelope;
+use crate::error::{ApiError, Result};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/auth/me").route(web::get().to(me))).service(resource("/me").route(web::get().to(me)));
+}
+
+/// The bare user object, read from the store (so a deleted user's token stops working).
+#[tracing::instrument(name = "auth.me", skip_all)]
+async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
+    let user = state.users.find_by_id(caller.user_id).await?.ok_or(ApiError::InvalidAccessToken)?;
+    Ok(envelope::ok(user))
+}

@@ -1,0 +1,79 @@
+//! Refresh-token rotation and logout: the two routes that act on the `jwt` cookie.
+
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
+
+use super::{client_info, resource};
+use crate::app_state::AppState;
+use crate::auth::cookie::{self, RefreshCookie};
+use crate::auth::refresh_token::{self, TokenHash};
+use crate::envelope;
+use crate::error::{ApiError, Result};
+use crate::store::sessions::Rotation;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    // GET is the seed's; POST is what a browser client should use.
+    cfg.service(resource("/auth/refreshAccessToken").route(web::get().to(refresh)).route(web::post().to(refresh)))
+        .service(resource("/auth/logout").route(web::post().to(logout)));
+}
+
+#[derive(Serialize)]
+struct Refreshed {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+#[tracing::instrument(name = "auth.refresh", skip_all)]
+async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    let presented = match cookie::read(&req) {
+        RefreshCookie::Missing => return Err(ApiError::NoRefreshCookie),
+        RefreshCookie::Empty => return Ok(rejected(&state, ApiError::NoRefreshToken)),
+        RefreshCookie::Present(token) if refresh_token::looks_valid(&token) => token,
+        RefreshCookie::Present(_) => return Ok(rejected(&state, ApiError::InvalidRefreshToken)),
+    };
+    let successor = refresh_token::random_token();
+    let sealed = refresh_token::seal(&successor, &presented);
+    let outcome = state
+        .sessions
+        .rotate(TokenHash::of(&presented), TokenHash::of(&successor), &sealed, &client_info(&req))
+        .await?;
+    let (user_id, session_id, token) = match outcome {
+        Rotation::Rotated { session_id, user_id } => (user_id, session_id, successor),
+        Rotation::GraceReplay { session_id, user_id, sealed_successor } => {
+            let token = refresh_token::unseal(&sealed_successor, &presented)
+                .ok_or_else(|| anyhow::anyhow!("stored successor of session {session_id} does not unseal"))?;
+            (user_id, session_id, token)
+        }
+        Rotation::Reused { session_id, user_id } => {
+            tracing::warn!(%session_id, %user_id, "retired refresh token presented again: session revoked");
+            return Ok(rejected(&state, ApiError::RefreshTokenReused));
+        }
+        Rotation::Expired => return Ok(rejected(&state, ApiError::ExpiredRefreshToken)),
+        Rotation::Invalid => return Ok(rejected(&state, ApiError::InvalidRefreshToken)),
+    };
+    let access = state.tokens.issue(user_id, session_id)?;
+    let mut response = HttpResponse::Ok();
+    response.cookie(cookie::issue(&token, state.refresh_ttl_secs, &state.cookie));
+    Ok(envelope::ok_with(response, Refreshed { access_token: access.token, token_type: "Bearer", expires_in: access.expires_in }))
+}
+
+/// Revokes the session of the presented cookie (if any) and clears it. Idempotent.
+#[tracing::instrument(name = "auth.logout", skip_all)]
+async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    if let RefreshCookie::Present(token) = cookie::read(&req)
+        && refresh_token::looks_valid(&token)
+    {
+        state.sessions.revoke_by_token(TokenHash::of(&token)).await?;
+    }
+    let mut response = HttpResponse::Ok();
+    response.cookie(cookie::clear(&state.cookie));
+    Ok(envelope::ok_with(response, "logged out"))
+}
+
+/// The error's envelope, with the cookie cleared: a token we refused is of no further use.
+fn rejected(state: &AppState, error: ApiError) -> HttpResponse {
+    let mut response = error.error_response();
+    response.add_cookie(&cookie::clear(&state.cookie)).expect("a cookie we built is a valid header");
+    response
+}

@@ -1,0 +1,231 @@
+//! Refresh sessions in Redis, shared by all replicas. Every state change is one Lua script, so
+//! it is atomic across instances (the seed's GET-then-SET let two refreshes fork a session).
+//!
+//! Keys, all under the configured prefix and all with a TTL:
+//! - `session:{id}`: hash of the session (user, current/previous token hashes, times, client);
+//!   expires when the session does.
+//! - `token:{sha256}`: `"{session id}|{expiry ms}"` for current and retired tokens, kept a day
+//!   past expiry so a late token answers "expired" and a replayed one is recognised as reuse.
+//! - `user:{id}:sessions`: sorted set of the user's session ids by creation time.
+//!
+//! The scripts touch keys they derive from values, so this layout needs a single Redis (or a
+//! primary with replicas), not Redis Cluster.
+
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use bb8::Pool;
+use bb8_redis::redis::aio::MultiplexedConnection;
+use bb8_redis::redis::{self, Script};
+use uuid::Uuid;
+
+use super::redis_pool::{RedisManager, is_transport_error};
+use super::sessions::{ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp};
+use super::StoreError;
+use crate::auth::refresh_token::TokenHash;
+use crate::domain::UserId;
+use crate::error::Dependency;
+
+static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/create.lua")));
+static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rotate.lua")));
+static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke.lua")));
+static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_all.lua")));
+static REVOKE_BY_TOKEN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_by_token.lua")));
+
+/// How long an expired token is remembered, to answer "expired" rather than "invalid".
+const REMEMBER_EXPIRED_MS: u64 = 86_400_000;
+
+#[derive(Clone)]
+pub struct RedisSessionStore {
+    pool: Pool<RedisManager>,
+    prefix: String,
+    policy: SessionPolicy,
+    timeout: Duration,
+}
+
+fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
+    StoreError::Unavailable(Dependency::SessionStore, e.into())
+}
+
+impl RedisSessionStore {
+    /// A lazily connecting pool: the service starts even while Redis is down, and answers 503
+    /// for session calls until it is back.
+    pub fn new(url: &str, prefix: String, pool_max: u32, policy: SessionPolicy, timeout: Duration) -> anyhow::Result<Self> {
+        let manager = RedisManager::new(url, timeout)?;
+        let pool = Pool::builder()
+            .max_size(pool_max)
+            .min_idle(Some(0))
+            .connection_timeout(timeout)
+            .test_on_check_out(false)
+            .max_lifetime(Some(Duration::from_secs(30 * 60)))
+            .build_unchecked(manager);
+        Ok(Self { pool, prefix, policy, timeout })
+    }
+
+    fn key(&self, rest: std::fmt::Arguments<'_>) -> String {
+        format!("{}{}", self.prefix, rest)
+    }
+    fn session_key(&self, id: Uuid) -> String {
+        self.key(format_args!("session:{id}"))
+    }
+    fn token_key(&self, token: TokenHash) -> String {
+        self.key(format_args!("token:{}", token.to_hex()))
+    }
+    fn user_key(&self, user: UserId) -> String {
+        self.key(format_args!("user:{user}:sessions"))
+    }
+
+    /// Runs one command or script on a pooled connection, within the store timeout. A
+    /// transport failure marks the connection broken so the pool replaces it.
+    async fn run<T, Fut>(&self, call: impl FnOnce(MultiplexedConnection) -> Fut) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let mut pooled = self.pool.get().await.map_err(unavailable)?;
+        match tokio::time::timeout(self.timeout, call(pooled.inner.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if is_transport_error(&e) => {
+                pooled.broken = true;
+                Err(unavailable(e))
+            }
+            Ok(Err(e)) => Err(StoreError::Failed(Dependency::SessionStore, e.into())),
+            Err(elapsed) => {
+                pooled.broken = true;
+                Err(unavailable(elapsed))
+            }
+        }
+    }
+
+    pub async fn create(&self, user: UserId, token: TokenHash, client: &ClientInfo) -> Result<CreatedSession, StoreError> {
+        let id = Uuid::now_v7();
+        let mut invocation = CREATE.prepare_invoke();
+        invocation
+            .key(self.session_key(id))
+            .key(self.token_key(token))
+            .key(self.user_key(user))
+            .arg(id.to_string())
+            .arg(user.to_string())
+            .arg(self.policy.refresh_ttl.as_millis() as u64)
+            .arg(self.policy.lifetime.as_millis() as u64)
+            .arg(self.policy.max_per_user)
+            .arg(client.user_agent.as_deref().unwrap_or(""))
+            .arg(client.ip.as_deref().unwrap_or(""))
+            .arg(&self.prefix)
+            .arg(REMEMBER_EXPIRED_MS);
+        let evicted: u32 = self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        Ok(CreatedSession { id, evicted })
+    }
+
+    pub async fn rotate(
+        &self,
+        presented: TokenHash,
+        successor: TokenHash,
+        sealed_successor: &str,
+        client: &ClientInfo,
+    ) -> Result<Rotation, StoreError> {
+        let mut invocation = ROTATE.prepare_invoke();
+        invocation
+            .key(self.token_key(presented))
+            .key(self.token_key(successor))
+            .arg(sealed_successor)
+            .arg(self.policy.refresh_ttl.as_millis() as u64)
+            .arg(self.policy.grace.as_millis() as u64)
+            .arg(client.user_agent.as_deref().unwrap_or(""))
+            .arg(client.ip.as_deref().unwrap_or(""))
+            .arg(&self.prefix)
+            .arg(REMEMBER_EXPIRED_MS);
+        let reply: Vec<String> = self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        let ids = || -> Result<(Uuid, UserId), StoreError> {
+            let parse = |i: usize| reply.get(i).and_then(|v| Uuid::parse_str(v).ok());
+            match (parse(1), parse(2)) {
+                (Some(sid), Some(uid)) => Ok((sid, UserId::from_uuid(uid))),
+                _ => Err(StoreError::Failed(Dependency::SessionStore, anyhow::anyhow!("malformed rotate reply"))),
+            }
+        };
+        Ok(match reply.first().map(String::as_str) {
+            Some("rotated") => {
+                let (session_id, user_id) = ids()?;
+                Rotation::Rotated { session_id, user_id }
+            }
+            Some("grace") => {
+                let (session_id, user_id) = ids()?;
+                let sealed_successor = reply.get(3).cloned().unwrap_or_default();
+                Rotation::GraceReplay { session_id, user_id, sealed_successor }
+            }
+            Some("reused") => {
+                let (session_id, user_id) = ids()?;
+                Rotation::Reused { session_id, user_id }
+            }
+            Some("expired") => Rotation::Expired,
+            _ => Rotation::Invalid,
+        })
+    }
+
+    pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<Uuid>, StoreError> {
+        let mut invocation = REVOKE_BY_TOKEN.prepare_invoke();
+        invocation.key(self.token_key(token)).arg(&self.prefix);
+        let sid: Option<String> = self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        Ok(sid.and_then(|s| Uuid::parse_str(&s).ok()))
+    }
+
+    pub async fn revoke(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
+        let mut invocation = REVOKE.prepare_invoke();
+        invocation
+            .key(self.session_key(session))
+            .key(self.user_key(user))
+            .arg(user.to_string())
+            .arg(session.to_string());
+        let revoked: u32 = self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        Ok(revoked == 1)
+    }
+
+    pub async fn revoke_all(&self, user: UserId) -> Result<u32, StoreError> {
+        let mut invocation = REVOKE_ALL.prepare_invoke();
+        invocation.key(self.user_key(user)).arg(&self.prefix);
+        self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await
+    }
+
+    pub async fn list(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
+        let user_key = self.user_key(user);
+        let ids: Vec<String> =
+            self.run(|mut c| async move { redis::cmd("ZRANGE").arg(user_key).arg(0).arg(-1).query_async(&mut c).await }).await?;
+        let ids: Vec<Uuid> = ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HMGET").arg(self.session_key(*id)).arg(&["created", "used", "idle_exp", "abs_exp", "ua", "ip"]);
+        }
+        let rows: Vec<Vec<Option<String>>> = self.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        let ms = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<i64>().ok());
+        let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        Ok(ids
+            .into_iter()
+            .zip(rows)
+            .filter_map(|(id, row)| {
+                // A session that expired or was revoked since ZRANGE has no fields left.
+                let (created, used, idle, abs) = (ms(&row[0])?, ms(&row[1])?, ms(&row[2])?, ms(&row[3])?);
+                Some(SessionInfo {
+                    id,
+                    created_at: timestamp(created),
+                    last_used_at: timestamp(used),
+                    expires_at: timestamp(idle.min(abs)),
+                    user_agent: text(&row[4]),
+                    ip: text(&row[5]),
+                })
+            })
+            .collect())
+    }
+
+    pub async fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
+        let key = self.session_key(session);
+        let exists: bool = self.run(|mut c| async move { redis::cmd("EXISTS").arg(key).query_async(&mut c).await }).await?;
+        Ok(exists)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await.map(drop)
+    }
+}

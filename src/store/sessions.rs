@@ -1,0 +1,154 @@
+//! Refresh sessions: one per login, holding the hash of the current refresh token.
+//!
+//! Both stores implement the same rules, which the integration suite checks on each:
+//! - a session dies at `refresh_ttl` after its last rotation or `lifetime` after creation;
+//! - rotation is atomic: the presented token is retired and a successor installed at once;
+//! - the token retired last still answers, within `grace`, with the same successor (two tabs
+//!   refreshing together); any other retired token revokes the whole session (reuse = theft);
+//! - a user keeps at most `max_per_user` sessions, the oldest evicted first.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::memory_sessions::MemorySessionStore;
+use super::redis_sessions::RedisSessionStore;
+use crate::auth::refresh_token::TokenHash;
+use crate::domain::UserId;
+
+/// The lifetimes and limits every store applies.
+#[derive(Clone, Debug)]
+pub struct SessionPolicy {
+    pub refresh_ttl: Duration,
+    pub lifetime: Duration,
+    pub grace: Duration,
+    pub max_per_user: u32,
+}
+
+/// Who opened or last used a session, for the user's session list.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct CreatedSession {
+    pub id: Uuid,
+    /// Sessions of the same user removed to respect `max_per_user`.
+    pub evicted: u32,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The current token: retired, and the successor installed.
+    Rotated { session_id: Uuid, user_id: UserId },
+    /// The token retired last, within the grace window: the successor, sealed under it.
+    GraceReplay { session_id: Uuid, user_id: UserId, sealed_successor: String },
+    /// An older or out-of-grace retired token: the session is now revoked.
+    Reused { session_id: Uuid, user_id: UserId },
+    Expired,
+    /// Unknown token, or its session was revoked.
+    Invalid,
+}
+
+/// A session as its owner sees it in the list.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Clone)]
+pub enum SessionStore {
+    Redis(RedisSessionStore),
+    Memory(MemorySessionStore),
+}
+
+/// Dispatches to whichever store is configured.
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            SessionStore::Redis($store) => $call.await,
+            SessionStore::Memory($store) => $call,
+        }
+    };
+}
+
+impl SessionStore {
+    #[tracing::instrument(name = "sessions.create", skip_all, fields(db.system = self.system(), db.operation = "create"))]
+    pub async fn create(&self, user: UserId, token: TokenHash, client: &ClientInfo) -> Result<CreatedSession, StoreError> {
+        dispatch!(self, s => s.create(user, token, client))
+    }
+
+    #[tracing::instrument(name = "sessions.rotate", skip_all, fields(db.system = self.system(), db.operation = "rotate"))]
+    pub async fn rotate(
+        &self,
+        presented: TokenHash,
+        successor: TokenHash,
+        sealed_successor: &str,
+        client: &ClientInfo,
+    ) -> Result<Rotation, StoreError> {
+        dispatch!(self, s => s.rotate(presented, successor, sealed_successor, client))
+    }
+
+    /// Revokes the session `token` belongs to (current or retired); its id if there was one.
+    #[tracing::instrument(name = "sessions.revoke_by_token", skip_all, fields(db.system = self.system(), db.operation = "revoke"))]
+    pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<Uuid>, StoreError> {
+        dispatch!(self, s => s.revoke_by_token(token))
+    }
+
+    /// Revokes `session` if it belongs to `user`.
+    #[tracing::instrument(name = "sessions.revoke", skip_all, fields(db.system = self.system(), db.operation = "revoke"))]
+    pub async fn revoke(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.revoke(user, session))
+    }
+
+    /// Revokes every session of `user`; how many there were.
+    #[tracing::instrument(name = "sessions.revoke_all", skip_all, fields(db.system = self.system(), db.operation = "revoke_all"))]
+    pub async fn revoke_all(&self, user: UserId) -> Result<u32, StoreError> {
+        dispatch!(self, s => s.revoke_all(user))
+    }
+
+    /// The live sessions of `user`, oldest first.
+    #[tracing::instrument(name = "sessions.list", skip_all, fields(db.system = self.system(), db.operation = "list"))]
+    pub async fn list(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
+        dispatch!(self, s => s.list(user))
+    }
+
+    /// Whether `session` is still live (not revoked, evicted or expired).
+    #[tracing::instrument(name = "sessions.is_active", skip_all, fields(db.system = self.system(), db.operation = "exists"))]
+    pub async fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.is_active(session))
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            SessionStore::Redis(s) => s.ping().await,
+            SessionStore::Memory(_) => Ok(()),
+        }
+    }
+
+    fn system(&self) -> &'static str {
+        match self {
+            SessionStore::Redis(_) => "redis",
+            SessionStore::Memory(_) => "memory",
+        }
+    }
+}
+
+/// Milliseconds since the epoch as a timestamp (for display only).
+pub(super) fn timestamp(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

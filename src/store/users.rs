@@ -1,0 +1,167 @@
+//! User accounts, in PostgreSQL or SQLite.
+
+use std::time::Duration;
+
+use sqlx::{PgPool, SqlitePool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{StoreError, bounded, postgres_users, sql_error, sqlite_users};
+use crate::domain::{Email, User, UserId, Username};
+use crate::error::{ApiError, Dependency};
+
+#[derive(Clone)]
+pub enum Backend {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+#[derive(Clone)]
+pub struct UserStore {
+    backend: Backend,
+    timeout: Duration,
+}
+
+/// A user to insert; the id and hash are made by the caller.
+pub struct NewUser {
+    pub id: UserId,
+    pub username: Username,
+    pub email: Email,
+    pub password_hash: String,
+}
+
+/// A user together with the hash to verify a login against.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("email taken")]
+    EmailTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<InsertError> for ApiError {
+    fn from(e: InsertError) -> Self {
+        match e {
+            InsertError::EmailTaken => ApiError::EmailTaken,
+            InsertError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A `users` row as both backends return it.
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    id: Uuid,
+    username: String,
+    email: String,
+    password_hash: String,
+    created_at: OffsetDateTime,
+}
+
+impl UserRow {
+    fn into_credentials(self) -> Credentials {
+        Credentials {
+            user: User {
+                id: UserId::from_uuid(self.id),
+                username: self.username,
+                email: self.email,
+                created_at: self.created_at,
+            },
+            password_hash: self.password_hash,
+        }
+    }
+}
+
+impl UserStore {
+    pub fn new(backend: Backend, timeout: Duration) -> Self {
+        Self { backend, timeout }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Inserts `user`; a taken email (in any letter case) is `EmailTaken`, decided by the
+    /// unique index so two racing registrations cannot both succeed.
+    #[tracing::instrument(name = "db.users.insert", skip_all, fields(db.system = self.system(), db.operation = "INSERT"))]
+    pub async fn insert(&self, user: NewUser) -> Result<User, InsertError> {
+        // Both databases keep microseconds; truncating here makes the value we return now
+        // equal to the one read back later.
+        let now = OffsetDateTime::now_utc();
+        let now = now.replace_nanosecond(now.nanosecond() / 1000 * 1000).expect("valid nanosecond");
+        let result = bounded(Dependency::Database, self.timeout, async {
+            match &self.backend {
+                Backend::Postgres(pool) => postgres_users::insert(pool, &user, now).await,
+                Backend::Sqlite(pool) => sqlite_users::insert(pool, &user, now).await,
+            }
+            .map_err(sql_error)
+        })
+        .await;
+        match result {
+            Ok(()) => Ok(User {
+                id: user.id,
+                username: user.username.as_str().to_string(),
+                email: user.email.as_str().to_string(),
+                created_at: now,
+            }),
+            Err(StoreError::Failed(_, e)) if is_unique_violation(&e) => Err(InsertError::EmailTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    #[tracing::instrument(name = "db.users.find_by_email", skip_all, fields(db.system = self.system(), db.operation = "SELECT"))]
+    pub async fn find_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
+        let row = bounded(Dependency::Database, self.timeout, async {
+            match &self.backend {
+                Backend::Postgres(pool) => postgres_users::find_by_email(pool, email.as_str()).await,
+                Backend::Sqlite(pool) => sqlite_users::find_by_email(pool, email.as_str()).await,
+            }
+            .map_err(sql_error)
+        })
+        .await?;
+        Ok(row.map(UserRow::into_credentials))
+    }
+
+    #[tracing::instrument(name = "db.users.find_by_id", skip_all, fields(db.system = self.system(), db.operation = "SELECT"))]
+    pub async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let row = bounded(Dependency::Database, self.timeout, async {
+            match &self.backend {
+                Backend::Postgres(pool) => postgres_users::find_by_id(pool, id.as_uuid()).await,
+                Backend::Sqlite(pool) => sqlite_users::find_by_id(pool, id.as_uuid()).await,
+            }
+            .map_err(sql_error)
+        })
+        .await?;
+        Ok(row.map(|r| r.into_credentials().user))
+    }
+
+    /// A trivial query, for the readiness probe.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        bounded(Dependency::Database, self.timeout, async {
+            match &self.backend {
+                Backend::Postgres(pool) => sqlx::query("select 1").execute(pool).await.map(drop),
+                Backend::Sqlite(pool) => sqlx::query("select 1").execute(pool).await.map(drop),
+            }
+            .map_err(sql_error)
+        })
+        .await
+    }
+
+    fn system(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres(_) => "postgresql",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+fn is_unique_violation(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .is_some_and(|db| db.is_unique_violation())
+}
