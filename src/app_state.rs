@@ -17,7 +17,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(settings: &Settings, users: UserStore, sessions: SessionStore, hasher: PasswordHasher) -> Self {
+    pub fn new(
+        settings: &Settings,
+        users: UserStore,
+        sessions: SessionStore,
+        hasher: PasswordHasher,
+    ) -> Self {
         Self {
             users,
             sessions,

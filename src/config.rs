@@ -23,34 +23,146 @@ pub struct Variable {
 
 /// Every setting the service reads. Keep in step with `Settings::from_lookup` and the README.
 pub const VARIABLES: &[Variable] = &[
-    Variable { name: "HOST_ADDR", default: "127.0.0.1:3001", help: "address the API listens on" },
-    Variable { name: "DATABASE_URL", default: "(unset: SQLite)", help: "postgres://… for PostgreSQL; unset uses the SQLite file SQLITE_PATH" },
-    Variable { name: "SQLITE_PATH", default: "./data/auth.db", help: "SQLite file of the embedded user store (created if missing)" },
-    Variable { name: "DATABASE_POOL_MAX", default: "10", help: "most PostgreSQL/SQLite connections" },
-    Variable { name: "RUN_MIGRATIONS", default: "true", help: "apply pending migrations at start (else run `auth-api migrate`)" },
-    Variable { name: "REDIS_URL", default: "(unset: in-process)", help: "redis://… for refresh sessions; unset keeps them in this process (one instance only)" },
-    Variable { name: "REDIS_KEY_PREFIX", default: "auth:", help: "prefix of every Redis key" },
-    Variable { name: "REDIS_POOL_MAX", default: "16", help: "most Redis connections" },
-    Variable { name: "STORE_TIMEOUT_MS", default: "1000", help: "bound on acquiring a connection and on one store call; past it the request answers 503" },
-    Variable { name: "ACCESS_TOKEN_SECRET", default: "(required; random in embedded mode)", help: "HS256 signing key, at least 32 bytes" },
-    Variable { name: "ACCESS_TOKEN_TTL", default: "300", help: "access token lifetime, seconds" },
-    Variable { name: "REFRESH_TOKEN_TTL", default: "172800", help: "refresh token lifetime (idle timeout of a session), seconds" },
-    Variable { name: "SESSION_MAX_LIFETIME", default: "2592000", help: "absolute session lifetime whatever the refreshes, seconds" },
-    Variable { name: "REFRESH_REUSE_GRACE", default: "10", help: "seconds a just-rotated refresh token still answers with its successor" },
-    Variable { name: "MAX_SESSIONS_PER_USER", default: "1", help: "sessions kept per user; the oldest is evicted beyond it" },
-    Variable { name: "JWT_ISSUER", default: "auth-api", help: "`iss` of access tokens, checked on verify" },
-    Variable { name: "JWT_AUDIENCE", default: "auth-api", help: "`aud` of access tokens, checked on verify" },
-    Variable { name: "JWT_LEEWAY", default: "5", help: "clock skew allowed on `exp`/`nbf`, seconds (0..=5)" },
-    Variable { name: "COOKIE_SECURE", default: "true", help: "Secure attribute of the refresh cookie; false only for plain-http local use" },
-    Variable { name: "COOKIE_SAMESITE", default: "Lax", help: "SameSite of the refresh cookie: Strict, Lax or None" },
-    Variable { name: "HASH_CONCURRENCY", default: "(CPU count)", help: "argon2 computations at once; more wait in line" },
-    Variable { name: "ARGON2_MEMORY_KIB", default: "19456", help: "argon2id memory cost (OWASP baseline)" },
-    Variable { name: "ARGON2_ITERATIONS", default: "2", help: "argon2id time cost" },
-    Variable { name: "ARGON2_PARALLELISM", default: "1", help: "argon2id lanes" },
-    Variable { name: "BODY_LIMIT_BYTES", default: "16384", help: "largest accepted request body" },
-    Variable { name: "SHUTDOWN_TIMEOUT", default: "30", help: "seconds in-flight requests get after SIGTERM/SIGINT" },
-    Variable { name: "LOG_FORMAT", default: "json (pretty on a terminal)", help: "json or pretty" },
-    Variable { name: "RUST_LOG", default: "info", help: "log filter, tracing-subscriber syntax" },
+    Variable {
+        name: "HOST_ADDR",
+        default: "127.0.0.1:3001",
+        help: "address the API listens on",
+    },
+    Variable {
+        name: "DATABASE_URL",
+        default: "(unset: SQLite)",
+        help: "postgres://… for PostgreSQL; unset uses the SQLite file SQLITE_PATH",
+    },
+    Variable {
+        name: "SQLITE_PATH",
+        default: "./data/auth.db",
+        help: "SQLite file of the embedded user store (created if missing)",
+    },
+    Variable {
+        name: "DATABASE_POOL_MAX",
+        default: "10",
+        help: "most PostgreSQL/SQLite connections",
+    },
+    Variable {
+        name: "RUN_MIGRATIONS",
+        default: "true",
+        help: "apply pending migrations at start (else run `auth-api migrate`)",
+    },
+    Variable {
+        name: "REDIS_URL",
+        default: "(unset: in-process)",
+        help: "redis://… for refresh sessions; unset keeps them in this process (one instance only)",
+    },
+    Variable {
+        name: "REDIS_KEY_PREFIX",
+        default: "auth:",
+        help: "prefix of every Redis key",
+    },
+    Variable {
+        name: "REDIS_POOL_MAX",
+        default: "16",
+        help: "most Redis connections",
+    },
+    Variable {
+        name: "STORE_TIMEOUT_MS",
+        default: "1000",
+        help: "bound on acquiring a connection and on one store call; past it the request answers 503",
+    },
+    Variable {
+        name: "ACCESS_TOKEN_SECRET",
+        default: "(required; random in embedded mode)",
+        help: "HS256 signing key, at least 32 bytes",
+    },
+    Variable {
+        name: "ACCESS_TOKEN_TTL",
+        default: "300",
+        help: "access token lifetime, seconds",
+    },
+    Variable {
+        name: "REFRESH_TOKEN_TTL",
+        default: "172800",
+        help: "refresh token lifetime (idle timeout of a session), seconds",
+    },
+    Variable {
+        name: "SESSION_MAX_LIFETIME",
+        default: "2592000",
+        help: "absolute session lifetime whatever the refreshes, seconds",
+    },
+    Variable {
+        name: "REFRESH_REUSE_GRACE",
+        default: "10",
+        help: "seconds a just-rotated refresh token still answers with its successor",
+    },
+    Variable {
+        name: "MAX_SESSIONS_PER_USER",
+        default: "1",
+        help: "sessions kept per user; the oldest is evicted beyond it",
+    },
+    Variable {
+        name: "JWT_ISSUER",
+        default: "auth-api",
+        help: "`iss` of access tokens, checked on verify",
+    },
+    Variable {
+        name: "JWT_AUDIENCE",
+        default: "auth-api",
+        help: "`aud` of access tokens, checked on verify",
+    },
+    Variable {
+        name: "JWT_LEEWAY",
+        default: "5",
+        help: "clock skew allowed on `exp`/`nbf`, seconds (0..=5)",
+    },
+    Variable {
+        name: "COOKIE_SECURE",
+        default: "true",
+        help: "Secure attribute of the refresh cookie; false only for plain-http local use",
+    },
+    Variable {
+        name: "COOKIE_SAMESITE",
+        default: "Lax",
+        help: "SameSite of the refresh cookie: Strict, Lax or None",
+    },
+    Variable {
+        name: "HASH_CONCURRENCY",
+        default: "(CPU count)",
+        help: "argon2 computations at once; more wait in line",
+    },
+    Variable {
+        name: "ARGON2_MEMORY_KIB",
+        default: "19456",
+        help: "argon2id memory cost (OWASP baseline)",
+    },
+    Variable {
+        name: "ARGON2_ITERATIONS",
+        default: "2",
+        help: "argon2id time cost",
+    },
+    Variable {
+        name: "ARGON2_PARALLELISM",
+        default: "1",
+        help: "argon2id lanes",
+    },
+    Variable {
+        name: "BODY_LIMIT_BYTES",
+        default: "16384",
+        help: "largest accepted request body",
+    },
+    Variable {
+        name: "SHUTDOWN_TIMEOUT",
+        default: "30",
+        help: "seconds in-flight requests get after SIGTERM/SIGINT",
+    },
+    Variable {
+        name: "LOG_FORMAT",
+        default: "json (pretty on a terminal)",
+        help: "json or pretty",
+    },
+    Variable {
+        name: "RUST_LOG",
+        default: "info",
+        help: "log filter, tracing-subscriber syntax",
+    },
 ];
 
 /// Where users live.
@@ -63,7 +175,11 @@ pub enum DatabaseSettings {
 /// Where refresh sessions live.
 #[derive(Clone, Debug)]
 pub enum SessionSettings {
-    Redis { url: DatabaseUrl, key_prefix: String, pool_max: u32 },
+    Redis {
+        url: DatabaseUrl,
+        key_prefix: String,
+        pool_max: u32,
+    },
     Memory,
 }
 
@@ -81,7 +197,9 @@ impl DatabaseUrl {
     /// The URL with any password replaced by `***`.
     pub fn masked(&self) -> String {
         let url = self.expose();
-        let Some((scheme, rest)) = url.split_once("://") else { return "***".into() };
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return "***".into();
+        };
         match rest.rsplit_once('@') {
             Some((userinfo, host)) => match userinfo.split_once(':') {
                 Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
@@ -196,31 +314,49 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut r = Reader { lookup: &lookup, errors: Vec::new() };
+        let mut r = Reader {
+            lookup: &lookup,
+            errors: Vec::new(),
+        };
 
         let database = match r.secret("DATABASE_URL") {
-            None => DatabaseSettings::Sqlite { path: r.parse("SQLITE_PATH", PathBuf::from("./data/auth.db")) },
+            None => DatabaseSettings::Sqlite {
+                path: r.parse("SQLITE_PATH", PathBuf::from("./data/auth.db")),
+            },
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                DatabaseSettings::Postgres { url: DatabaseUrl::new(url) }
+                DatabaseSettings::Postgres {
+                    url: DatabaseUrl::new(url),
+                }
             }
-            Some(url) => match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-                Some(path) => DatabaseSettings::Sqlite { path: PathBuf::from(path) },
+            Some(url) => match url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                Some(path) => DatabaseSettings::Sqlite {
+                    path: PathBuf::from(path),
+                },
                 None => {
-                    r.errors.push("DATABASE_URL: expected a postgres:// or sqlite: URL".into());
-                    DatabaseSettings::Sqlite { path: PathBuf::new() }
+                    r.errors
+                        .push("DATABASE_URL: expected a postgres:// or sqlite: URL".into());
+                    DatabaseSettings::Sqlite {
+                        path: PathBuf::new(),
+                    }
                 }
             },
         };
         let redis_url = r.secret("REDIS_URL");
         let embedded = redis_url.is_none() && matches!(database, DatabaseSettings::Sqlite { .. });
         let sessions = match redis_url {
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => SessionSettings::Redis {
-                url: DatabaseUrl::new(url),
-                key_prefix: r.parse("REDIS_KEY_PREFIX", "auth:".to_string()),
-                pool_max: r.positive("REDIS_POOL_MAX", 16),
-            },
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                SessionSettings::Redis {
+                    url: DatabaseUrl::new(url),
+                    key_prefix: r.parse("REDIS_KEY_PREFIX", "auth:".to_string()),
+                    pool_max: r.positive("REDIS_POOL_MAX", 16),
+                }
+            }
             Some(_) => {
-                r.errors.push("REDIS_URL: expected a redis:// or rediss:// URL".into());
+                r.errors
+                    .push("REDIS_URL: expected a redis:// or rediss:// URL".into());
                 SessionSettings::Memory
             }
             None => SessionSettings::Memory,
@@ -232,7 +368,10 @@ impl Settings {
                 r.errors.push("ACCESS_TOKEN_SECRET: must be at least 32 bytes (e.g. `openssl rand -base64 48`)".into());
                 (SecretString::from(String::new()), false)
             }
-            None if embedded => (SecretString::from(crate::auth::refresh_token::random_token()), true),
+            None if embedded => (
+                SecretString::from(crate::auth::refresh_token::random_token()),
+                true,
+            ),
             None => {
                 r.errors.push("ACCESS_TOKEN_SECRET: required when DATABASE_URL or REDIS_URL is set (sessions would not survive a restart or be shared between replicas)".into());
                 (SecretString::from(String::new()), false)
@@ -241,7 +380,8 @@ impl Settings {
         let refresh_ttl = r.seconds("REFRESH_TOKEN_TTL", 172_800);
         let session_lifetime = r.seconds("SESSION_MAX_LIFETIME", 2_592_000);
         if session_lifetime < refresh_ttl {
-            r.errors.push("SESSION_MAX_LIFETIME: must not be shorter than REFRESH_TOKEN_TTL".into());
+            r.errors
+                .push("SESSION_MAX_LIFETIME: must not be shorter than REFRESH_TOKEN_TTL".into());
         }
         let leeway = r.parse("JWT_LEEWAY", 5u64);
         if leeway > 5 {
@@ -283,15 +423,24 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT", 30)),
             log_format: r.parse(
                 "LOG_FORMAT",
-                if std::io::stdout().is_terminal() { LogFormat::Pretty } else { LogFormat::Json },
+                if std::io::stdout().is_terminal() {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Json
+                },
             ),
         };
-        if r.errors.is_empty() { Ok(settings) } else { Err(ConfigError(r.errors)) }
+        if r.errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(r.errors))
+        }
     }
 
     /// True when both stores are the embedded ones (one process owns all state).
     pub fn is_embedded(&self) -> bool {
-        matches!(self.database, DatabaseSettings::Sqlite { .. }) && matches!(self.sessions, SessionSettings::Memory)
+        matches!(self.database, DatabaseSettings::Sqlite { .. })
+            && matches!(self.sessions, SessionSettings::Memory)
     }
 }
 
@@ -303,7 +452,9 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn raw(&self, name: &str) -> Option<String> {
-        (self.lookup)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        (self.lookup)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 
     /// A secret from `NAME`, or from the file named by `NAME_FILE`.
@@ -315,7 +466,8 @@ impl Reader<'_> {
         match std::fs::read_to_string(&path) {
             Ok(value) => Some(value.trim().to_string()).filter(|v| !v.is_empty()),
             Err(e) => {
-                self.errors.push(format!("{name}_FILE: cannot read {path}: {e}"));
+                self.errors
+                    .push(format!("{name}_FILE: cannot read {path}: {e}"));
                 None
             }
         }
@@ -325,7 +477,9 @@ impl Reader<'_> {
     where
         T::Err: std::fmt::Display,
     {
-        let Some(raw) = self.raw(name) else { return default };
+        let Some(raw) = self.raw(name) else {
+            return default;
+        };
         raw.parse().unwrap_or_else(|e| {
             self.errors.push(format!("{name}: cannot use `{raw}`: {e}"));
             default
@@ -338,7 +492,8 @@ impl Reader<'_> {
     {
         let value = self.parse(name, default);
         if value <= T::default() {
-            self.errors.push(format!("{name}: must be greater than zero"));
+            self.errors
+                .push(format!("{name}: must be greater than zero"));
             return default;
         }
         value
@@ -355,7 +510,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -382,13 +540,25 @@ mod tests {
         .expect_err("five bad values");
         let mut names: Vec<&str> = err.0.iter().map(|e| e.split(':').next().unwrap()).collect();
         names.sort_unstable();
-        assert_eq!(names, ["ACCESS_TOKEN_SECRET", "ACCESS_TOKEN_TTL", "COOKIE_SAMESITE", "HOST_ADDR", "JWT_LEEWAY"]);
+        assert_eq!(
+            names,
+            [
+                "ACCESS_TOKEN_SECRET",
+                "ACCESS_TOKEN_TTL",
+                "COOKIE_SAMESITE",
+                "HOST_ADDR",
+                "JWT_LEEWAY"
+            ]
+        );
     }
 
     #[test]
     fn production_backends_require_a_secret() {
         let err = settings(&[("DATABASE_URL", "postgres://u:p@db/auth")]).expect_err("no secret");
-        assert!(err.0[0].starts_with("ACCESS_TOKEN_SECRET: required"), "{err}");
+        assert!(
+            err.0[0].starts_with("ACCESS_TOKEN_SECRET: required"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -412,7 +582,10 @@ mod tests {
         std::fs::write(&path, "a-secret-that-is-long-enough-for-hs256\n").unwrap();
         let s = settings(&[("ACCESS_TOKEN_SECRET_FILE", path.to_str().unwrap())]).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(s.tokens.secret.expose_secret(), "a-secret-that-is-long-enough-for-hs256");
+        assert_eq!(
+            s.tokens.secret.expose_secret(),
+            "a-secret-that-is-long-enough-for-hs256"
+        );
         assert!(!s.tokens.secret_generated);
     }
 }

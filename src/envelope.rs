@@ -14,7 +14,11 @@ pub struct Envelope<T> {
 
 impl<T: Serialize> Envelope<T> {
     pub fn new(status: StatusCode, content: T) -> Self {
-        Self { success: status.is_success(), status: status.as_u16(), content }
+        Self {
+            success: status.is_success(),
+            status: status.as_u16(),
+            content,
+        }
     }
 }
 

@@ -89,39 +89,94 @@ struct ErrorContent<'a> {
 
 impl ApiError {
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Validation { field: field.into(), message: message.into() }
+        Self::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// Stable code, the seed's error type, and the fixed message clients see.
     pub fn describe(&self) -> (&'static str, &'static str, &str) {
         use ApiError::*;
         match self {
-            ProtectedRoute => ("PROTECTED_ROUTE", "AuthError", "this route needs `Authorization: Bearer <access_token>`"),
-            InvalidAuthHeader => ("INVALID_AUTH_HEADER", "AuthError", "the Authorization header must be `Bearer <access_token>`"),
+            ProtectedRoute => (
+                "PROTECTED_ROUTE",
+                "AuthError",
+                "this route needs `Authorization: Bearer <access_token>`",
+            ),
+            InvalidAuthHeader => (
+                "INVALID_AUTH_HEADER",
+                "AuthError",
+                "the Authorization header must be `Bearer <access_token>`",
+            ),
             ExpiredAccessToken => (
                 "EXPIRED_ACCESS_TOKEN",
                 "AuthError",
                 "your access token has expired, please refresh at /auth/refreshAccessToken",
             ),
-            InvalidAccessToken => ("INVALID_ACCESS_TOKEN", "AuthError", "your access token is invalid"),
-            NoRefreshCookie => ("NO_JWT_REFTOKEN_COOKIE", "AuthError", "no `jwt` refresh token cookie was sent"),
-            NoRefreshToken => ("NO_REFRESH_TOKEN", "AuthError", "the `jwt` cookie holds no refresh token"),
-            ExpiredRefreshToken => ("EXPIRED_REFRESH_TOKEN", "AuthError", "your refresh token has expired, please log in again"),
-            InvalidRefreshToken => ("INVALID_REFRESH_TOKEN", "AuthError", "your refresh token has been cycled"),
+            InvalidAccessToken => (
+                "INVALID_ACCESS_TOKEN",
+                "AuthError",
+                "your access token is invalid",
+            ),
+            NoRefreshCookie => (
+                "NO_JWT_REFTOKEN_COOKIE",
+                "AuthError",
+                "no `jwt` refresh token cookie was sent",
+            ),
+            NoRefreshToken => (
+                "NO_REFRESH_TOKEN",
+                "AuthError",
+                "the `jwt` cookie holds no refresh token",
+            ),
+            ExpiredRefreshToken => (
+                "EXPIRED_REFRESH_TOKEN",
+                "AuthError",
+                "your refresh token has expired, please log in again",
+            ),
+            InvalidRefreshToken => (
+                "INVALID_REFRESH_TOKEN",
+                "AuthError",
+                "your refresh token has been cycled",
+            ),
             RefreshTokenReused => (
                 "REFRESH_TOKEN_REUSED",
                 "AuthError",
                 "this refresh token was already used; the session has been revoked, please log in again",
             ),
-            UserNotFound => ("USER_NOT_FOUND", "DbError", "no user with this email and password"),
-            EmailTaken => ("EMAIL_TAKEN", "UserError", "an account with this email already exists"),
+            UserNotFound => (
+                "USER_NOT_FOUND",
+                "DbError",
+                "no user with this email and password",
+            ),
+            EmailTaken => (
+                "EMAIL_TAKEN",
+                "UserError",
+                "an account with this email already exists",
+            ),
             Validation { message, .. } => ("VALIDATION_ERROR", "UserError", message),
             SessionNotFound => ("SESSION_NOT_FOUND", "UserError", "no such session"),
-            PayloadTooLarge => ("PAYLOAD_TOO_LARGE", "UserError", "the request body is too large"),
-            UnsupportedMediaType => ("UNSUPPORTED_MEDIA_TYPE", "UserError", "send the body as application/json"),
+            PayloadTooLarge => (
+                "PAYLOAD_TOO_LARGE",
+                "UserError",
+                "the request body is too large",
+            ),
+            UnsupportedMediaType => (
+                "UNSUPPORTED_MEDIA_TYPE",
+                "UserError",
+                "send the body as application/json",
+            ),
             NotFound => ("NOT_FOUND", "HostError", "no such route"),
-            MethodNotAllowed => ("METHOD_NOT_ALLOWED", "HostError", "this route does not accept that method"),
-            Unavailable { .. } => ("SERVICE_UNAVAILABLE", "CritError", "a backing service is unavailable, retry shortly"),
+            MethodNotAllowed => (
+                "METHOD_NOT_ALLOWED",
+                "HostError",
+                "this route does not accept that method",
+            ),
+            Unavailable { .. } => (
+                "SERVICE_UNAVAILABLE",
+                "CritError",
+                "a backing service is unavailable, retry shortly",
+            ),
             Internal(_) => ("INTERNAL_ERROR", "CritError", "internal server error"),
         }
     }
@@ -135,10 +190,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            ProtectedRoute | InvalidAuthHeader | ExpiredAccessToken | InvalidAccessToken | NoRefreshCookie
-            | NoRefreshToken | ExpiredRefreshToken | InvalidRefreshToken | RefreshTokenReused | UserNotFound => {
-                StatusCode::UNAUTHORIZED
-            }
+            ProtectedRoute | InvalidAuthHeader | ExpiredAccessToken | InvalidAccessToken
+            | NoRefreshCookie | NoRefreshToken | ExpiredRefreshToken | InvalidRefreshToken
+            | RefreshTokenReused | UserNotFound => StatusCode::UNAUTHORIZED,
             EmailTaken => StatusCode::CONFLICT,
             Validation { .. } => StatusCode::BAD_REQUEST,
             SessionNotFound | NotFound => StatusCode::NOT_FOUND,
@@ -153,9 +207,15 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match self {
             // `{:#}` prints the whole cause chain on one line: the only place it is shown.
-            ApiError::Internal(source) => tracing::error!(error = format!("{source:#}"), "request failed"),
+            ApiError::Internal(source) => {
+                tracing::error!(error = format!("{source:#}"), "request failed")
+            }
             ApiError::Unavailable { dependency, source } => {
-                tracing::warn!(dependency = dependency.as_str(), error = format!("{source:#}"), "dependency unavailable")
+                tracing::warn!(
+                    dependency = dependency.as_str(),
+                    error = format!("{source:#}"),
+                    "dependency unavailable"
+                )
             }
             _ => {}
         }
@@ -188,8 +248,12 @@ mod tests {
 
     #[actix_web::test]
     async fn internal_errors_hide_their_cause() {
-        let err = ApiError::Internal(anyhow::anyhow!("duplicate key value violates unique constraint \"users_email_key\""));
-        let body = actix_web::body::to_bytes(err.error_response().into_body()).await.unwrap();
+        let err = ApiError::Internal(anyhow::anyhow!(
+            "duplicate key value violates unique constraint \"users_email_key\""
+        ));
+        let body = actix_web::body::to_bytes(err.error_response().into_body())
+            .await
+            .unwrap();
         let text = std::str::from_utf8(&body).unwrap();
         assert_eq!(
             text,

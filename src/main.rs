@@ -28,7 +28,10 @@ enum Command {
 fn settings_help() -> String {
     let mut text = String::from("Settings (environment variables, or a .env file):\n");
     for v in VARIABLES {
-        text.push_str(&format!("  {:<22} {}  [default: {}]\n", v.name, v.help, v.default));
+        text.push_str(&format!(
+            "  {:<22} {}  [default: {}]\n",
+            v.name, v.help, v.default
+        ));
     }
     text.push_str("  ACCESS_TOKEN_SECRET, DATABASE_URL and REDIS_URL may be read from a file named by <NAME>_FILE.");
     text
@@ -58,8 +61,13 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Some(Command::Migrate) => startup::migrate(&startup::connect_users(&settings).await?).await,
-            _ => Ok(Application::build(settings).await?.run_until_stopped().await?),
+            Some(Command::Migrate) => {
+                startup::migrate(&startup::connect_users(&settings).await?).await
+            }
+            _ => Ok(Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await?),
         }
     });
     match result {

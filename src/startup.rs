@@ -5,10 +5,10 @@ use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpServer, ResponseError, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use futures_util::FutureExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -43,7 +43,8 @@ impl Application {
 
         let state = web::Data::new(AppState::new(&settings, users, sessions, hasher));
         let body_limit = settings.body_limit;
-        let listener = TcpListener::bind(settings.host_addr).with_context(|| format!("cannot bind {}", settings.host_addr))?;
+        let listener = TcpListener::bind(settings.host_addr)
+            .with_context(|| format!("cannot bind {}", settings.host_addr))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
@@ -102,18 +103,16 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-/// Turns a panic in any handler into the 500 envelope instead of a dropped connection.
+/// Turns a panic in any handler into the 500 envelope instead of a dropped connection. The
+/// error is returned rather than a response, because the request was moved into the handler;
+/// actix renders it with `ApiError::error_response`.
 async fn catch_panic(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let request = req.request().clone();
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     match AssertUnwindSafe(next.call(req)).catch_unwind().await {
-        Ok(response) => response.map(ServiceResponse::map_into_boxed_body),
-        Err(_) => {
-            let error = ApiError::Internal(anyhow::anyhow!("handler panicked"));
-            Ok(ServiceResponse::new(request, error.error_response()))
-        }
+        Ok(response) => response,
+        Err(_) => Err(ApiError::Internal(anyhow::anyhow!("handler panicked")).into()),
     }
 }
 
@@ -123,7 +122,8 @@ pub async fn connect_users(settings: &Settings) -> anyhow::Result<UserStore> {
     let timeout = settings.store_timeout;
     let backend = match &settings.database {
         DatabaseSettings::Postgres { url } => {
-            let options = PgConnectOptions::from_str(url.expose()).context("DATABASE_URL is not a valid PostgreSQL URL")?;
+            let options = PgConnectOptions::from_str(url.expose())
+                .context("DATABASE_URL is not a valid PostgreSQL URL")?;
             Backend::Postgres(
                 PgPoolOptions::new()
                     .max_connections(settings.database_pool_max)
@@ -133,7 +133,8 @@ pub async fn connect_users(settings: &Settings) -> anyhow::Result<UserStore> {
         }
         DatabaseSettings::Sqlite { path } => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
             }
             let options = SqliteConnectOptions::new()
                 .filename(path)
@@ -169,7 +170,11 @@ fn connect_sessions(settings: &Settings) -> anyhow::Result<SessionStore> {
         max_per_user: settings.max_sessions_per_user,
     };
     Ok(match &settings.sessions {
-        SessionSettings::Redis { url, key_prefix, pool_max } => SessionStore::Redis(RedisSessionStore::new(
+        SessionSettings::Redis {
+            url,
+            key_prefix,
+            pool_max,
+        } => SessionStore::Redis(RedisSessionStore::new(
             url.expose(),
             key_prefix.clone(),
             *pool_max,
@@ -186,8 +191,14 @@ fn log_backends(settings: &Settings) {
         DatabaseSettings::Sqlite { path } => format!("sqlite ({})", path.display()),
     };
     match &settings.sessions {
-        SessionSettings::Redis { url, key_prefix, .. } => {
-            tracing::info!(users, sessions = format!("redis ({url:?}, prefix {key_prefix:?})"), "storage backends")
+        SessionSettings::Redis {
+            url, key_prefix, ..
+        } => {
+            tracing::info!(
+                users,
+                sessions = format!("redis ({url:?}, prefix {key_prefix:?})"),
+                "storage backends"
+            )
         }
         SessionSettings::Memory => tracing::warn!(
             users,
@@ -196,6 +207,40 @@ fn log_backends(settings: &Settings) {
         ),
     }
     if settings.tokens.secret_generated {
-        tracing::warn!("ACCESS_TOKEN_SECRET is unset: using a random key, so access tokens die with this process");
+        tracing::warn!(
+            "ACCESS_TOKEN_SECRET is unset: using a random key, so access tokens die with this process"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test;
+
+    #[actix_web::test]
+    async fn a_panicking_handler_becomes_the_500_envelope() {
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(catch_panic))
+                .route("/boom", web::get().to(|| async { panic!("boom") as &str })),
+        )
+        .await;
+        let Err(error) =
+            test::try_call_service(&app, test::TestRequest::get().uri("/boom").to_request()).await
+        else {
+            panic!("the panic is caught and turned into an error");
+        };
+        let response = error.error_response();
+        assert_eq!(response.status(), 500);
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        assert!(
+            std::str::from_utf8(&body)
+                .unwrap()
+                .contains("INTERNAL_ERROR")
+        );
+        assert!(!std::str::from_utf8(&body).unwrap().contains("boom"));
     }
 }

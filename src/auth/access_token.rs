@@ -82,7 +82,10 @@ impl AccessTokens {
             jti: Uuid::new_v4(),
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)?;
-        Ok(IssuedToken { token, expires_in: self.ttl.as_secs() })
+        Ok(IssuedToken {
+            token,
+            expires_in: self.ttl.as_secs(),
+        })
     }
 
     /// The claims of a valid token; `ExpiredAccessToken` or `InvalidAccessToken` otherwise.
@@ -92,16 +95,17 @@ impl AccessTokens {
             return Err(ApiError::InvalidAccessToken);
         }
         // `typ` is not covered by `Validation`; `kid`/`jku` are never consulted (one static key).
-        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidAccessToken)?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidAccessToken)?;
         if header.typ.as_deref() != Some(TYP) {
             return Err(ApiError::InvalidAccessToken);
         }
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(|e| {
-            match e.kind() {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => ApiError::ExpiredAccessToken,
                 _ => ApiError::InvalidAccessToken,
-            }
-        })
+            })
     }
 }
 
@@ -139,7 +143,13 @@ mod tests {
     fn other_issuer_is_rejected() {
         let mut other = settings();
         other.issuer = "someone-else".into();
-        let foreign = AccessTokens::new(&other).issue(UserId::new(), Uuid::new_v4()).unwrap().token;
-        assert!(matches!(AccessTokens::new(&settings()).verify(&foreign), Err(ApiError::InvalidAccessToken)));
+        let foreign = AccessTokens::new(&other)
+            .issue(UserId::new(), Uuid::new_v4())
+            .unwrap()
+            .token;
+        assert!(matches!(
+            AccessTokens::new(&settings()).verify(&foreign),
+            Err(ApiError::InvalidAccessToken)
+        ));
     }
 }

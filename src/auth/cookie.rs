@@ -34,7 +34,11 @@ pub fn read(req: &HttpRequest) -> RefreshCookie {
     for (name, value) in pairs {
         if name.trim() == NAME {
             let value = value.trim().trim_matches('"');
-            return if value.is_empty() { RefreshCookie::Empty } else { RefreshCookie::Present(value.to_string()) };
+            return if value.is_empty() {
+                RefreshCookie::Empty
+            } else {
+                RefreshCookie::Present(value.to_string())
+            };
         }
     }
     RefreshCookie::Missing
@@ -42,7 +46,11 @@ pub fn read(req: &HttpRequest) -> RefreshCookie {
 
 /// `Set-Cookie` for a (new) refresh token: HttpOnly, Secure and SameSite per settings.
 pub fn issue(token: &str, max_age_secs: u64, settings: &CookieSettings) -> Cookie<'static> {
-    build(token.to_string(), CookieDuration::seconds(max_age_secs as i64), settings)
+    build(
+        token.to_string(),
+        CookieDuration::seconds(max_age_secs as i64),
+        settings,
+    )
 }
 
 /// `Set-Cookie` that makes the browser forget the refresh token.
@@ -72,18 +80,42 @@ mod tests {
     use actix_web::test::TestRequest;
 
     fn read_header(value: &str) -> RefreshCookie {
-        read(&TestRequest::default().insert_header((header::COOKIE, value)).to_http_request())
+        read(
+            &TestRequest::default()
+                .insert_header((header::COOKIE, value))
+                .to_http_request(),
+        )
     }
 
     #[test]
     fn tolerates_attribute_junk() {
         let cases = [
-            ("jwt=abc; HttpOnly; Secure; Max-Age=172800", RefreshCookie::Present("abc".into()), "Thunder header"),
-            ("theme=dark; jwt=abc", RefreshCookie::Present("abc".into()), "other cookie first"),
+            (
+                "jwt=abc; HttpOnly; Secure; Max-Age=172800",
+                RefreshCookie::Present("abc".into()),
+                "Thunder header",
+            ),
+            (
+                "theme=dark; jwt=abc",
+                RefreshCookie::Present("abc".into()),
+                "other cookie first",
+            ),
             ("jwt=", RefreshCookie::Empty, "empty value"),
-            ("jwtx=abc; xjwt=abc", RefreshCookie::Missing, "names must match exactly"),
-            ("HttpOnly; Secure", RefreshCookie::Missing, "no pairs at all"),
-            ("jwt=\"abc\"", RefreshCookie::Present("abc".into()), "quoted value"),
+            (
+                "jwtx=abc; xjwt=abc",
+                RefreshCookie::Missing,
+                "names must match exactly",
+            ),
+            (
+                "HttpOnly; Secure",
+                RefreshCookie::Missing,
+                "no pairs at all",
+            ),
+            (
+                "jwt=\"abc\"",
+                RefreshCookie::Present("abc".into()),
+                "quoted value",
+            ),
         ];
         for (header, expected, why) in cases {
             assert_eq!(read_header(header), expected, "{why}");
@@ -92,12 +124,25 @@ mod tests {
 
     #[test]
     fn issued_cookie_is_locked_down() {
-        let settings = CookieSettings { secure: true, same_site: SameSite::Lax };
+        let settings = CookieSettings {
+            secure: true,
+            same_site: SameSite::Lax,
+        };
         let text = issue("tok", 172_800, &settings).to_string();
-        for part in ["jwt=tok", "HttpOnly", "Secure", "SameSite=Lax", "Path=/auth", "Max-Age=172800"] {
+        for part in [
+            "jwt=tok",
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Path=/auth",
+            "Max-Age=172800",
+        ] {
             assert!(text.contains(part), "{part} missing from {text}");
         }
         let cleared = clear(&settings).to_string();
-        assert!(cleared.contains("Max-Age=0") && cleared.contains("jwt=;"), "{cleared}");
+        assert!(
+            cleared.contains("Max-Age=0") && cleared.contains("jwt=;"),
+            "{cleared}"
+        );
     }
 }

@@ -24,14 +24,23 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(settings: &HashSettings) -> anyhow::Result<Self> {
-        let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
-            .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
         let dummy = crate::auth::refresh_token::random_token();
         let dummy_hash = argon2(&params)
             .hash_password(dummy.as_bytes())
             .map_err(|e| anyhow::anyhow!("argon2 self-test failed: {e}"))?
             .to_string();
-        Ok(Self { params, permits: Arc::new(Semaphore::new(settings.concurrency)), dummy_hash: dummy_hash.into() })
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(settings.concurrency)),
+            dummy_hash: dummy_hash.into(),
+        })
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`) with a fresh random salt.
@@ -48,7 +57,11 @@ impl PasswordHasher {
 
     /// Whether `password` matches `stored`; with no stored hash (unknown account) it checks the
     /// dummy hash and answers false, spending the same time.
-    pub async fn verify(&self, password: &SecretString, stored: Option<String>) -> anyhow::Result<bool> {
+    pub async fn verify(
+        &self,
+        password: &SecretString,
+        stored: Option<String>,
+    ) -> anyhow::Result<bool> {
         let password = password.clone();
         let (hash, known): (Arc<str>, bool) = match stored {
             Some(h) => (h.into(), true),
@@ -56,7 +69,9 @@ impl PasswordHasher {
         };
         let matches = self
             .run("password.verify", move |argon| {
-                argon.verify_password(password.expose_secret().as_bytes(), &*hash).is_ok()
+                argon
+                    .verify_password(password.expose_secret().as_bytes(), &*hash)
+                    .is_ok()
             })
             .await?;
         Ok(known && matches)
@@ -67,11 +82,20 @@ impl PasswordHasher {
         name: &'static str,
         work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let span = tracing::info_span!("argon2", otel.name = name, queue_wait_ms = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "argon2",
+            otel.name = name,
+            queue_wait_ms = tracing::field::Empty
+        );
         async {
             let queued = std::time::Instant::now();
-            let _permit = self.permits.acquire().await.context("hashing pool closed")?;
-            tracing::Span::current().record("queue_wait_ms", queued.elapsed().as_secs_f64() * 1000.0);
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .context("hashing pool closed")?;
+            tracing::Span::current()
+                .record("queue_wait_ms", queued.elapsed().as_secs_f64() * 1000.0);
             let params = self.params.clone();
             let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || span.in_scope(|| work(&argon2(&params))))
@@ -92,7 +116,13 @@ mod tests {
     use super::*;
 
     fn hasher() -> PasswordHasher {
-        PasswordHasher::new(&HashSettings { concurrency: 2, memory_kib: 1024, iterations: 1, parallelism: 1 }).unwrap()
+        PasswordHasher::new(&HashSettings {
+            concurrency: 2,
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap()
     }
 
     #[tokio::test]
@@ -100,13 +130,25 @@ mod tests {
         let h = hasher();
         let pw = SecretString::from("fishcake");
         let stored = h.hash(&pw).await.unwrap();
-        assert!(stored.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{stored}");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+            "{stored}"
+        );
         assert!(h.verify(&pw, Some(stored.clone())).await.unwrap());
-        assert!(!h.verify(&SecretString::from("fishcakes"), Some(stored)).await.unwrap());
+        assert!(
+            !h.verify(&SecretString::from("fishcakes"), Some(stored))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
     async fn unknown_account_never_verifies() {
-        assert!(!hasher().verify(&SecretString::from("anything"), None).await.unwrap());
+        assert!(
+            !hasher()
+                .verify(&SecretString::from("anything"), None)
+                .await
+                .unwrap()
+        );
     }
 }

@@ -39,7 +39,10 @@ impl std::fmt::Debug for TokenHash {
 
 /// Whether `raw` has the shape of one of our tokens (cheap rejection of junk before any I/O).
 pub fn looks_valid(raw: &str) -> bool {
-    raw.len() == TOKEN_LEN && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    raw.len() == TOKEN_LEN
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `successor` encrypted under a key only the holder of `presented` can derive.
@@ -49,16 +52,35 @@ pub fn looks_valid(raw: &str) -> bool {
 /// token in clear. The pad is SHA-256("seal" ‖ presented): the store has only
 /// SHA-256(presented), from which the pad cannot be computed.
 pub fn seal(successor: &str, presented: &str) -> String {
-    let bytes = URL_SAFE_NO_PAD.decode(successor).expect("successor is one of our tokens");
+    let bytes = URL_SAFE_NO_PAD
+        .decode(successor)
+        .expect("successor is one of our tokens");
     let pad = pad(presented);
-    URL_SAFE_NO_PAD.encode(bytes.iter().zip(pad).map(|(b, p)| b ^ p).collect::<Vec<u8>>())
+    URL_SAFE_NO_PAD.encode(
+        bytes
+            .iter()
+            .zip(pad)
+            .map(|(b, p)| b ^ p)
+            .collect::<Vec<u8>>(),
+    )
 }
 
 /// Inverse of [`seal`]; `None` when `sealed` is not a sealed token.
 pub fn unseal(sealed: &str, presented: &str) -> Option<String> {
-    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok().filter(|b| b.len() == TOKEN_BYTES)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(sealed)
+        .ok()
+        .filter(|b| b.len() == TOKEN_BYTES)?;
     let pad = pad(presented);
-    Some(URL_SAFE_NO_PAD.encode(bytes.iter().zip(pad).map(|(b, p)| b ^ p).collect::<Vec<u8>>()))
+    Some(
+        URL_SAFE_NO_PAD.encode(
+            bytes
+                .iter()
+                .zip(pad)
+                .map(|(b, p)| b ^ p)
+                .collect::<Vec<u8>>(),
+        ),
+    )
 }
 
 fn pad(presented: &str) -> [u8; 32] {
@@ -86,12 +108,21 @@ mod tests {
         let (presented, successor) = (random_token(), random_token());
         let sealed = seal(&successor, &presented);
         assert_ne!(sealed, successor);
-        assert_eq!(unseal(&sealed, &presented).as_deref(), Some(successor.as_str()));
-        assert_ne!(unseal(&sealed, &random_token()).as_deref(), Some(successor.as_str()));
+        assert_eq!(
+            unseal(&sealed, &presented).as_deref(),
+            Some(successor.as_str())
+        );
+        assert_ne!(
+            unseal(&sealed, &random_token()).as_deref(),
+            Some(successor.as_str())
+        );
     }
 
     #[test]
     fn hash_is_sha256() {
-        assert_eq!(TokenHash::of("abc").to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            TokenHash::of("abc").to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -30,7 +30,9 @@ impl Email {
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+            && local
+                .chars()
+                .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
         if !local_ok || !domain.contains('.') || !domain.split('.').all(label_ok) {
             return Err(invalid("is not a valid address"));
         }
@@ -48,7 +50,10 @@ mod tests {
 
     #[test]
     fn normalises_case_and_whitespace() {
-        assert_eq!(Email::parse("  JohnDoe@Gmail.COM ").unwrap().as_str(), "johndoe@gmail.com");
+        assert_eq!(
+            Email::parse("  JohnDoe@Gmail.COM ").unwrap().as_str(),
+            "johndoe@gmail.com"
+        );
     }
 
     #[test]
@@ -69,13 +74,20 @@ mod tests {
             ("a\u{0}@example.com", "control character"),
         ];
         for (raw, why) in cases {
-            assert!(Email::parse(raw).is_err(), "{why}: {raw:?} should be rejected");
+            assert!(
+                Email::parse(raw).is_err(),
+                "{why}: {raw:?} should be rejected"
+            );
         }
     }
 
     #[test]
     fn accepts_unicode_and_plus_addressing() {
-        for raw in ["a+tag@example.com", "josé@exämple.org", "o'neil@example.co.uk"] {
+        for raw in [
+            "a+tag@example.com",
+            "josé@exämple.org",
+            "o'neil@example.co.uk",
+        ] {
             assert!(Email::parse(raw).is_ok(), "{raw}");
         }
     }

@@ -9,7 +9,11 @@ use crate::error::ApiError;
 /// Daniel Miessler and Jason Haddix, from Mark Burnett's data set), lower-cased so the check
 /// is case-insensitive.
 static COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| {
-    include_str!("common_passwords.txt").lines().filter(|l| !l.is_empty()).map(str::to_lowercase).collect()
+    include_str!("common_passwords.txt")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 });
 
 const MIN_CHARS: usize = 8;
@@ -22,13 +26,22 @@ impl NewPassword {
     pub fn parse(raw: SecretString) -> Result<Self, ApiError> {
         let chars = raw.expose_secret().chars().count();
         if chars < MIN_CHARS {
-            return Err(ApiError::validation("password", "password must have at least 8 characters"));
+            return Err(ApiError::validation(
+                "password",
+                "password must have at least 8 characters",
+            ));
         }
         if chars > MAX_CHARS {
-            return Err(ApiError::validation("password", "password must have at most 128 characters"));
+            return Err(ApiError::validation(
+                "password",
+                "password must have at most 128 characters",
+            ));
         }
         if COMMON.contains(raw.expose_secret().to_lowercase().as_str()) {
-            return Err(ApiError::validation("password", "password is too common, choose another"));
+            return Err(ApiError::validation(
+                "password",
+                "password is too common, choose another",
+            ));
         }
         Ok(Self(raw))
     }
@@ -49,7 +62,10 @@ impl LoginPassword {
             return Err(ApiError::validation("password", "password is required"));
         }
         if chars > MAX_CHARS {
-            return Err(ApiError::validation("password", "password must have at most 128 characters"));
+            return Err(ApiError::validation(
+                "password",
+                "password must have at most 128 characters",
+            ));
         }
         Ok(Self(raw))
     }
@@ -70,7 +86,11 @@ mod tests {
     #[test]
     fn policy_table() {
         let cases = [
-            ("fishcake", true, "the seed's Thunder collection password must keep working"),
+            (
+                "fishcake",
+                true,
+                "the seed's Thunder collection password must keep working",
+            ),
             ("correct horse battery staple", true, "a passphrase"),
             ("short", false, "under 8 characters"),
             ("password", false, "the most common password"),
@@ -81,9 +101,15 @@ mod tests {
         for (password, ok, why) in cases {
             assert_eq!(new(password).is_ok(), ok, "{why}: {password}");
         }
-        assert!(new(&"x".repeat(128)).is_ok(), "128 characters is the maximum");
+        assert!(
+            new(&"x".repeat(128)).is_ok(),
+            "128 characters is the maximum"
+        );
         assert!(new(&"x".repeat(129)).is_err(), "129 characters is too long");
-        assert!(new(&"ü".repeat(8)).is_ok(), "length counts characters, not bytes");
+        assert!(
+            new(&"ü".repeat(8)).is_ok(),
+            "length counts characters, not bytes"
+        );
     }
 
     #[test]

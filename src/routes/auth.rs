@@ -57,15 +57,31 @@ struct PublicUser<'a> {
 }
 
 #[tracing::instrument(name = "auth.register", skip_all)]
-async fn register(state: web::Data<AppState>, req: HttpRequest, body: JsonBody<RegisterBody>) -> Result<HttpResponse> {
-    let RegisterBody { username, email, password } = body.0;
-    let (username, email, password) = (Username::parse(&username)?, Email::parse(&email)?, NewPassword::parse(password)?);
+async fn register(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<RegisterBody>,
+) -> Result<HttpResponse> {
+    let RegisterBody {
+        username,
+        email,
+        password,
+    } = body.0;
+    let (username, email, password) = (
+        Username::parse(&username)?,
+        Email::parse(&email)?,
+        NewPassword::parse(password)?,
+    );
     let user = create_user(&state, username, email, &password).await?;
     start_session(&state, &req, &user).await
 }
 
 #[tracing::instrument(name = "auth.login", skip_all)]
-async fn login(state: web::Data<AppState>, req: HttpRequest, body: JsonBody<LoginBody>) -> Result<HttpResponse> {
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<LoginBody>,
+) -> Result<HttpResponse> {
     let LoginBody { email, password } = body.0;
     let (email, password) = (Email::parse(&email)?, LoginPassword::parse(password)?);
     let user = authenticate(&state, &email, &password).await?;
@@ -79,10 +95,16 @@ async fn create_or_login(
     req: HttpRequest,
     body: JsonBody<CreateOrLoginBody>,
 ) -> Result<HttpResponse> {
-    let CreateOrLoginBody { email, password, username } = body.0;
+    let CreateOrLoginBody {
+        email,
+        password,
+        username,
+    } = body.0;
     let email = Email::parse(&email)?;
     if state.users.find_by_email(&email).await?.is_none() {
-        let username = username.ok_or_else(|| ApiError::validation("username", "username is required to create an account"))?;
+        let username = username.ok_or_else(|| {
+            ApiError::validation("username", "username is required to create an account")
+        })?;
         let username = Username::parse(&username)?;
         let new_password = NewPassword::parse(password.clone())?;
         match create_user(&state, username, email.clone(), &new_password).await {
@@ -96,9 +118,19 @@ async fn create_or_login(
     start_session(&state, &req, &user).await
 }
 
-async fn create_user(state: &AppState, username: Username, email: Email, password: &NewPassword) -> Result<User> {
+async fn create_user(
+    state: &AppState,
+    username: Username,
+    email: Email,
+    password: &NewPassword,
+) -> Result<User> {
     let password_hash = state.hasher.hash(password.secret()).await?;
-    let user = NewUser { id: UserId::new(), username, email, password_hash };
+    let user = NewUser {
+        id: UserId::new(),
+        username,
+        email,
+        password_hash,
+    };
     state.users.insert(user).await.map_err(|e| match e {
         InsertError::EmailTaken => ApiError::EmailTaken,
         other => other.into(),
@@ -122,17 +154,31 @@ async fn authenticate(state: &AppState, email: &Email, password: &LoginPassword)
 /// Opens a refresh session for `user`: access token in the body, refresh token in the cookie.
 async fn start_session(state: &AppState, req: &HttpRequest, user: &User) -> Result<HttpResponse> {
     let refresh_token = random_token();
-    let session = state.sessions.create(user.id, TokenHash::of(&refresh_token), &client_info(req)).await?;
+    let session = state
+        .sessions
+        .create(user.id, TokenHash::of(&refresh_token), &client_info(req))
+        .await?;
     if session.evicted > 0 {
-        tracing::info!(evicted = session.evicted, "older sessions evicted (MAX_SESSIONS_PER_USER)");
+        tracing::info!(
+            evicted = session.evicted,
+            "older sessions evicted (MAX_SESSIONS_PER_USER)"
+        );
     }
     let access = state.tokens.issue(user.id, session.id)?;
     let mut response = HttpResponse::Ok();
-    response.cookie(cookie::issue(&refresh_token, state.refresh_ttl_secs, &state.cookie));
+    response.cookie(cookie::issue(
+        &refresh_token,
+        state.refresh_ttl_secs,
+        &state.cookie,
+    ));
     Ok(envelope::ok_with(
         response,
         SessionStarted {
-            user: PublicUser { id: user.id, username: &user.username, email: &user.email },
+            user: PublicUser {
+                id: user.id,
+                username: &user.username,
+                email: &user.email,
+            },
             access_token: access.token,
             token_type: "Bearer",
             expires_in: access.expires_in,

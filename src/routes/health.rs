@@ -27,7 +27,10 @@ struct Readiness {
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (database, sessions) = tokio::join!(state.users.ping(), state.sessions.ping());
     match database.and(sessions) {
-        Ok(()) => envelope::ok(Readiness { database: "ok", session_store: "ok" }),
+        Ok(()) => envelope::ok(Readiness {
+            database: "ok",
+            session_store: "ok",
+        }),
         Err(e) => crate::error::ApiError::from(e).error_response(),
     }
 }

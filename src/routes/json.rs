@@ -20,7 +20,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
         // The limit itself is the PayloadConfig registered in startup.
         let body = web::Bytes::from_request(req, payload);
@@ -29,7 +35,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 return Err(ApiError::UnsupportedMediaType);
             }
             let bytes = body.await.map_err(|e| {
-                if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+                if e.as_response_error().status_code()
+                    == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+                {
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::validation("body", "the request body could not be read")
@@ -43,6 +51,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 /// Deserialises `bytes`, turning serde's error into a field name and a message of our own.
 /// serde's text is not passed on: it can quote the offending value, which may be a password.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would also fill a struct from a JSON array, positionally; only objects are accepted.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::validation(
+            "body",
+            "the body must be a JSON object",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -51,11 +66,18 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return ApiError::validation("body", "the body is not valid JSON");
         }
         let text = inner.to_string();
-        if let Some(field) = text.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
-            let field = if path == "." { field.to_string() } else { format!("{path}.{field}") };
+        if let Some(field) = text
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            let field = if path == "." {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
             return ApiError::validation(field.clone(), format!("{field} is required"));
         }
-        if path == "." || path.starts_with('[') {
+        if path == "." {
             return ApiError::validation("body", "the body must be a JSON object");
         }
         ApiError::validation(path.clone(), format!("{path} has the wrong type or value"))
@@ -97,7 +119,9 @@ mod tests {
 
     #[test]
     fn never_echoes_values() {
-        let Err(err) = parse::<Body>(br#"{"email":"a@b.co","password":["hunter2hunter2"]}"#) else { panic!() };
+        let Err(err) = parse::<Body>(br#"{"email":"a@b.co","password":["hunter2hunter2"]}"#) else {
+            panic!()
+        };
         let (_, _, message) = err.describe();
         assert!(!message.contains("hunter2"), "{message}");
     }

@@ -9,12 +9,17 @@ use crate::envelope;
 use crate::error::{ApiError, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/me").route(web::get().to(me))).service(resource("/me").route(web::get().to(me)));
+    cfg.service(resource("/auth/me").route(web::get().to(me)))
+        .service(resource("/me").route(web::get().to(me)));
 }
 
 /// The bare user object, read from the store (so a deleted user's token stops working).
 #[tracing::instrument(name = "auth.me", skip_all)]
 async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
-    let user = state.users.find_by_id(caller.user_id).await?.ok_or(ApiError::InvalidAccessToken)?;
+    let user = state
+        .users
+        .find_by_id(caller.user_id)
+        .await?
+        .ok_or(ApiError::InvalidAccessToken)?;
     Ok(envelope::ok(user))
 }

@@ -13,8 +13,12 @@ use crate::store::sessions::Rotation;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // GET is the seed's; POST is what a browser client should use.
-    cfg.service(resource("/auth/refreshAccessToken").route(web::get().to(refresh)).route(web::post().to(refresh)))
-        .service(resource("/auth/logout").route(web::post().to(logout)));
+    cfg.service(
+        resource("/auth/refreshAccessToken")
+            .route(web::get().to(refresh))
+            .route(web::post().to(refresh)),
+    )
+    .service(resource("/auth/logout").route(web::post().to(logout)));
 }
 
 #[derive(Serialize)]
@@ -36,16 +40,32 @@ async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
     let sealed = refresh_token::seal(&successor, &presented);
     let outcome = state
         .sessions
-        .rotate(TokenHash::of(&presented), TokenHash::of(&successor), &sealed, &client_info(&req))
+        .rotate(
+            TokenHash::of(&presented),
+            TokenHash::of(&successor),
+            &sealed,
+            &client_info(&req),
+        )
         .await?;
     let (user_id, session_id, token) = match outcome {
-        Rotation::Rotated { session_id, user_id } => (user_id, session_id, successor),
-        Rotation::GraceReplay { session_id, user_id, sealed_successor } => {
-            let token = refresh_token::unseal(&sealed_successor, &presented)
-                .ok_or_else(|| anyhow::anyhow!("stored successor of session {session_id} does not unseal"))?;
+        Rotation::Rotated {
+            session_id,
+            user_id,
+        } => (user_id, session_id, successor),
+        Rotation::GraceReplay {
+            session_id,
+            user_id,
+            sealed_successor,
+        } => {
+            let token = refresh_token::unseal(&sealed_successor, &presented).ok_or_else(|| {
+                anyhow::anyhow!("stored successor of session {session_id} does not unseal")
+            })?;
             (user_id, session_id, token)
         }
-        Rotation::Reused { session_id, user_id } => {
+        Rotation::Reused {
+            session_id,
+            user_id,
+        } => {
             tracing::warn!(%session_id, %user_id, "retired refresh token presented again: session revoked");
             return Ok(rejected(&state, ApiError::RefreshTokenReused));
         }
@@ -55,7 +75,14 @@ async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
     let access = state.tokens.issue(user_id, session_id)?;
     let mut response = HttpResponse::Ok();
     response.cookie(cookie::issue(&token, state.refresh_ttl_secs, &state.cookie));
-    Ok(envelope::ok_with(response, Refreshed { access_token: access.token, token_type: "Bearer", expires_in: access.expires_in }))
+    Ok(envelope::ok_with(
+        response,
+        Refreshed {
+            access_token: access.token,
+            token_type: "Bearer",
+            expires_in: access.expires_in,
+        },
+    ))
 }
 
 /// Revokes the session of the presented cookie (if any) and clears it. Idempotent.
@@ -64,7 +91,10 @@ async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
     if let RefreshCookie::Present(token) = cookie::read(&req)
         && refresh_token::looks_valid(&token)
     {
-        state.sessions.revoke_by_token(TokenHash::of(&token)).await?;
+        state
+            .sessions
+            .revoke_by_token(TokenHash::of(&token))
+            .await?;
     }
     let mut response = HttpResponse::Ok();
     response.cookie(cookie::clear(&state.cookie));
@@ -74,6 +104,8 @@ async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
 /// The error's envelope, with the cookie cleared: a token we refused is of no further use.
 fn rejected(state: &AppState, error: ApiError) -> HttpResponse {
     let mut response = error.error_response();
-    response.add_cookie(&cookie::clear(&state.cookie)).expect("a cookie we built is a valid header");
+    response
+        .add_cookie(&cookie::clear(&state.cookie))
+        .expect("a cookie we built is a valid header");
     response
 }

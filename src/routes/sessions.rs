@@ -12,8 +12,12 @@ use crate::error::{ApiError, Result};
 use crate::store::sessions::SessionInfo;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/sessions").route(web::get().to(list)).route(web::delete().to(revoke_all)))
-        .service(resource("/auth/sessions/{id}").route(web::delete().to(revoke_one)));
+    cfg.service(
+        resource("/auth/sessions")
+            .route(web::get().to(list))
+            .route(web::delete().to(revoke_all)),
+    )
+    .service(resource("/auth/sessions/{id}").route(web::delete().to(revoke_one)));
 }
 
 #[derive(Serialize)]
@@ -34,14 +38,22 @@ async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpR
     let sessions = state.sessions.list(caller.user_id).await?;
     let listed: Vec<ListedSession> = sessions
         .into_iter()
-        .map(|session| ListedSession { current: session.id == caller.session_id, session })
+        .map(|session| ListedSession {
+            current: session.id == caller.session_id,
+            session,
+        })
         .collect();
     Ok(envelope::ok(listed))
 }
 
 #[tracing::instrument(name = "sessions.revoke", skip_all)]
-async fn revoke_one(state: web::Data<AppState>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse> {
-    let id = Uuid::parse_str(&path).map_err(|_| ApiError::validation("id", "id must be a session UUID"))?;
+async fn revoke_one(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = Uuid::parse_str(&path)
+        .map_err(|_| ApiError::validation("id", "id must be a session UUID"))?;
     if !state.sessions.revoke(caller.user_id, id).await? {
         return Err(ApiError::SessionNotFound);
     }

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::now_ms;
-use super::sessions::{ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp};
 use super::StoreError;
+use super::now_ms;
+use super::sessions::{
+    ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp,
+};
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 
@@ -62,11 +64,17 @@ impl State {
     }
 
     fn sweep(&mut self, now: i64) {
-        let dead: Vec<Uuid> = self.sessions.iter().filter(|(_, s)| s.expires_ms() <= now).map(|(id, _)| *id).collect();
+        let dead: Vec<Uuid> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.expires_ms() <= now)
+            .map(|(id, _)| *id)
+            .collect();
         for id in dead {
             self.remove_session(id);
         }
-        self.tokens.retain(|_, t| t.exp_ms + REMEMBER_EXPIRED_MS > now);
+        self.tokens
+            .retain(|_, t| t.exp_ms + REMEMBER_EXPIRED_MS > now);
     }
 }
 
@@ -79,14 +87,20 @@ pub struct MemorySessionStore {
 impl MemorySessionStore {
     /// A store, and a task that drops expired entries every minute while the store lives.
     pub fn new(policy: SessionPolicy) -> Self {
-        let store = Self { state: Arc::default(), policy };
+        let store = Self {
+            state: Arc::default(),
+            policy,
+        };
         let weak = Arc::downgrade(&store.state);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
                 let Some(state) = weak.upgrade() else { break };
-                state.lock().unwrap_or_else(|p| p.into_inner()).sweep(now_ms());
+                state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sweep(now_ms());
             }
         });
         store
@@ -102,7 +116,12 @@ impl MemorySessionStore {
         d.as_millis() as i64
     }
 
-    pub fn create(&self, user: UserId, token: TokenHash, client: &ClientInfo) -> Result<CreatedSession, StoreError> {
+    pub fn create(
+        &self,
+        user: UserId,
+        token: TokenHash,
+        client: &ClientInfo,
+    ) -> Result<CreatedSession, StoreError> {
         let now = now_ms();
         let id = Uuid::now_v7();
         let idle_exp_ms = now + Self::ms(self.policy.refresh_ttl);
@@ -122,7 +141,13 @@ impl MemorySessionStore {
                 client: client.clone(),
             },
         );
-        state.tokens.insert(token, TokenEntry { session: id, exp_ms: idle_exp_ms.min(abs_exp_ms) });
+        state.tokens.insert(
+            token,
+            TokenEntry {
+                session: id,
+                exp_ms: idle_exp_ms.min(abs_exp_ms),
+            },
+        );
         let ids = state.by_user.entry(user).or_default();
         ids.push(id);
         let excess = ids.len().saturating_sub(self.policy.max_per_user as usize);
@@ -130,7 +155,10 @@ impl MemorySessionStore {
         for old in &evicted {
             state.sessions.remove(old);
         }
-        Ok(CreatedSession { id, evicted: evicted.len() as u32 })
+        Ok(CreatedSession {
+            id,
+            evicted: evicted.len() as u32,
+        })
     }
 
     pub fn rotate(
@@ -142,12 +170,16 @@ impl MemorySessionStore {
     ) -> Result<Rotation, StoreError> {
         let now = now_ms();
         let mut state = self.lock();
-        let Some(entry) = state.tokens.get(&presented) else { return Ok(Rotation::Invalid) };
+        let Some(entry) = state.tokens.get(&presented) else {
+            return Ok(Rotation::Invalid);
+        };
         let session_id = entry.session;
         if now >= entry.exp_ms {
             return Ok(Rotation::Expired);
         }
-        let Some(session) = state.sessions.get_mut(&session_id) else { return Ok(Rotation::Invalid) };
+        let Some(session) = state.sessions.get_mut(&session_id) else {
+            return Ok(Rotation::Invalid);
+        };
         let user_id = session.user;
         if now >= session.expires_ms() {
             state.remove_session(session_id);
@@ -160,22 +192,40 @@ impl MemorySessionStore {
             session.idle_exp_ms = now + Self::ms(self.policy.refresh_ttl);
             session.client = client.clone();
             let exp_ms = session.expires_ms();
-            state.tokens.insert(successor, TokenEntry { session: session_id, exp_ms });
-            return Ok(Rotation::Rotated { session_id, user_id });
+            state.tokens.insert(
+                successor,
+                TokenEntry {
+                    session: session_id,
+                    exp_ms,
+                },
+            );
+            return Ok(Rotation::Rotated {
+                session_id,
+                user_id,
+            });
         }
         if let Some((previous, sealed, retired_ms)) = &session.previous
             && *previous == presented
             && now - retired_ms <= Self::ms(self.policy.grace)
         {
-            return Ok(Rotation::GraceReplay { session_id, user_id, sealed_successor: sealed.clone() });
+            return Ok(Rotation::GraceReplay {
+                session_id,
+                user_id,
+                sealed_successor: sealed.clone(),
+            });
         }
         state.remove_session(session_id);
-        Ok(Rotation::Reused { session_id, user_id })
+        Ok(Rotation::Reused {
+            session_id,
+            user_id,
+        })
     }
 
     pub fn revoke_by_token(&self, token: TokenHash) -> Result<Option<Uuid>, StoreError> {
         let mut state = self.lock();
-        let Some(session) = state.tokens.get(&token).map(|t| t.session) else { return Ok(None) };
+        let Some(session) = state.tokens.get(&token).map(|t| t.session) else {
+            return Ok(None);
+        };
         Ok(state.remove_session(session).map(|_| session))
     }
 
@@ -194,7 +244,11 @@ impl MemorySessionStore {
         let now = now_ms();
         let mut live = 0;
         for id in ids {
-            if state.sessions.remove(&id).is_some_and(|s| s.expires_ms() > now) {
+            if state
+                .sessions
+                .remove(&id)
+                .is_some_and(|s| s.expires_ms() > now)
+            {
                 live += 1;
             }
         }
@@ -204,10 +258,20 @@ impl MemorySessionStore {
     pub fn list(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
         let now = now_ms();
         let state = self.lock();
-        let ids = state.by_user.get(&user).map(Vec::as_slice).unwrap_or_default();
+        let ids = state
+            .by_user
+            .get(&user)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         Ok(ids
             .iter()
-            .filter_map(|id| state.sessions.get(id).filter(|s| s.expires_ms() > now).map(|s| (id, s)))
+            .filter_map(|id| {
+                state
+                    .sessions
+                    .get(id)
+                    .filter(|s| s.expires_ms() > now)
+                    .map(|s| (id, s))
+            })
             .map(|(id, s)| SessionInfo {
                 id: *id,
                 created_at: timestamp(s.created_ms),
@@ -221,6 +285,10 @@ impl MemorySessionStore {
 
     pub fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
         let now = now_ms();
-        Ok(self.lock().sessions.get(&session).is_some_and(|s| s.expires_ms() > now))
+        Ok(self
+            .lock()
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.expires_ms() > now))
     }
 }

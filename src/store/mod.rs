@@ -17,7 +17,6 @@ use crate::error::{ApiError, Dependency};
 pub use sessions::SessionStore;
 pub use users::UserStore;
 
-
 /// A store call that did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,7 +31,9 @@ pub enum StoreError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(dependency, source) => ApiError::Unavailable { dependency, source },
+            StoreError::Unavailable(dependency, source) => {
+                ApiError::Unavailable { dependency, source }
+            }
             StoreError::Failed(_, source) => ApiError::Internal(source),
         }
     }
@@ -45,7 +46,10 @@ async fn bounded<T>(
     call: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-        Err(StoreError::Unavailable(dependency, anyhow::anyhow!("no answer within {} ms", limit.as_millis())))
+        Err(StoreError::Unavailable(
+            dependency,
+            anyhow::anyhow!("no answer within {} ms", limit.as_millis()),
+        ))
     })
 }
 

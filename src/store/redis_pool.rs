@@ -26,7 +26,10 @@ impl RedisManager {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
-        Ok(Self { client: Client::open(url)?, config })
+        Ok(Self {
+            client: Client::open(url)?,
+            config,
+        })
     }
 }
 
@@ -35,12 +38,21 @@ impl bb8::ManageConnection for RedisManager {
     type Error = RedisError;
 
     async fn connect(&self) -> Result<Self::Connection, Self::Error> {
-        let inner = self.client.get_multiplexed_async_connection_with_config(&self.config).await?;
-        Ok(RedisConnection { inner, broken: false })
+        let inner = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        Ok(RedisConnection {
+            inner,
+            broken: false,
+        })
     }
 
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
-        bb8_redis::redis::cmd("PING").query_async::<String>(&mut conn.inner).await.map(drop)
+        bb8_redis::redis::cmd("PING")
+            .query_async::<String>(&mut conn.inner)
+            .await
+            .map(drop)
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {

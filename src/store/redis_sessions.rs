@@ -20,9 +20,11 @@ use bb8_redis::redis::aio::MultiplexedConnection;
 use bb8_redis::redis::{self, Script};
 use uuid::Uuid;
 
-use super::redis_pool::{RedisManager, is_transport_error};
-use super::sessions::{ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp};
 use super::StoreError;
+use super::redis_pool::{RedisManager, is_transport_error};
+use super::sessions::{
+    ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp,
+};
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 use crate::error::Dependency;
@@ -30,8 +32,10 @@ use crate::error::Dependency;
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/create.lua")));
 static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rotate.lua")));
 static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke.lua")));
-static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_all.lua")));
-static REVOKE_BY_TOKEN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_by_token.lua")));
+static REVOKE_ALL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/revoke_all.lua")));
+static REVOKE_BY_TOKEN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/revoke_by_token.lua")));
 
 /// How long an expired token is remembered, to answer "expired" rather than "invalid".
 const REMEMBER_EXPIRED_MS: u64 = 86_400_000;
@@ -51,7 +55,13 @@ fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
 impl RedisSessionStore {
     /// A lazily connecting pool: the service starts even while Redis is down, and answers 503
     /// for session calls until it is back.
-    pub fn new(url: &str, prefix: String, pool_max: u32, policy: SessionPolicy, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        url: &str,
+        prefix: String,
+        pool_max: u32,
+        policy: SessionPolicy,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let manager = RedisManager::new(url, timeout)?;
         let pool = Pool::builder()
             .max_size(pool_max)
@@ -60,7 +70,12 @@ impl RedisSessionStore {
             .test_on_check_out(false)
             .max_lifetime(Some(Duration::from_secs(30 * 60)))
             .build_unchecked(manager);
-        Ok(Self { pool, prefix, policy, timeout })
+        Ok(Self {
+            pool,
+            prefix,
+            policy,
+            timeout,
+        })
     }
 
     fn key(&self, rest: std::fmt::Arguments<'_>) -> String {
@@ -78,7 +93,10 @@ impl RedisSessionStore {
 
     /// Runs one command or script on a pooled connection, within the store timeout. A
     /// transport failure marks the connection broken so the pool replaces it.
-    async fn run<T, Fut>(&self, call: impl FnOnce(MultiplexedConnection) -> Fut) -> Result<T, StoreError>
+    async fn run<T, Fut>(
+        &self,
+        call: impl FnOnce(MultiplexedConnection) -> Fut,
+    ) -> Result<T, StoreError>
     where
         Fut: Future<Output = redis::RedisResult<T>>,
     {
@@ -97,7 +115,12 @@ impl RedisSessionStore {
         }
     }
 
-    pub async fn create(&self, user: UserId, token: TokenHash, client: &ClientInfo) -> Result<CreatedSession, StoreError> {
+    pub async fn create(
+        &self,
+        user: UserId,
+        token: TokenHash,
+        client: &ClientInfo,
+    ) -> Result<CreatedSession, StoreError> {
         let id = Uuid::now_v7();
         let mut invocation = CREATE.prepare_invoke();
         invocation
@@ -113,7 +136,9 @@ impl RedisSessionStore {
             .arg(client.ip.as_deref().unwrap_or(""))
             .arg(&self.prefix)
             .arg(REMEMBER_EXPIRED_MS);
-        let evicted: u32 = self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        let evicted: u32 = self
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
         Ok(CreatedSession { id, evicted })
     }
 
@@ -135,27 +160,42 @@ impl RedisSessionStore {
             .arg(client.ip.as_deref().unwrap_or(""))
             .arg(&self.prefix)
             .arg(REMEMBER_EXPIRED_MS);
-        let reply: Vec<String> = self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        let reply: Vec<String> = self
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
         let ids = || -> Result<(Uuid, UserId), StoreError> {
             let parse = |i: usize| reply.get(i).and_then(|v| Uuid::parse_str(v).ok());
             match (parse(1), parse(2)) {
                 (Some(sid), Some(uid)) => Ok((sid, UserId::from_uuid(uid))),
-                _ => Err(StoreError::Failed(Dependency::SessionStore, anyhow::anyhow!("malformed rotate reply"))),
+                _ => Err(StoreError::Failed(
+                    Dependency::SessionStore,
+                    anyhow::anyhow!("malformed rotate reply"),
+                )),
             }
         };
         Ok(match reply.first().map(String::as_str) {
             Some("rotated") => {
                 let (session_id, user_id) = ids()?;
-                Rotation::Rotated { session_id, user_id }
+                Rotation::Rotated {
+                    session_id,
+                    user_id,
+                }
             }
             Some("grace") => {
                 let (session_id, user_id) = ids()?;
                 let sealed_successor = reply.get(3).cloned().unwrap_or_default();
-                Rotation::GraceReplay { session_id, user_id, sealed_successor }
+                Rotation::GraceReplay {
+                    session_id,
+                    user_id,
+                    sealed_successor,
+                }
             }
             Some("reused") => {
                 let (session_id, user_id) = ids()?;
-                Rotation::Reused { session_id, user_id }
+                Rotation::Reused {
+                    session_id,
+                    user_id,
+                }
             }
             Some("expired") => Rotation::Expired,
             _ => Rotation::Invalid,
@@ -165,7 +205,9 @@ impl RedisSessionStore {
     pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<Uuid>, StoreError> {
         let mut invocation = REVOKE_BY_TOKEN.prepare_invoke();
         invocation.key(self.token_key(token)).arg(&self.prefix);
-        let sid: Option<String> = self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        let sid: Option<String> = self
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
         Ok(sid.and_then(|s| Uuid::parse_str(&s).ok()))
     }
 
@@ -176,29 +218,47 @@ impl RedisSessionStore {
             .key(self.user_key(user))
             .arg(user.to_string())
             .arg(session.to_string());
-        let revoked: u32 = self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        let revoked: u32 = self
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
         Ok(revoked == 1)
     }
 
     pub async fn revoke_all(&self, user: UserId) -> Result<u32, StoreError> {
         let mut invocation = REVOKE_ALL.prepare_invoke();
         invocation.key(self.user_key(user)).arg(&self.prefix);
-        self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await
+        self.run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await
     }
 
     pub async fn list(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
         let user_key = self.user_key(user);
-        let ids: Vec<String> =
-            self.run(|mut c| async move { redis::cmd("ZRANGE").arg(user_key).arg(0).arg(-1).query_async(&mut c).await }).await?;
-        let ids: Vec<Uuid> = ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect();
+        let ids: Vec<String> = self
+            .run(|mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(user_key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let ids: Vec<Uuid> = ids
+            .iter()
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for id in &ids {
-            pipe.cmd("HMGET").arg(self.session_key(*id)).arg(&["created", "used", "idle_exp", "abs_exp", "ua", "ip"]);
+            pipe.cmd("HMGET")
+                .arg(self.session_key(*id))
+                .arg(&["created", "used", "idle_exp", "abs_exp", "ua", "ip"]);
         }
-        let rows: Vec<Vec<Option<String>>> = self.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        let rows: Vec<Vec<Option<String>>> = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
         let ms = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<i64>().ok());
         let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         Ok(ids
@@ -206,7 +266,8 @@ impl RedisSessionStore {
             .zip(rows)
             .filter_map(|(id, row)| {
                 // A session that expired or was revoked since ZRANGE has no fields left.
-                let (created, used, idle, abs) = (ms(&row[0])?, ms(&row[1])?, ms(&row[2])?, ms(&row[3])?);
+                let (created, used, idle, abs) =
+                    (ms(&row[0])?, ms(&row[1])?, ms(&row[2])?, ms(&row[3])?);
                 Some(SessionInfo {
                     id,
                     created_at: timestamp(created),
@@ -221,11 +282,15 @@ impl RedisSessionStore {
 
     pub async fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
         let key = self.session_key(session);
-        let exists: bool = self.run(|mut c| async move { redis::cmd("EXISTS").arg(key).query_async(&mut c).await }).await?;
+        let exists: bool = self
+            .run(|mut c| async move { redis::cmd("EXISTS").arg(key).query_async(&mut c).await })
+            .await?;
         Ok(exists)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await.map(drop)
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .map(drop)
     }
 }

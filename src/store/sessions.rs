@@ -46,11 +46,21 @@ pub struct CreatedSession {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// The current token: retired, and the successor installed.
-    Rotated { session_id: Uuid, user_id: UserId },
+    Rotated {
+        session_id: Uuid,
+        user_id: UserId,
+    },
     /// The token retired last, within the grace window: the successor, sealed under it.
-    GraceReplay { session_id: Uuid, user_id: UserId, sealed_successor: String },
+    GraceReplay {
+        session_id: Uuid,
+        user_id: UserId,
+        sealed_successor: String,
+    },
     /// An older or out-of-grace retired token: the session is now revoked.
-    Reused { session_id: Uuid, user_id: UserId },
+    Reused {
+        session_id: Uuid,
+        user_id: UserId,
+    },
     Expired,
     /// Unknown token, or its session was revoked.
     Invalid,
@@ -88,7 +98,12 @@ macro_rules! dispatch {
 
 impl SessionStore {
     #[tracing::instrument(name = "sessions.create", skip_all, fields(db.system = self.system(), db.operation = "create"))]
-    pub async fn create(&self, user: UserId, token: TokenHash, client: &ClientInfo) -> Result<CreatedSession, StoreError> {
+    pub async fn create(
+        &self,
+        user: UserId,
+        token: TokenHash,
+        client: &ClientInfo,
+    ) -> Result<CreatedSession, StoreError> {
         dispatch!(self, s => s.create(user, token, client))
     }
 
@@ -150,5 +165,6 @@ impl SessionStore {
 
 /// Milliseconds since the epoch as a timestamp (for display only).
 pub(super) fn timestamp(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -6,7 +6,11 @@ use uuid::Uuid;
 
 use super::users::{NewUser, UserRow};
 
-pub(super) async fn insert(pool: &SqlitePool, user: &NewUser, now: OffsetDateTime) -> sqlx::Result<()> {
+pub(super) async fn insert(
+    pool: &SqlitePool,
+    user: &NewUser,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
     sqlx::query(
         "insert into users (id, email, username, password_hash, created_at, updated_at) \
          values (?1, ?2, ?3, ?4, ?5, ?5)",

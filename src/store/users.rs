@@ -93,7 +93,9 @@ impl UserStore {
         // Both databases keep microseconds; truncating here makes the value we return now
         // equal to the one read back later.
         let now = OffsetDateTime::now_utc();
-        let now = now.replace_nanosecond(now.nanosecond() / 1000 * 1000).expect("valid nanosecond");
+        let now = now
+            .replace_nanosecond(now.nanosecond() / 1000 * 1000)
+            .expect("valid nanosecond");
         let result = bounded(Dependency::Database, self.timeout, async {
             match &self.backend {
                 Backend::Postgres(pool) => postgres_users::insert(pool, &user, now).await,
@@ -109,7 +111,9 @@ impl UserStore {
                 email: user.email.as_str().to_string(),
                 created_at: now,
             }),
-            Err(StoreError::Failed(_, e)) if is_unique_violation(&e) => Err(InsertError::EmailTaken),
+            Err(StoreError::Failed(_, e)) if is_unique_violation(&e) => {
+                Err(InsertError::EmailTaken)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -118,7 +122,9 @@ impl UserStore {
     pub async fn find_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
         let row = bounded(Dependency::Database, self.timeout, async {
             match &self.backend {
-                Backend::Postgres(pool) => postgres_users::find_by_email(pool, email.as_str()).await,
+                Backend::Postgres(pool) => {
+                    postgres_users::find_by_email(pool, email.as_str()).await
+                }
                 Backend::Sqlite(pool) => sqlite_users::find_by_email(pool, email.as_str()).await,
             }
             .map_err(sql_error)

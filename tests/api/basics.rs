@@ -1,0 +1,33 @@
+//! The ping route, health routes, and the envelope on unknown paths and methods.
+
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{assert_error, spawn_app};
+
+backend_tests! {
+    async fn root_answers_the_seed_ping(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let response = app.get("/").await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"success": true, "status": 200, "content": "server is OK"}));
+    }
+
+    async fn health_routes_report_live_and_ready(backend: Backend) {
+        let app = spawn_app(backend).await;
+        assert_eq!(app.get("/health/live").await.status(), 200);
+        let ready: Value = app.get("/health/ready").await.json().await.unwrap();
+        assert_eq!(ready["content"], json!({"database": "ok", "session_store": "ok"}));
+    }
+
+    async fn unknown_path_and_wrong_method_answer_in_the_envelope(backend: Backend) {
+        let app = spawn_app(backend).await;
+        assert_error(app.get("/nope").await, 404, "NOT_FOUND").await;
+        assert_error(app.get("/auth/login").await, 405, "METHOD_NOT_ALLOWED").await;
+        let delete_root = app.client.delete(app.url("/")).send().await.unwrap();
+        assert_error(delete_root, 405, "METHOD_NOT_ALLOWED").await;
+        let put_me = app.client.put(app.url("/me")).send().await.unwrap();
+        assert_error(put_me, 405, "METHOD_NOT_ALLOWED").await;
+    }
+}

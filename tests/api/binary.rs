@@ -1,0 +1,191 @@
+//! The compiled binary: configuration refusal, `--help`, `healthcheck`, graceful shutdown.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use auth_api::config::VARIABLES;
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_auth-api"));
+    // A clean environment: nothing from the developer's shell or .env leaks in.
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command.current_dir(std::env::temp_dir());
+    command
+}
+
+/// Starts `auth-api` on an embedded store and returns it with the port it logged.
+fn start_server(extra: &[(&str, &str)]) -> (Child, u16, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("auth-api-bin-{}", uuid::Uuid::new_v4()));
+    let mut command = binary();
+    command
+        .env("HOST_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .env("SQLITE_PATH", dir.join("auth.db"))
+        .env("ARGON2_MEMORY_KIB", "1024")
+        .env("ARGON2_ITERATIONS", "1");
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut port = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        let json: serde_json::Value = serde_json::from_str(&line).expect("every log line is JSON");
+        if json["message"] == "listening" {
+            port = json["port"].as_u64();
+            break;
+        }
+    }
+    (child, port.expect("the server logs its port") as u16, dir)
+}
+
+fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the process did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bad_settings_refuse_to_start_with_one_message_each() {
+    let output = binary()
+        .env("ACCESS_TOKEN_SECRET", "too-short")
+        .env("COOKIE_SAMESITE", "sometimes")
+        .env("HOST_ADDR", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in [
+        "ACCESS_TOKEN_SECRET: must be at least 32 bytes",
+        "COOKIE_SAMESITE:",
+        "HOST_ADDR:",
+    ] {
+        assert!(stderr.contains(name), "{name} missing from: {stderr}");
+    }
+    assert!(
+        !stderr.contains("too-short"),
+        "the bad secret itself is not echoed: {stderr}"
+    );
+}
+
+#[test]
+fn production_backends_without_a_secret_refuse_to_start() {
+    let output = binary()
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ACCESS_TOKEN_SECRET: required"));
+}
+
+#[test]
+fn help_and_readme_list_every_setting() {
+    let help = binary().arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for v in VARIABLES {
+        assert!(help.contains(v.name), "--help lacks {}", v.name);
+        assert!(
+            readme.contains(&format!("| `{}` |", v.name)),
+            "README settings table lacks {}",
+            v.name
+        );
+    }
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    let (mut child, port, dir) = start_server(&[("SHUTDOWN_TIMEOUT", "10")]);
+    let addr = format!("127.0.0.1:{port}");
+    // Healthcheck subcommand against the live server.
+    let check = binary()
+        .env("HOST_ADDR", &addr)
+        .arg("healthcheck")
+        .status()
+        .unwrap();
+    assert!(check.success(), "healthcheck passes while serving");
+
+    // A request in flight: headers and half the body sent.
+    let body = br#"{"email":"inflight@example.com","password":"whatever12"}"#;
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "POST /auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "no new connections after SIGTERM"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still draining the in-flight request"
+    );
+
+    stream.write_all(&body[10..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 401"),
+        "the in-flight request completed: {response}"
+    );
+    assert!(response.contains("USER_NOT_FOUND"));
+
+    let status = wait_for_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "graceful exit");
+    let check = binary()
+        .env("HOST_ADDR", &addr)
+        .arg("healthcheck")
+        .status()
+        .unwrap();
+    assert_eq!(
+        check.code(),
+        Some(1),
+        "healthcheck fails once the server is gone"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sigint_is_graceful_too() {
+    let (mut child, _port, dir) = start_server(&[]);
+    Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert_eq!(
+        wait_for_exit(&mut child, Duration::from_secs(10)).code(),
+        Some(0)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,421 @@
+//! Spawns the real application on port 0, with its own database and Redis key prefix, and
+//! offers typed requests. `Backend::External` uses `TEST_DATABASE_URL` / `TEST_REDIS_URL`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use actix_web::dev::ServerHandle;
+use auth_api::config::Settings;
+use auth_api::startup::Application;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use uuid::Uuid;
+
+/// Signing key the tests know, so they can forge tokens for the attack cases.
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file + in-process sessions.
+    Embedded,
+    /// PostgreSQL + Redis from `TEST_DATABASE_URL` / `TEST_REDIS_URL`.
+    External,
+}
+
+impl Backend {
+    /// Whether this backend can run here. With `AUTH_API_REQUIRE_EXTERNAL=1` (CI) a missing
+    /// external backend is a failure, not a skip.
+    pub fn available(self) -> bool {
+        if self == Backend::Embedded {
+            return true;
+        }
+        let present = external_urls().is_some();
+        if !present && std::env::var("AUTH_API_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+            panic!(
+                "AUTH_API_REQUIRE_EXTERNAL=1 but TEST_DATABASE_URL / TEST_REDIS_URL are not both set"
+            );
+        }
+        present
+    }
+}
+
+pub fn external_urls() -> Option<(String, String)> {
+    Some((
+        std::env::var("TEST_DATABASE_URL").ok()?,
+        std::env::var("TEST_REDIS_URL").ok()?,
+    ))
+}
+
+/// Runs each test body once per backend: `mod <name> { fn embedded; fn postgres_redis }`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($(async fn $name:ident($backend:ident: Backend) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($backend: $crate::helpers::Backend) $body
+
+            #[tokio::test]
+            async fn embedded() {
+                run($crate::helpers::Backend::Embedded).await
+            }
+
+            #[tokio::test]
+            async fn postgres_redis() {
+                if !$crate::helpers::Backend::External.available() {
+                    eprintln!("skipped: TEST_DATABASE_URL / TEST_REDIS_URL not set");
+                    return;
+                }
+                run($crate::helpers::Backend::External).await
+            }
+        }
+    )*};
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// Redis URL and key prefix of this test, for direct inspection.
+    pub redis: Option<(String, String)>,
+    handle: ServerHandle,
+    cleanup: Cleanup,
+}
+
+struct Cleanup {
+    sqlite_dir: Option<PathBuf>,
+    postgres: Option<(String, String)>,
+    redis: Option<(String, String)>,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Spawns with extra environment variables layered over the test defaults.
+pub async fn spawn_app_with(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
+    spawn(backend, vars, None).await
+}
+
+/// Spawns on the external backends, reaching PostgreSQL and Redis through the given proxies.
+pub async fn spawn_app_proxied(
+    database: SocketAddr,
+    redis: SocketAddr,
+    vars: &[(&str, &str)],
+) -> TestApp {
+    spawn(Backend::External, vars, Some((database, redis))).await
+}
+
+async fn spawn(
+    backend: Backend,
+    vars: &[(&str, &str)],
+    proxies: Option<(SocketAddr, SocketAddr)>,
+) -> TestApp {
+    let id = Uuid::new_v4().simple().to_string();
+    let mut env: HashMap<String, String> = [
+        ("HOST_ADDR", "127.0.0.1:0"),
+        ("ACCESS_TOKEN_SECRET", TEST_SECRET),
+        ("LOG_FORMAT", "json"),
+        // Cheap argon2 keeps the suite fast; the production cost is measured in bench/.
+        ("ARGON2_MEMORY_KIB", "1024"),
+        ("ARGON2_ITERATIONS", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut cleanup = Cleanup {
+        sqlite_dir: None,
+        postgres: None,
+        redis: None,
+    };
+    let mut redis = None;
+    match backend {
+        Backend::Embedded => {
+            let dir = std::env::temp_dir().join(format!("auth-api-test-{id}"));
+            env.insert(
+                "SQLITE_PATH".into(),
+                dir.join("auth.db").to_string_lossy().into_owned(),
+            );
+            cleanup.sqlite_dir = Some(dir);
+        }
+        Backend::External => {
+            let (pg, redis_url) = external_urls().expect("external backend requested without URLs");
+            let name = format!("auth_test_{id}");
+            let mut admin = PgConnection::connect(&pg)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            sqlx::raw_sql(AssertSqlSafe(format!("create database \"{name}\"")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let url = with_database(&pg, &name);
+            env.insert("DATABASE_URL".into(), url);
+            let prefix = format!("test:{id}:");
+            env.insert("REDIS_URL".into(), redis_url.clone());
+            env.insert("REDIS_KEY_PREFIX".into(), prefix.clone());
+            cleanup.postgres = Some((pg, name));
+            cleanup.redis = Some((redis_url.clone(), prefix.clone()));
+            redis = Some((redis_url, prefix));
+        }
+    }
+    for (k, v) in vars {
+        env.insert(k.to_string(), v.to_string());
+    }
+    if let Some((database, redis)) = proxies {
+        env.insert(
+            "DATABASE_URL".into(),
+            crate::proxy::via(&env["DATABASE_URL"], database),
+        );
+        env.insert(
+            "REDIS_URL".into(),
+            crate::proxy::via(&env["REDIS_URL"], redis),
+        );
+    }
+    let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
+    // The server gets a thread and runtime of its own, so stopping it from `Drop` (which
+    // blocks the test's runtime) cannot deadlock.
+    let (ready, started) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            match Application::build(settings).await {
+                Ok(app) => {
+                    let _ = ready.send(Ok((app.port(), app.handle())));
+                    let _ = app.run_until_stopped().await;
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        });
+    });
+    let (port, handle) = started.await.unwrap().expect("application builds");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        redis,
+        handle,
+        cleanup,
+    }
+}
+
+/// `base` with its database name replaced by `name`.
+pub fn with_database(base: &str, name: &str) -> String {
+    let (url, query) = base
+        .split_once('?')
+        .map_or((base, None), |(u, q)| (u, Some(q)));
+    let root = url
+        .rsplit_once('/')
+        .filter(|(r, _)| r.contains("//") && !r.ends_with('/'))
+        .map_or(url, |(r, _)| r);
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let Cleanup {
+            sqlite_dir,
+            postgres,
+            redis,
+        } = std::mem::replace(
+            &mut self.cleanup,
+            Cleanup {
+                sqlite_dir: None,
+                postgres: None,
+                redis: None,
+            },
+        );
+        // Drop runs inside the test's runtime, which cannot block on async work: do it on a
+        // thread with a runtime of its own.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                handle.stop(false).await;
+                if let Some((pg, name)) = postgres
+                    && let Ok(mut admin) = PgConnection::connect(&pg).await
+                {
+                    let sql = format!("drop database if exists \"{name}\" with (force)");
+                    let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut admin).await;
+                }
+                if let Some((url, prefix)) = redis {
+                    let _ = delete_keys(&url, &prefix).await;
+                }
+            });
+            if let Some(dir) = sqlite_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        })
+        .join()
+        .ok();
+    }
+}
+
+async fn delete_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await?;
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<()>(&mut conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What a successful register/login/refresh handed out.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn register(&self, username: &str, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/auth/register",
+            &json!({"username": username, "email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn me(&self, access: &str) -> Response {
+        self.client
+            .get(self.url("/auth/me"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn refresh(&self, refresh: &str) -> Response {
+        self.with_cookie(
+            self.client.get(self.url("/auth/refreshAccessToken")),
+            refresh,
+        )
+        .await
+    }
+
+    pub async fn logout(&self, refresh: &str) -> Response {
+        self.with_cookie(self.client.post(self.url("/auth/logout")), refresh)
+            .await
+    }
+
+    pub async fn sessions(&self, access: &str) -> Response {
+        self.client
+            .get(self.url("/auth/sessions"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    async fn with_cookie(&self, request: reqwest::RequestBuilder, refresh: &str) -> Response {
+        request
+            .header("Cookie", format!("jwt={refresh}"))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Registers a fresh user and returns its tokens.
+    pub async fn signed_up(&self, email: &str) -> Tokens {
+        let response = self
+            .register("Test User", email, "correct horse battery")
+            .await;
+        expect_tokens(response).await
+    }
+}
+
+/// Asserts a 200 carrying tokens and returns them.
+pub async fn expect_tokens(response: Response) -> Tokens {
+    assert_eq!(response.status(), StatusCode::OK, "expected tokens");
+    let refresh = refresh_cookie(&response).expect("a jwt cookie");
+    let body: Value = response.json().await.unwrap();
+    let access = body["content"]["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string();
+    Tokens { access, refresh }
+}
+
+/// The `jwt` value set by a response, if any (empty when the cookie is cleared).
+pub fn refresh_cookie(response: &Response) -> Option<String> {
+    set_cookie(response).map(|c| {
+        c.split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("jwt=")
+            .to_string()
+    })
+}
+
+/// The whole `Set-Cookie: jwt=…` header of a response.
+pub fn set_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("jwt="))
+        .map(str::to_string)
+}
+
+/// Asserts status and error code of an envelope; returns the body.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.expect("an envelope body");
+    assert_eq!(actual, status, "status for {body}");
+    assert_eq!(body["success"], json!(false), "{body}");
+    assert_eq!(body["status"], json!(status), "{body}");
+    assert_eq!(body["content"]["error_code"], json!(code), "{body}");
+    body
+}

@@ -1,0 +1,15 @@
+//! The one integration test binary: the real HTTP server on port 0, per backend.
+
+mod helpers;
+mod proxy;
+
+mod auth_routes;
+mod basics;
+mod binary;
+mod concurrency;
+mod faults;
+mod me;
+mod refresh;
+mod sessions;
+mod thunder;
+mod validation;

@@ -1,0 +1,129 @@
+//! Rotation, the grace window, reuse detection and expiry of refresh tokens.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::backend_tests;
+use crate::helpers::{
+    Backend, assert_error, expect_tokens, refresh_cookie, set_cookie, spawn_app, spawn_app_with,
+};
+
+backend_tests! {
+    async fn refresh_rotates_and_keeps_the_cookie_locked_down(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let first = app.signed_up("rot@example.com").await;
+        let response = app.refresh(&first.refresh).await;
+        let cookie = set_cookie(&response).expect("rotated cookie");
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/auth"] {
+            assert!(cookie.contains(attribute), "the seed lost {attribute} on refresh: {cookie}");
+        }
+        let second = expect_tokens(response).await;
+        assert_ne!(second.refresh, first.refresh);
+        assert_eq!(app.me(&second.access).await.status(), 200);
+        // The successor rotates in turn; POST works like GET.
+        let third = app.client.post(app.url("/auth/refreshAccessToken"))
+            .header("Cookie", format!("jwt={}", second.refresh)).send().await.unwrap();
+        let third = expect_tokens(third).await;
+        assert_ne!(third.refresh, second.refresh);
+    }
+
+    async fn a_retired_token_within_grace_gets_the_same_successor(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let first = app.signed_up("tabs@example.com").await;
+        let tab_a = expect_tokens(app.refresh(&first.refresh).await).await;
+        let tab_b = expect_tokens(app.refresh(&first.refresh).await).await;
+        assert_eq!(tab_a.refresh, tab_b.refresh, "both tabs end up with one successor");
+        assert_ne!(tab_a.access, tab_b.access);
+        expect_tokens(app.refresh(&tab_b.refresh).await).await;
+    }
+
+    async fn reuse_after_grace_revokes_the_session(backend: Backend) {
+        let app = spawn_app_with(backend, &[("REFRESH_REUSE_GRACE", "1")]).await;
+        let stolen = app.signed_up("victim@example.com").await;
+        let legit = expect_tokens(app.refresh(&stolen.refresh).await).await;
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        let replay = app.refresh(&stolen.refresh).await;
+        assert_eq!(refresh_cookie(&replay).as_deref(), Some(""), "the cookie is cleared");
+        let body = assert_error(replay, 401, "REFRESH_TOKEN_REUSED").await;
+        assert_eq!(body["content"]["error_type"], "AuthError");
+        // The whole session is gone: the legitimate successor no longer works either.
+        assert_error(app.refresh(&legit.refresh).await, 401, "INVALID_REFRESH_TOKEN").await;
+        let sessions: Value = app.sessions(&legit.access).await.json().await.unwrap();
+        assert_eq!(sessions["content"].as_array().unwrap().len(), 0);
+    }
+
+    async fn missing_empty_and_garbage_cookies(backend: Backend) {
+        let app = spawn_app(backend).await;
+        assert_error(app.get("/auth/refreshAccessToken").await, 401, "NO_JWT_REFTOKEN_COOKIE").await;
+        let other_cookie = app.client.get(app.url("/auth/refreshAccessToken")).header("Cookie", "theme=dark").send().await.unwrap();
+        assert_error(other_cookie, 401, "NO_JWT_REFTOKEN_COOKIE").await;
+        assert_error(app.refresh("").await, 401, "NO_REFRESH_TOKEN").await;
+        assert_error(app.refresh("garbage").await, 401, "INVALID_REFRESH_TOKEN").await;
+        let well_formed_unknown = auth_api::auth::refresh_token::random_token();
+        let body = assert_error(app.refresh(&well_formed_unknown).await, 401, "INVALID_REFRESH_TOKEN").await;
+        assert_eq!(body["content"]["message"], "your refresh token has been cycled");
+    }
+
+    async fn refresh_tokens_expire(backend: Backend) {
+        let app = spawn_app_with(backend, &[("REFRESH_TOKEN_TTL", "1"), ("SESSION_MAX_LIFETIME", "1")]).await;
+        let tokens = app.signed_up("old@example.com").await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_error(app.refresh(&tokens.refresh).await, 401, "EXPIRED_REFRESH_TOKEN").await;
+    }
+
+    async fn absolute_lifetime_bounds_a_refreshed_session(backend: Backend) {
+        let app = spawn_app_with(backend, &[("REFRESH_TOKEN_TTL", "2"), ("SESSION_MAX_LIFETIME", "2")]).await;
+        let tokens = app.signed_up("bounded@example.com").await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let renewed = expect_tokens(app.refresh(&tokens.refresh).await).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        // Refreshed 1.2 s in, so idle expiry is 3.2 s; the 2 s lifetime ends it first.
+        assert_error(app.refresh(&renewed.refresh).await, 401, "EXPIRED_REFRESH_TOKEN").await;
+    }
+}
+
+#[tokio::test]
+async fn redis_keys_are_namespaced_hashed_and_expiring() {
+    if !Backend::External.available() {
+        return;
+    }
+    let app = spawn_app(Backend::External).await;
+    let tokens = app.signed_up("keys@example.com").await;
+    expect_tokens(app.refresh(&tokens.refresh).await).await;
+    let (url, prefix) = app.redis.clone().unwrap();
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.len(),
+        4,
+        "one session, two tokens, one user index: {keys:?}"
+    );
+    for key in &keys {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{key} has no TTL");
+        assert!(!key.contains(&tokens.refresh), "a token in clear in {key}");
+    }
+    let session_key = keys.iter().find(|k| k.contains("session:")).unwrap();
+    let fields: Vec<String> = redis::cmd("HVALS")
+        .arg(session_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        !fields.iter().any(|v| v.contains(&tokens.refresh)),
+        "a token in clear in the session hash"
+    );
+}
