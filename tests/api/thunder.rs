@@ -1,46 +1,52 @@
-//! The seed's Thunder Client collection, request for request (extras/thunder-collection.json).
+//! Replays extras/thunder-collection.json request for request: the seed's five (Ping,
+//! Register, Login, Me, Refresh with its junk-attribute Cookie header) and ours after them.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::backend_tests;
 use crate::helpers::{refresh_cookie, spawn_app};
 
 backend_tests! {
-    async fn the_five_seed_requests_work(backend: Backend) {
+    async fn the_thunder_collection_replays_cleanly(backend: Backend) {
         let app = spawn_app(backend).await;
-        // 0. Ping
-        assert_eq!(app.get("/").await.status(), 200);
-        // 1. Register
-        let register = app
-            .post_json("/auth/register", &json!({"username":"John Doe","email":"johndoe@gmail.com","password":"fishcake"}))
-            .await;
-        assert_eq!(register.status(), 200);
-        let body: Value = register.json().await.unwrap();
-        assert_eq!(body["content"]["user"]["username"], "John Doe");
-        assert_eq!(body["content"]["user"]["email"], "johndoe@gmail.com");
-        // 2. Login
-        let login = app.post_json("/auth/login", &json!({"email":"johndoe@gmail.com","password":"fishcake"})).await;
-        assert_eq!(login.status(), 200);
-        let refresh = refresh_cookie(&login).expect("login sets the jwt cookie");
-        let body: Value = login.json().await.unwrap();
-        let access = body["content"]["access_token"].as_str().unwrap().to_string();
-        // 3. Me, with the bearer token
-        let me = app.client.get(app.url("/auth/me")).header("Authorization", format!("Bearer {access}")).send().await.unwrap();
-        assert_eq!(me.status(), 200);
-        let body: Value = me.json().await.unwrap();
-        assert_eq!(body["content"]["email"], "johndoe@gmail.com");
-        // 4. Refresh, with the collection's Cookie header, attribute junk included.
-        let refreshed = app
-            .client
-            .get(app.url("/auth/refreshAccessToken"))
-            .header("Cookie", format!("jwt={refresh}; HttpOnly; Secure; Max-Age=172800"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(refreshed.status(), 200);
-        let rotated = refresh_cookie(&refreshed).expect("a rotated cookie");
-        assert_ne!(rotated, refresh);
-        let body: Value = refreshed.json().await.unwrap();
-        assert!(body["content"]["access_token"].as_str().is_some_and(|t| t != access));
+        let collection: Value =
+            serde_json::from_str(include_str!("../../extras/thunder-collection.json")).unwrap();
+        let mut vars: Vec<(String, String)> = Vec::new();
+        let fill = |text: &str, vars: &[(String, String)]| {
+            vars.iter().fold(text.to_string(), |t, (k, v)| t.replace(&format!("{{{{{k}}}}}"), v))
+        };
+        let requests = collection["requests"].as_array().unwrap();
+        let names: Vec<&str> = requests.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(names[..5], ["Ping", "Register", "Login", "Me", "Refresh"], "the seed's five come first");
+        for request in requests {
+            let name = request["name"].as_str().unwrap();
+            let url = request["url"].as_str().unwrap().replacen("localhost:3001", &app.address, 1);
+            let method = reqwest::Method::from_bytes(request["method"].as_str().unwrap().as_bytes()).unwrap();
+            let mut builder = app.client.request(method, url);
+            for header in request["headers"].as_array().unwrap() {
+                builder = builder.header(header["name"].as_str().unwrap(), fill(header["value"].as_str().unwrap(), &vars));
+            }
+            if let Some(raw) = request["body"]["raw"].as_str() {
+                builder = builder.header("Content-Type", "application/json").body(raw.to_string());
+            }
+            if let Some(bearer) = request["auth"]["bearer"].as_str() {
+                builder = builder.bearer_auth(fill(bearer, &vars));
+            }
+            let response = builder.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{name}");
+            let cookie = refresh_cookie(&response);
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["success"], true, "{name}: {body}");
+            for test in request["tests"].as_array().unwrap() {
+                let var = test["value"].as_str().unwrap().trim_matches(['{', '}']).to_string();
+                let value = match test["custom"].as_str().unwrap() {
+                    "json.content.access_token" => body["content"]["access_token"].as_str().unwrap().to_string(),
+                    "cookie.jwt" => cookie.clone().expect("a jwt cookie"),
+                    other => panic!("{name}: unsupported test {other}"),
+                };
+                vars.retain(|(k, _)| *k != var);
+                vars.push((var, value));
+            }
+        }
     }
 }
