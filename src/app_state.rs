@@ -2,7 +2,10 @@
 
 use crate::auth::access_token::AccessTokens;
 use crate::auth::password::PasswordHasher;
+use std::sync::Arc;
+
 use crate::config::{CookieSettings, Settings};
+use crate::metrics::Metrics;
 use crate::store::{SessionStore, UserStore};
 
 pub struct AppState {
@@ -14,6 +17,7 @@ pub struct AppState {
     /// Max-Age of the refresh cookie, seconds.
     pub refresh_ttl_secs: u64,
     pub body_limit: usize,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -22,6 +26,7 @@ impl AppState {
         users: UserStore,
         sessions: SessionStore,
         hasher: PasswordHasher,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             users,
@@ -31,6 +36,7 @@ impl AppState {
             cookie: settings.cookie.clone(),
             refresh_ttl_secs: settings.tokens.refresh_ttl.as_secs(),
             body_limit: settings.body_limit,
+            metrics,
         }
     }
 }

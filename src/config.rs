@@ -154,6 +154,46 @@ pub const VARIABLES: &[Variable] = &[
         help: "seconds in-flight requests get after SIGTERM/SIGINT",
     },
     Variable {
+        name: "METRICS_ADDR",
+        default: "127.0.0.1:9100",
+        help: "address of the Prometheus /metrics listener (never the API port); `off` disables metrics",
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        default: "(unset: no export)",
+        help: "OTLP collector, e.g. http://collector:4317 (grpc) or http://collector:4318 (http/protobuf); OTEL_EXPORTER_OTLP_TRACES_ENDPOINT also works",
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default: "grpc",
+        help: "grpc or http/protobuf",
+    },
+    Variable {
+        name: "OTEL_SERVICE_NAME",
+        default: "auth-api",
+        help: "service.name of exported spans",
+    },
+    Variable {
+        name: "OTEL_RESOURCE_ATTRIBUTES",
+        default: "(none)",
+        help: "extra resource attributes, key=value,… (read by the OpenTelemetry SDK)",
+    },
+    Variable {
+        name: "OTEL_TRACES_SAMPLER",
+        default: "parentbased_always_on",
+        help: "sampler, with OTEL_TRACES_SAMPLER_ARG (read by the OpenTelemetry SDK)",
+    },
+    Variable {
+        name: "OTEL_BSP_SCHEDULE_DELAY",
+        default: "5000",
+        help: "batch export delay, ms; the other OTEL_BSP_* variables work too (read by the OpenTelemetry SDK)",
+    },
+    Variable {
+        name: "OTEL_SDK_DISABLED",
+        default: "false",
+        help: "true turns tracing instrumentation off entirely (no trace ids in logs, no traceresponse)",
+    },
+    Variable {
         name: "LOG_FORMAT",
         default: "json (pretty on a terminal)",
         help: "json or pretty",
@@ -266,6 +306,34 @@ pub struct HashSettings {
     pub parallelism: u32,
 }
 
+/// OTLP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+impl FromStr for OtlpProtocol {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            _ => Err("expected grpc or http/protobuf"),
+        }
+    }
+}
+
+/// Tracing export. Only what we decide on is here; the SDK reads the other `OTEL_*` itself.
+#[derive(Clone, Debug)]
+pub struct TelemetrySettings {
+    /// Whether any OTLP endpoint is configured (export is off otherwise).
+    pub export: bool,
+    pub protocol: OtlpProtocol,
+    pub service_name: String,
+    pub sdk_disabled: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
@@ -299,6 +367,9 @@ pub struct Settings {
     pub body_limit: usize,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    /// `None` when metrics are off.
+    pub metrics_addr: Option<SocketAddr>,
+    pub telemetry: TelemetrySettings,
 }
 
 /// All the problems found in the environment, one line each.
@@ -328,35 +399,27 @@ impl Settings {
                     url: DatabaseUrl::new(url),
                 }
             }
-            Some(url) => match url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-            {
+            Some(url) => match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
                 Some(path) => DatabaseSettings::Sqlite {
                     path: PathBuf::from(path),
                 },
                 None => {
                     r.errors
                         .push("DATABASE_URL: expected a postgres:// or sqlite: URL".into());
-                    DatabaseSettings::Sqlite {
-                        path: PathBuf::new(),
-                    }
+                    DatabaseSettings::Sqlite { path: PathBuf::new() }
                 }
             },
         };
         let redis_url = r.secret("REDIS_URL");
         let embedded = redis_url.is_none() && matches!(database, DatabaseSettings::Sqlite { .. });
         let sessions = match redis_url {
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                SessionSettings::Redis {
-                    url: DatabaseUrl::new(url),
-                    key_prefix: r.parse("REDIS_KEY_PREFIX", "auth:".to_string()),
-                    pool_max: r.positive("REDIS_POOL_MAX", 16),
-                }
-            }
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => SessionSettings::Redis {
+                url: DatabaseUrl::new(url),
+                key_prefix: r.parse("REDIS_KEY_PREFIX", "auth:".to_string()),
+                pool_max: r.positive("REDIS_POOL_MAX", 16),
+            },
             Some(_) => {
-                r.errors
-                    .push("REDIS_URL: expected a redis:// or rediss:// URL".into());
+                r.errors.push("REDIS_URL: expected a redis:// or rediss:// URL".into());
                 SessionSettings::Memory
             }
             None => SessionSettings::Memory,
@@ -365,13 +428,11 @@ impl Settings {
         let (secret, secret_generated) = match r.secret("ACCESS_TOKEN_SECRET") {
             Some(s) if s.len() >= 32 => (SecretString::from(s), false),
             Some(_) => {
-                r.errors.push("ACCESS_TOKEN_SECRET: must be at least 32 bytes (e.g. `openssl rand -base64 48`)".into());
+                r.errors
+                    .push("ACCESS_TOKEN_SECRET: must be at least 32 bytes (e.g. `openssl rand -base64 48`)".into());
                 (SecretString::from(String::new()), false)
             }
-            None if embedded => (
-                SecretString::from(crate::auth::refresh_token::random_token()),
-                true,
-            ),
+            None if embedded => (SecretString::from(crate::auth::refresh_token::random_token()), true),
             None => {
                 r.errors.push("ACCESS_TOKEN_SECRET: required when DATABASE_URL or REDIS_URL is set (sessions would not survive a restart or be shared between replicas)".into());
                 (SecretString::from(String::new()), false)
@@ -429,6 +490,17 @@ impl Settings {
                     LogFormat::Json
                 },
             ),
+            metrics_addr: match r.raw("METRICS_ADDR").as_deref() {
+                Some("off") => None,
+                _ => Some(r.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))),
+            },
+            telemetry: TelemetrySettings {
+                export: r.raw("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+                    || r.raw("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some(),
+                protocol: r.parse("OTEL_EXPORTER_OTLP_PROTOCOL", OtlpProtocol::Grpc),
+                service_name: r.parse("OTEL_SERVICE_NAME", "auth-api".to_string()),
+                sdk_disabled: r.parse("OTEL_SDK_DISABLED", false),
+            },
         };
         if r.errors.is_empty() {
             Ok(settings)
@@ -439,8 +511,7 @@ impl Settings {
 
     /// True when both stores are the embedded ones (one process owns all state).
     pub fn is_embedded(&self) -> bool {
-        matches!(self.database, DatabaseSettings::Sqlite { .. })
-            && matches!(self.sessions, SessionSettings::Memory)
+        matches!(self.database, DatabaseSettings::Sqlite { .. }) && matches!(self.sessions, SessionSettings::Memory)
     }
 }
 
@@ -466,8 +537,7 @@ impl Reader<'_> {
         match std::fs::read_to_string(&path) {
             Ok(value) => Some(value.trim().to_string()).filter(|v| !v.is_empty()),
             Err(e) => {
-                self.errors
-                    .push(format!("{name}_FILE: cannot read {path}: {e}"));
+                self.errors.push(format!("{name}_FILE: cannot read {path}: {e}"));
                 None
             }
         }
@@ -492,8 +562,7 @@ impl Reader<'_> {
     {
         let value = self.parse(name, default);
         if value <= T::default() {
-            self.errors
-                .push(format!("{name}: must be greater than zero"));
+            self.errors.push(format!("{name}: must be greater than zero"));
             return default;
         }
         value
@@ -510,10 +579,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -555,10 +621,7 @@ mod tests {
     #[test]
     fn production_backends_require_a_secret() {
         let err = settings(&[("DATABASE_URL", "postgres://u:p@db/auth")]).expect_err("no secret");
-        assert!(
-            err.0[0].starts_with("ACCESS_TOKEN_SECRET: required"),
-            "{err}"
-        );
+        assert!(err.0[0].starts_with("ACCESS_TOKEN_SECRET: required"), "{err}");
     }
 
     #[test]

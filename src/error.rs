@@ -114,11 +114,7 @@ impl ApiError {
                 "AuthError",
                 "your access token has expired, please refresh at /auth/refreshAccessToken",
             ),
-            InvalidAccessToken => (
-                "INVALID_ACCESS_TOKEN",
-                "AuthError",
-                "your access token is invalid",
-            ),
+            InvalidAccessToken => ("INVALID_ACCESS_TOKEN", "AuthError", "your access token is invalid"),
             NoRefreshCookie => (
                 "NO_JWT_REFTOKEN_COOKIE",
                 "AuthError",
@@ -144,23 +140,11 @@ impl ApiError {
                 "AuthError",
                 "this refresh token was already used; the session has been revoked, please log in again",
             ),
-            UserNotFound => (
-                "USER_NOT_FOUND",
-                "DbError",
-                "no user with this email and password",
-            ),
-            EmailTaken => (
-                "EMAIL_TAKEN",
-                "UserError",
-                "an account with this email already exists",
-            ),
+            UserNotFound => ("USER_NOT_FOUND", "DbError", "no user with this email and password"),
+            EmailTaken => ("EMAIL_TAKEN", "UserError", "an account with this email already exists"),
             Validation { message, .. } => ("VALIDATION_ERROR", "UserError", message),
             SessionNotFound => ("SESSION_NOT_FOUND", "UserError", "no such session"),
-            PayloadTooLarge => (
-                "PAYLOAD_TOO_LARGE",
-                "UserError",
-                "the request body is too large",
-            ),
+            PayloadTooLarge => ("PAYLOAD_TOO_LARGE", "UserError", "the request body is too large"),
             UnsupportedMediaType => (
                 "UNSUPPORTED_MEDIA_TYPE",
                 "UserError",
@@ -190,9 +174,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            ProtectedRoute | InvalidAuthHeader | ExpiredAccessToken | InvalidAccessToken
-            | NoRefreshCookie | NoRefreshToken | ExpiredRefreshToken | InvalidRefreshToken
-            | RefreshTokenReused | UserNotFound => StatusCode::UNAUTHORIZED,
+            ProtectedRoute | InvalidAuthHeader | ExpiredAccessToken | InvalidAccessToken | NoRefreshCookie
+            | NoRefreshToken | ExpiredRefreshToken | InvalidRefreshToken | RefreshTokenReused | UserNotFound => {
+                StatusCode::UNAUTHORIZED
+            }
             EmailTaken => StatusCode::CONFLICT,
             Validation { .. } => StatusCode::BAD_REQUEST,
             SessionNotFound | NotFound => StatusCode::NOT_FOUND,

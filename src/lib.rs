@@ -7,6 +7,7 @@ pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod healthcheck;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -28,10 +28,7 @@ enum Command {
 fn settings_help() -> String {
     let mut text = String::from("Settings (environment variables, or a .env file):\n");
     for v in VARIABLES {
-        text.push_str(&format!(
-            "  {:<22} {}  [default: {}]\n",
-            v.name, v.help, v.default
-        ));
+        text.push_str(&format!("  {:<22} {}  [default: {}]\n", v.name, v.help, v.default));
     }
     text.push_str("  ACCESS_TOKEN_SECRET, DATABASE_URL and REDIS_URL may be read from a file named by <NAME>_FILE.");
     text
@@ -57,19 +54,28 @@ fn main() -> ExitCode {
             }
         };
     }
-    telemetry::init(settings.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+    let telemetry = {
+        let _context = runtime.enter();
+        match telemetry::init(settings.log_format, &settings.telemetry) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("auth-api: cannot set up telemetry: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Migrate) => {
-                startup::migrate(&startup::connect_users(&settings).await?).await
+                let users = startup::connect_users(&settings, Default::default()).await?;
+                startup::migrate(&users).await
             }
-            _ => Ok(Application::build(settings)
-                .await?
-                .run_until_stopped()
-                .await?),
+            _ => Ok(Application::build(settings).await?.run_until_stopped().await?),
         }
     });
+    // Flush spans only now, so those of the last requests are exported too.
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,10 +4,11 @@
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::{Condition, Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use futures_util::FutureExt;
@@ -19,38 +20,48 @@ use crate::app_state::AppState;
 use crate::auth::password::PasswordHasher;
 use crate::config::{DatabaseSettings, SessionSettings, Settings};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::store::memory_sessions::MemorySessionStore;
 use crate::store::redis_sessions::RedisSessionStore;
-use crate::store::sessions::{SessionPolicy, SessionStore};
+use crate::store::sessions::{SessionBackend, SessionPolicy, SessionStore};
 use crate::store::users::{Backend, UserStore};
+use crate::telemetry;
 
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<(u16, Server)>,
 }
 
 impl Application {
-    /// Connects the stores (migrating when configured), then binds `settings.host_addr`.
+    /// Connects the stores (migrating when configured), then binds `settings.host_addr` and,
+    /// unless metrics are off, `settings.metrics_addr`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let users = connect_users(&settings).await?;
+        let metrics = Arc::new(Metrics::new());
+        let users = connect_users(&settings, metrics.clone()).await?;
         if settings.run_migrations {
             migrate(&users).await?;
         }
-        let sessions = connect_sessions(&settings)?;
-        let hasher = PasswordHasher::new(&settings.hashing)?;
+        let sessions = connect_sessions(&settings, metrics.clone())?;
+        let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
         log_backends(&settings);
 
-        let state = web::Data::new(AppState::new(&settings, users, sessions, hasher));
+        let http_metrics = metrics.http_middleware();
+        let metrics_on = settings.metrics_addr.is_some();
+        let state = web::Data::new(AppState::new(&settings, users, sessions, hasher, metrics));
         let body_limit = settings.body_limit;
-        let listener = TcpListener::bind(settings.host_addr)
-            .with_context(|| format!("cannot bind {}", settings.host_addr))?;
+        let listener =
+            TcpListener::bind(settings.host_addr).with_context(|| format!("cannot bind {}", settings.host_addr))?;
         let port = listener.local_addr()?.port();
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(catch_panic))
-                .wrap(TracingLogger::default())
-                .app_data(state.clone())
+                .wrap(from_fn(telemetry::http::trace_response_header))
+                .wrap(TracingLogger::<telemetry::http::RootSpan>::new())
+                .wrap(Condition::new(metrics_on, http_metrics.clone()))
+                .app_data(app_state.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
@@ -60,12 +71,37 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .run();
-        tracing::info!(address = %settings.host_addr.ip(), port, "listening");
-        Ok(Self { port, server })
+
+        let metrics = match settings.metrics_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).with_context(|| format!("cannot bind METRICS_ADDR {addr}"))?;
+                let metrics_port = listener.local_addr()?.port();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .route("/metrics", web::get().to(crate::metrics::endpoint))
+                        .default_service(web::to(routes::not_found))
+                })
+                .listen(listener)?
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .run();
+                tracing::info!(address = %addr.ip(), port = metrics_port, "metrics listening");
+                Some((metrics_port, server))
+            }
+            None => None,
+        };
+        Ok(Self { port, server, metrics })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Port of the metrics listener, if metrics are on.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -73,34 +109,44 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops accepting and lets in-flight requests finish
-    /// (up to `SHUTDOWN_TIMEOUT`).
+    /// (up to `SHUTDOWN_TIMEOUT`); the metrics listener stops after the API.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        // Handlers are installed before "listening" is logged: a signal sent as soon as the
+        // port is known must not find the default disposition (immediate death).
+        let signal = shutdown_signal()?;
+        // An actix Server only runs while polled: the metrics one gets its own task.
+        let metrics = self.metrics.map(|(_, server)| (server.handle(), tokio::spawn(server)));
+        tracing::info!(port = self.port, "listening");
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signal.await;
             tracing::info!("shutdown signal received, draining in-flight requests");
             handle.stop(true).await;
         });
-        self.server.await
+        let result = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
+        result
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on the first SIGTERM or SIGINT; the handlers are registered when this returns.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// Turns a panic in any handler into the 500 envelope instead of a dropped connection. The
@@ -118,12 +164,12 @@ async fn catch_panic(
 
 /// The user store the settings name; pools connect lazily, so a database that is down at
 /// start only fails the requests (503) until it is back, unless migrations must run first.
-pub async fn connect_users(settings: &Settings) -> anyhow::Result<UserStore> {
+pub async fn connect_users(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<UserStore> {
     let timeout = settings.store_timeout;
     let backend = match &settings.database {
         DatabaseSettings::Postgres { url } => {
-            let options = PgConnectOptions::from_str(url.expose())
-                .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+            let options =
+                PgConnectOptions::from_str(url.expose()).context("DATABASE_URL is not a valid PostgreSQL URL")?;
             Backend::Postgres(
                 PgPoolOptions::new()
                     .max_connections(settings.database_pool_max)
@@ -133,8 +179,7 @@ pub async fn connect_users(settings: &Settings) -> anyhow::Result<UserStore> {
         }
         DatabaseSettings::Sqlite { path } => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             }
             let options = SqliteConnectOptions::new()
                 .filename(path)
@@ -149,7 +194,7 @@ pub async fn connect_users(settings: &Settings) -> anyhow::Result<UserStore> {
             )
         }
     };
-    Ok(UserStore::new(backend, timeout))
+    Ok(UserStore::new(backend, timeout, metrics))
 }
 
 /// Applies the migrations embedded in the binary.
@@ -161,7 +206,7 @@ pub async fn migrate(users: &UserStore) -> anyhow::Result<()> {
     .context("running database migrations")
 }
 
-fn connect_sessions(settings: &Settings) -> anyhow::Result<SessionStore> {
+fn connect_sessions(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<SessionStore> {
     let tokens = &settings.tokens;
     let policy = SessionPolicy {
         refresh_ttl: tokens.refresh_ttl,
@@ -169,20 +214,21 @@ fn connect_sessions(settings: &Settings) -> anyhow::Result<SessionStore> {
         grace: tokens.reuse_grace,
         max_per_user: settings.max_sessions_per_user,
     };
-    Ok(match &settings.sessions {
+    let backend = match &settings.sessions {
         SessionSettings::Redis {
             url,
             key_prefix,
             pool_max,
-        } => SessionStore::Redis(RedisSessionStore::new(
+        } => SessionBackend::Redis(RedisSessionStore::new(
             url.expose(),
             key_prefix.clone(),
             *pool_max,
             policy,
             settings.store_timeout,
         )?),
-        SessionSettings::Memory => SessionStore::Memory(MemorySessionStore::new(policy)),
-    })
+        SessionSettings::Memory => SessionBackend::Memory(MemorySessionStore::new(policy)),
+    };
+    Ok(SessionStore::new(backend, metrics))
 }
 
 fn log_backends(settings: &Settings) {
@@ -191,9 +237,7 @@ fn log_backends(settings: &Settings) {
         DatabaseSettings::Sqlite { path } => format!("sqlite ({})", path.display()),
     };
     match &settings.sessions {
-        SessionSettings::Redis {
-            url, key_prefix, ..
-        } => {
+        SessionSettings::Redis { url, key_prefix, .. } => {
             tracing::info!(
                 users,
                 sessions = format!("redis ({url:?}, prefix {key_prefix:?})"),
@@ -207,9 +251,7 @@ fn log_backends(settings: &Settings) {
         ),
     }
     if settings.tokens.secret_generated {
-        tracing::warn!(
-            "ACCESS_TOKEN_SECRET is unset: using a random key, so access tokens die with this process"
-        );
+        tracing::warn!("ACCESS_TOKEN_SECRET is unset: using a random key, so access tokens die with this process");
     }
 }
 
@@ -226,21 +268,13 @@ mod tests {
                 .route("/boom", web::get().to(|| async { panic!("boom") as &str })),
         )
         .await;
-        let Err(error) =
-            test::try_call_service(&app, test::TestRequest::get().uri("/boom").to_request()).await
-        else {
+        let Err(error) = test::try_call_service(&app, test::TestRequest::get().uri("/boom").to_request()).await else {
             panic!("the panic is caught and turned into an error");
         };
         let response = error.error_response();
         assert_eq!(response.status(), 500);
-        let body = actix_web::body::to_bytes(response.into_body())
-            .await
-            .unwrap();
-        assert!(
-            std::str::from_utf8(&body)
-                .unwrap()
-                .contains("INTERNAL_ERROR")
-        );
+        let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+        assert!(std::str::from_utf8(&body).unwrap().contains("INTERNAL_ERROR"));
         assert!(!std::str::from_utf8(&body).unwrap().contains("boom"));
     }
 }

@@ -95,8 +95,7 @@ impl AccessTokens {
             return Err(ApiError::InvalidAccessToken);
         }
         // `typ` is not covered by `Validation`; `kid`/`jku` are never consulted (one static key).
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidAccessToken)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidAccessToken)?;
         if header.typ.as_deref() != Some(TYP) {
             return Err(ApiError::InvalidAccessToken);
         }

@@ -34,10 +34,7 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
         .ok_or(ApiError::ProtectedRoute)?;
     let value = value.to_str().map_err(|_| ApiError::InvalidAuthHeader)?;
     // The scheme is case-insensitive (RFC 9110 §11.1); any other scheme is refused.
-    let (scheme, token) = value
-        .trim()
-        .split_once(' ')
-        .ok_or(ApiError::InvalidAuthHeader)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::InvalidAuthHeader)?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
         return Err(ApiError::InvalidAuthHeader);
@@ -45,8 +42,15 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .expect("AppState is registered in startup");
-    let claims = state.tokens.verify(token)?;
-    tracing::Span::current().record("enduser.id", tracing::field::display(claims.sub));
+    let verified = state.tokens.verify(token);
+    let outcome = match &verified {
+        Ok(_) => "valid",
+        Err(ApiError::ExpiredAccessToken) => "expired",
+        Err(_) => "invalid",
+    };
+    state.metrics.token_validations.with_label_values(&[outcome]).inc();
+    let claims = verified?;
+    crate::telemetry::http::record_user(req, claims.sub);
     Ok(Authenticated {
         user_id: claims.sub,
         session_id: claims.sid,

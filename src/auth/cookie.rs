@@ -101,21 +101,9 @@ mod tests {
                 "other cookie first",
             ),
             ("jwt=", RefreshCookie::Empty, "empty value"),
-            (
-                "jwtx=abc; xjwt=abc",
-                RefreshCookie::Missing,
-                "names must match exactly",
-            ),
-            (
-                "HttpOnly; Secure",
-                RefreshCookie::Missing,
-                "no pairs at all",
-            ),
-            (
-                "jwt=\"abc\"",
-                RefreshCookie::Present("abc".into()),
-                "quoted value",
-            ),
+            ("jwtx=abc; xjwt=abc", RefreshCookie::Missing, "names must match exactly"),
+            ("HttpOnly; Secure", RefreshCookie::Missing, "no pairs at all"),
+            ("jwt=\"abc\"", RefreshCookie::Present("abc".into()), "quoted value"),
         ];
         for (header, expected, why) in cases {
             assert_eq!(read_header(header), expected, "{why}");
@@ -140,9 +128,6 @@ mod tests {
             assert!(text.contains(part), "{part} missing from {text}");
         }
         let cleared = clear(&settings).to_string();
-        assert!(
-            cleared.contains("Max-Age=0") && cleared.contains("jwt=;"),
-            "{cleared}"
-        );
+        assert!(cleared.contains("Max-Age=0") && cleared.contains("jwt=;"), "{cleared}");
     }
 }

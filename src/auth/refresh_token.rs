@@ -39,10 +39,7 @@ impl std::fmt::Debug for TokenHash {
 
 /// Whether `raw` has the shape of one of our tokens (cheap rejection of junk before any I/O).
 pub fn looks_valid(raw: &str) -> bool {
-    raw.len() == TOKEN_LEN
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    raw.len() == TOKEN_LEN && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `successor` encrypted under a key only the holder of `presented` can derive.
@@ -56,31 +53,14 @@ pub fn seal(successor: &str, presented: &str) -> String {
         .decode(successor)
         .expect("successor is one of our tokens");
     let pad = pad(presented);
-    URL_SAFE_NO_PAD.encode(
-        bytes
-            .iter()
-            .zip(pad)
-            .map(|(b, p)| b ^ p)
-            .collect::<Vec<u8>>(),
-    )
+    URL_SAFE_NO_PAD.encode(bytes.iter().zip(pad).map(|(b, p)| b ^ p).collect::<Vec<u8>>())
 }
 
 /// Inverse of [`seal`]; `None` when `sealed` is not a sealed token.
 pub fn unseal(sealed: &str, presented: &str) -> Option<String> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(sealed)
-        .ok()
-        .filter(|b| b.len() == TOKEN_BYTES)?;
+    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok().filter(|b| b.len() == TOKEN_BYTES)?;
     let pad = pad(presented);
-    Some(
-        URL_SAFE_NO_PAD.encode(
-            bytes
-                .iter()
-                .zip(pad)
-                .map(|(b, p)| b ^ p)
-                .collect::<Vec<u8>>(),
-        ),
-    )
+    Some(URL_SAFE_NO_PAD.encode(bytes.iter().zip(pad).map(|(b, p)| b ^ p).collect::<Vec<u8>>()))
 }
 
 fn pad(presented: &str) -> [u8; 32] {
@@ -108,14 +88,8 @@ mod tests {
         let (presented, successor) = (random_token(), random_token());
         let sealed = seal(&successor, &presented);
         assert_ne!(sealed, successor);
-        assert_eq!(
-            unseal(&sealed, &presented).as_deref(),
-            Some(successor.as_str())
-        );
-        assert_ne!(
-            unseal(&sealed, &random_token()).as_deref(),
-            Some(successor.as_str())
-        );
+        assert_eq!(unseal(&sealed, &presented).as_deref(), Some(successor.as_str()));
+        assert_ne!(unseal(&sealed, &random_token()).as_deref(), Some(successor.as_str()));
     }
 
     #[test]

@@ -101,15 +101,9 @@ mod tests {
         for (password, ok, why) in cases {
             assert_eq!(new(password).is_ok(), ok, "{why}: {password}");
         }
-        assert!(
-            new(&"x".repeat(128)).is_ok(),
-            "128 characters is the maximum"
-        );
+        assert!(new(&"x".repeat(128)).is_ok(), "128 characters is the maximum");
         assert!(new(&"x".repeat(129)).is_err(), "129 characters is too long");
-        assert!(
-            new(&"ü".repeat(8)).is_ok(),
-            "length counts characters, not bytes"
-        );
+        assert!(new(&"ü".repeat(8)).is_ok(), "length counts characters, not bytes");
     }
 
     #[test]

@@ -21,10 +21,7 @@ impl Username {
             ));
         }
         if name.chars().any(char::is_control) {
-            return Err(ApiError::validation(
-                "username",
-                "username contains control characters",
-            ));
+            return Err(ApiError::validation("username", "username contains control characters"));
         }
         Ok(Self(name.to_string()))
     }
@@ -40,14 +37,8 @@ mod tests {
 
     #[test]
     fn bounds_are_in_characters_not_bytes() {
-        assert!(
-            Username::parse(&"é".repeat(64)).is_ok(),
-            "64 two-byte characters fit"
-        );
-        assert!(
-            Username::parse(&"a".repeat(65)).is_err(),
-            "65 characters do not"
-        );
+        assert!(Username::parse(&"é".repeat(64)).is_ok(), "64 two-byte characters fit");
+        assert!(Username::parse(&"a".repeat(65)).is_err(), "65 characters do not");
         assert!(Username::parse("  ").is_err(), "blank after trimming");
         assert!(Username::parse("tab\there").is_err(), "control character");
         assert_eq!(Username::parse("  John Doe ").unwrap().as_str(), "John Doe");

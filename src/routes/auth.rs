@@ -60,35 +60,38 @@ struct PublicUser<'a> {
 async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: JsonBody<RegisterBody>,
+    body: Result<JsonBody<RegisterBody>, ApiError>,
 ) -> Result<HttpResponse> {
-    let RegisterBody {
-        username,
-        email,
-        password,
-    } = body.0;
-    let (username, email, password) = (
-        Username::parse(&username)?,
-        Email::parse(&email)?,
-        NewPassword::parse(password)?,
-    );
-    let user = create_user(&state, username, email, &password).await?;
-    start_session(&state, &req, &user).await
+    let result = async {
+        let RegisterBody {
+            username,
+            email,
+            password,
+        } = body?.0;
+        register_user(&state, &req, Some(username), Email::parse(&email)?, password).await
+    }
+    .await;
+    count(&state.metrics.registrations, registration_outcome(&result));
+    result
 }
 
 #[tracing::instrument(name = "auth.login", skip_all)]
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: JsonBody<LoginBody>,
+    body: Result<JsonBody<LoginBody>, ApiError>,
 ) -> Result<HttpResponse> {
-    let LoginBody { email, password } = body.0;
-    let (email, password) = (Email::parse(&email)?, LoginPassword::parse(password)?);
-    let user = authenticate(&state, &email, &password).await?;
-    start_session(&state, &req, &user).await
+    let result = async {
+        let LoginBody { email, password } = body?.0;
+        log_in(&state, &req, Email::parse(&email)?, password).await
+    }
+    .await;
+    count(&state.metrics.logins, login_outcome(&result));
+    result
 }
 
-/// Logs in when the email exists, registers otherwise (then `username` is required).
+/// Logs in when the email exists, registers otherwise (then `username` is required). Counted
+/// as a registration or a login, whichever it turned out to be.
 #[tracing::instrument(name = "auth.create_or_login", skip_all)]
 async fn create_or_login(
     state: web::Data<AppState>,
@@ -102,28 +105,59 @@ async fn create_or_login(
     } = body.0;
     let email = Email::parse(&email)?;
     if state.users.find_by_email(&email).await?.is_none() {
-        let username = username.ok_or_else(|| {
-            ApiError::validation("username", "username is required to create an account")
-        })?;
-        let username = Username::parse(&username)?;
-        let new_password = NewPassword::parse(password.clone())?;
-        match create_user(&state, username, email.clone(), &new_password).await {
-            Ok(user) => return start_session(&state, &req, &user).await,
-            // Someone registered this email since our lookup: fall through to a login.
-            Err(ApiError::EmailTaken) => {}
-            Err(e) => return Err(e),
+        let result = register_user(&state, &req, username, email.clone(), password.clone()).await;
+        count(&state.metrics.registrations, registration_outcome(&result));
+        // EMAIL_TAKEN: someone registered this email since our lookup, so it is a login now.
+        if !matches!(result, Err(ApiError::EmailTaken)) {
+            return result;
         }
     }
-    let user = authenticate(&state, &email, &LoginPassword::parse(password)?).await?;
-    start_session(&state, &req, &user).await
+    let result = log_in(&state, &req, email, password).await;
+    count(&state.metrics.logins, login_outcome(&result));
+    result
 }
 
-async fn create_user(
+async fn register_user(
     state: &AppState,
-    username: Username,
+    req: &HttpRequest,
+    username: Option<String>,
     email: Email,
-    password: &NewPassword,
-) -> Result<User> {
+    password: SecretString,
+) -> Result<HttpResponse> {
+    let username = username.ok_or_else(|| ApiError::validation("username", "username is required"))?;
+    let (username, password) = (Username::parse(&username)?, NewPassword::parse(password)?);
+    let user = create_user(state, username, email, &password).await?;
+    start_session(state, req, &user).await
+}
+
+async fn log_in(state: &AppState, req: &HttpRequest, email: Email, password: SecretString) -> Result<HttpResponse> {
+    let user = authenticate(state, &email, &LoginPassword::parse(password)?).await?;
+    start_session(state, req, &user).await
+}
+
+fn count(counter: &prometheus::IntCounterVec, outcome: &str) {
+    counter.with_label_values(&[outcome]).inc();
+}
+
+fn registration_outcome(result: &Result<HttpResponse>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(ApiError::EmailTaken) => "email_taken",
+        Err(ApiError::Validation { .. } | ApiError::UnsupportedMediaType | ApiError::PayloadTooLarge) => "invalid",
+        Err(_) => "error",
+    }
+}
+
+fn login_outcome(result: &Result<HttpResponse>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(ApiError::UserNotFound | ApiError::Validation { .. }) => "invalid_credentials",
+        Err(ApiError::UnsupportedMediaType | ApiError::PayloadTooLarge) => "invalid_credentials",
+        Err(_) => "error",
+    }
+}
+
+async fn create_user(state: &AppState, username: Username, email: Email, password: &NewPassword) -> Result<User> {
     let password_hash = state.hasher.hash(password.secret()).await?;
     let user = NewUser {
         id: UserId::new(),
@@ -166,11 +200,7 @@ async fn start_session(state: &AppState, req: &HttpRequest, user: &User) -> Resu
     }
     let access = state.tokens.issue(user.id, session.id)?;
     let mut response = HttpResponse::Ok();
-    response.cookie(cookie::issue(
-        &refresh_token,
-        state.refresh_ttl_secs,
-        &state.cookie,
-    ));
+    response.cookie(cookie::issue(&refresh_token, state.refresh_ttl_secs, &state.cookie));
     Ok(envelope::ok_with(
         response,
         SessionStarted {

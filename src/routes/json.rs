@@ -20,13 +20,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
             .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
         // The limit itself is the PayloadConfig registered in startup.
         let body = web::Bytes::from_request(req, payload);
@@ -35,9 +29,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 return Err(ApiError::UnsupportedMediaType);
             }
             let bytes = body.await.map_err(|e| {
-                if e.as_response_error().status_code()
-                    == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
-                {
+                if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::validation("body", "the request body could not be read")
@@ -53,10 +45,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // serde would also fill a struct from a JSON array, positionally; only objects are accepted.
     if bytes.trim_ascii_start().first() != Some(&b'{') {
-        return Err(ApiError::validation(
-            "body",
-            "the body must be a JSON object",
-        ));
+        return Err(ApiError::validation("body", "the body must be a JSON object"));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {

@@ -25,9 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// A resource whose unmatched methods answer 405 in the envelope.
 fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
-    }))
+    web::resource(path).default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
 }
 
 async fn root() -> HttpResponse {

@@ -30,59 +30,63 @@ struct Refreshed {
 
 #[tracing::instrument(name = "auth.refresh", skip_all)]
 async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
-    let presented = match cookie::read(&req) {
-        RefreshCookie::Missing => return Err(ApiError::NoRefreshCookie),
-        RefreshCookie::Empty => return Ok(rejected(&state, ApiError::NoRefreshToken)),
+    let result = rotate(&state, &req).await;
+    let outcome = match &result {
+        Ok((outcome, _)) => outcome,
+        Err(_) => "error",
+    };
+    state.metrics.refreshes.with_label_values(&[outcome]).inc();
+    result.map(|(_, response)| response)
+}
+
+/// Presents the cookie's token to the store; the outcome label and the response.
+async fn rotate(state: &AppState, req: &HttpRequest) -> Result<(&'static str, HttpResponse)> {
+    let presented = match cookie::read(req) {
+        RefreshCookie::Missing => return Ok(("invalid", ApiError::NoRefreshCookie.error_response())),
+        RefreshCookie::Empty => return Ok(("invalid", rejected(state, ApiError::NoRefreshToken))),
         RefreshCookie::Present(token) if refresh_token::looks_valid(&token) => token,
-        RefreshCookie::Present(_) => return Ok(rejected(&state, ApiError::InvalidRefreshToken)),
+        RefreshCookie::Present(_) => return Ok(("invalid", rejected(state, ApiError::InvalidRefreshToken))),
     };
     let successor = refresh_token::random_token();
     let sealed = refresh_token::seal(&successor, &presented);
-    let outcome = state
+    let rotation = state
         .sessions
         .rotate(
             TokenHash::of(&presented),
             TokenHash::of(&successor),
             &sealed,
-            &client_info(&req),
+            &client_info(req),
         )
         .await?;
-    let (user_id, session_id, token) = match outcome {
-        Rotation::Rotated {
-            session_id,
-            user_id,
-        } => (user_id, session_id, successor),
+    let (outcome, user_id, session_id, token) = match rotation {
+        Rotation::Rotated { session_id, user_id } => ("success", user_id, session_id, successor),
         Rotation::GraceReplay {
             session_id,
             user_id,
             sealed_successor,
         } => {
-            let token = refresh_token::unseal(&sealed_successor, &presented).ok_or_else(|| {
-                anyhow::anyhow!("stored successor of session {session_id} does not unseal")
-            })?;
-            (user_id, session_id, token)
+            let token = refresh_token::unseal(&sealed_successor, &presented)
+                .ok_or_else(|| anyhow::anyhow!("stored successor of session {session_id} does not unseal"))?;
+            ("grace_replay", user_id, session_id, token)
         }
-        Rotation::Reused {
-            session_id,
-            user_id,
-        } => {
+        Rotation::Reused { session_id, user_id } => {
             tracing::warn!(%session_id, %user_id, "retired refresh token presented again: session revoked");
-            return Ok(rejected(&state, ApiError::RefreshTokenReused));
+            state.metrics.sessions_revoked.with_label_values(&["reuse"]).inc();
+            return Ok(("reused", rejected(state, ApiError::RefreshTokenReused)));
         }
-        Rotation::Expired => return Ok(rejected(&state, ApiError::ExpiredRefreshToken)),
-        Rotation::Invalid => return Ok(rejected(&state, ApiError::InvalidRefreshToken)),
+        Rotation::Expired => return Ok(("expired", rejected(state, ApiError::ExpiredRefreshToken))),
+        Rotation::Invalid => return Ok(("invalid", rejected(state, ApiError::InvalidRefreshToken))),
     };
+    crate::telemetry::http::record_user(req, user_id);
     let access = state.tokens.issue(user_id, session_id)?;
     let mut response = HttpResponse::Ok();
     response.cookie(cookie::issue(&token, state.refresh_ttl_secs, &state.cookie));
-    Ok(envelope::ok_with(
-        response,
-        Refreshed {
-            access_token: access.token,
-            token_type: "Bearer",
-            expires_in: access.expires_in,
-        },
-    ))
+    let body = Refreshed {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+    };
+    Ok((outcome, envelope::ok_with(response, body)))
 }
 
 /// Revokes the session of the presented cookie (if any) and clears it. Idempotent.
@@ -90,11 +94,9 @@ async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
 async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
     if let RefreshCookie::Present(token) = cookie::read(&req)
         && refresh_token::looks_valid(&token)
+        && state.sessions.revoke_by_token(TokenHash::of(&token)).await?.is_some()
     {
-        state
-            .sessions
-            .revoke_by_token(TokenHash::of(&token))
-            .await?;
+        state.metrics.sessions_revoked.with_label_values(&["logout"]).inc();
     }
     let mut response = HttpResponse::Ok();
     response.cookie(cookie::clear(&state.cookie));

@@ -52,16 +52,21 @@ async fn revoke_one(
     caller: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let id = Uuid::parse_str(&path)
-        .map_err(|_| ApiError::validation("id", "id must be a session UUID"))?;
+    let id = Uuid::parse_str(&path).map_err(|_| ApiError::validation("id", "id must be a session UUID"))?;
     if !state.sessions.revoke(caller.user_id, id).await? {
         return Err(ApiError::SessionNotFound);
     }
+    state.metrics.sessions_revoked.with_label_values(&["user"]).inc();
     Ok(envelope::ok(Revoked { revoked: 1 }))
 }
 
 #[tracing::instrument(name = "sessions.revoke_all", skip_all)]
 async fn revoke_all(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
     let revoked = state.sessions.revoke_all(caller.user_id).await?;
+    state
+        .metrics
+        .sessions_revoked
+        .with_label_values(&["user"])
+        .inc_by(u64::from(revoked));
     Ok(envelope::ok(Revoked { revoked }))
 }

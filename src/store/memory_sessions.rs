@@ -10,9 +10,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::now_ms;
-use super::sessions::{
-    ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp,
-};
+use super::sessions::{ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp};
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 
@@ -73,8 +71,7 @@ impl State {
         for id in dead {
             self.remove_session(id);
         }
-        self.tokens
-            .retain(|_, t| t.exp_ms + REMEMBER_EXPIRED_MS > now);
+        self.tokens.retain(|_, t| t.exp_ms + REMEMBER_EXPIRED_MS > now);
     }
 }
 
@@ -97,10 +94,7 @@ impl MemorySessionStore {
             loop {
                 tick.tick().await;
                 let Some(state) = weak.upgrade() else { break };
-                state
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .sweep(now_ms());
+                state.lock().unwrap_or_else(|p| p.into_inner()).sweep(now_ms());
             }
         });
         store
@@ -116,12 +110,7 @@ impl MemorySessionStore {
         d.as_millis() as i64
     }
 
-    pub fn create(
-        &self,
-        user: UserId,
-        token: TokenHash,
-        client: &ClientInfo,
-    ) -> Result<CreatedSession, StoreError> {
+    pub fn create(&self, user: UserId, token: TokenHash, client: &ClientInfo) -> Result<CreatedSession, StoreError> {
         let now = now_ms();
         let id = Uuid::now_v7();
         let idle_exp_ms = now + Self::ms(self.policy.refresh_ttl);
@@ -199,10 +188,7 @@ impl MemorySessionStore {
                     exp_ms,
                 },
             );
-            return Ok(Rotation::Rotated {
-                session_id,
-                user_id,
-            });
+            return Ok(Rotation::Rotated { session_id, user_id });
         }
         if let Some((previous, sealed, retired_ms)) = &session.previous
             && *previous == presented
@@ -215,10 +201,7 @@ impl MemorySessionStore {
             });
         }
         state.remove_session(session_id);
-        Ok(Rotation::Reused {
-            session_id,
-            user_id,
-        })
+        Ok(Rotation::Reused { session_id, user_id })
     }
 
     pub fn revoke_by_token(&self, token: TokenHash) -> Result<Option<Uuid>, StoreError> {
@@ -244,11 +227,7 @@ impl MemorySessionStore {
         let now = now_ms();
         let mut live = 0;
         for id in ids {
-            if state
-                .sessions
-                .remove(&id)
-                .is_some_and(|s| s.expires_ms() > now)
-            {
+            if state.sessions.remove(&id).is_some_and(|s| s.expires_ms() > now) {
                 live += 1;
             }
         }
@@ -258,20 +237,10 @@ impl MemorySessionStore {
     pub fn list(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
         let now = now_ms();
         let state = self.lock();
-        let ids = state
-            .by_user
-            .get(&user)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let ids = state.by_user.get(&user).map(Vec::as_slice).unwrap_or_default();
         Ok(ids
             .iter()
-            .filter_map(|id| {
-                state
-                    .sessions
-                    .get(id)
-                    .filter(|s| s.expires_ms() > now)
-                    .map(|s| (id, s))
-            })
+            .filter_map(|id| state.sessions.get(id).filter(|s| s.expires_ms() > now).map(|s| (id, s)))
             .map(|(id, s)| SessionInfo {
                 id: *id,
                 created_at: timestamp(s.created_ms),
@@ -285,10 +254,6 @@ impl MemorySessionStore {
 
     pub fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
         let now = now_ms();
-        Ok(self
-            .lock()
-            .sessions
-            .get(&session)
-            .is_some_and(|s| s.expires_ms() > now))
+        Ok(self.lock().sessions.get(&session).is_some_and(|s| s.expires_ms() > now))
     }
 }

@@ -31,9 +31,7 @@ pub enum StoreError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(dependency, source) => {
-                ApiError::Unavailable { dependency, source }
-            }
+            StoreError::Unavailable(dependency, source) => ApiError::Unavailable { dependency, source },
             StoreError::Failed(_, source) => ApiError::Internal(source),
         }
     }
@@ -53,11 +51,13 @@ async fn bounded<T>(
     })
 }
 
-/// Sorts a sqlx error into unavailable (connectivity) or failed (everything else).
+/// Sorts a sqlx error into unavailable (the connection or the server went away) or failed
+/// (everything else: a bug or bad data). A connection cut mid-handshake surfaces as a protocol
+/// error (unexpected EOF), so that counts as unavailable too.
 fn sql_error(e: sqlx::Error) -> StoreError {
     use sqlx::Error::*;
     match e {
-        PoolTimedOut | PoolClosed | Io(_) | Tls(_) | WorkerCrashed => {
+        PoolTimedOut | PoolClosed | Io(_) | Tls(_) | Protocol(_) | WorkerCrashed => {
             StoreError::Unavailable(Dependency::Database, e.into())
         }
         other => StoreError::Failed(Dependency::Database, other.into()),

@@ -42,10 +42,7 @@ impl bb8::ManageConnection for RedisManager {
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
-        Ok(RedisConnection {
-            inner,
-            broken: false,
-        })
+        Ok(RedisConnection { inner, broken: false })
     }
 
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {

@@ -22,9 +22,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::redis_pool::{RedisManager, is_transport_error};
-use super::sessions::{
-    ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp,
-};
+use super::sessions::{ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp};
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 use crate::error::Dependency;
@@ -32,10 +30,8 @@ use crate::error::Dependency;
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/create.lua")));
 static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rotate.lua")));
 static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke.lua")));
-static REVOKE_ALL: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/revoke_all.lua")));
-static REVOKE_BY_TOKEN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/revoke_by_token.lua")));
+static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_all.lua")));
+static REVOKE_BY_TOKEN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_by_token.lua")));
 
 /// How long an expired token is remembered, to answer "expired" rather than "invalid".
 const REMEMBER_EXPIRED_MS: u64 = 86_400_000;
@@ -93,10 +89,7 @@ impl RedisSessionStore {
 
     /// Runs one command or script on a pooled connection, within the store timeout. A
     /// transport failure marks the connection broken so the pool replaces it.
-    async fn run<T, Fut>(
-        &self,
-        call: impl FnOnce(MultiplexedConnection) -> Fut,
-    ) -> Result<T, StoreError>
+    async fn run<T, Fut>(&self, call: impl FnOnce(MultiplexedConnection) -> Fut) -> Result<T, StoreError>
     where
         Fut: Future<Output = redis::RedisResult<T>>,
     {
@@ -176,10 +169,7 @@ impl RedisSessionStore {
         Ok(match reply.first().map(String::as_str) {
             Some("rotated") => {
                 let (session_id, user_id) = ids()?;
-                Rotation::Rotated {
-                    session_id,
-                    user_id,
-                }
+                Rotation::Rotated { session_id, user_id }
             }
             Some("grace") => {
                 let (session_id, user_id) = ids()?;
@@ -192,10 +182,7 @@ impl RedisSessionStore {
             }
             Some("reused") => {
                 let (session_id, user_id) = ids()?;
-                Rotation::Reused {
-                    session_id,
-                    user_id,
-                }
+                Rotation::Reused { session_id, user_id }
             }
             Some("expired") => Rotation::Expired,
             _ => Rotation::Invalid,
@@ -243,10 +230,7 @@ impl RedisSessionStore {
                     .await
             })
             .await?;
-        let ids: Vec<Uuid> = ids
-            .iter()
-            .filter_map(|id| Uuid::parse_str(id).ok())
-            .collect();
+        let ids: Vec<Uuid> = ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -256,9 +240,7 @@ impl RedisSessionStore {
                 .arg(self.session_key(*id))
                 .arg(&["created", "used", "idle_exp", "abs_exp", "ua", "ip"]);
         }
-        let rows: Vec<Vec<Option<String>>> = self
-            .run(|mut c| async move { pipe.query_async(&mut c).await })
-            .await?;
+        let rows: Vec<Vec<Option<String>>> = self.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
         let ms = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<i64>().ok());
         let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         Ok(ids
@@ -266,8 +248,7 @@ impl RedisSessionStore {
             .zip(rows)
             .filter_map(|(id, row)| {
                 // A session that expired or was revoked since ZRANGE has no fields left.
-                let (created, used, idle, abs) =
-                    (ms(&row[0])?, ms(&row[1])?, ms(&row[2])?, ms(&row[3])?);
+                let (created, used, idle, abs) = (ms(&row[0])?, ms(&row[1])?, ms(&row[2])?, ms(&row[3])?);
                 Some(SessionInfo {
                     id,
                     created_at: timestamp(created),
@@ -286,6 +267,14 @@ impl RedisSessionStore {
             .run(|mut c| async move { redis::cmd("EXISTS").arg(key).query_async(&mut c).await })
             .await?;
         Ok(exists)
+    }
+
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (
+            state.idle_connections,
+            state.connections.saturating_sub(state.idle_connections),
+        )
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

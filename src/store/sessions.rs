@@ -7,7 +7,8 @@
 //!   refreshing together); any other retired token revokes the whole session (reuse = theft);
 //! - a user keeps at most `max_per_user` sessions, the oldest evicted first.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -18,6 +19,7 @@ use super::memory_sessions::MemorySessionStore;
 use super::redis_sessions::RedisSessionStore;
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
+use crate::metrics::Metrics;
 
 /// The lifetimes and limits every store applies.
 #[derive(Clone, Debug)]
@@ -81,22 +83,46 @@ pub struct SessionInfo {
 }
 
 #[derive(Clone)]
-pub enum SessionStore {
+pub enum SessionBackend {
     Redis(RedisSessionStore),
     Memory(MemorySessionStore),
 }
 
-/// Dispatches to whichever store is configured.
+/// The configured session store, timed into `auth_dependency_duration_seconds`.
+#[derive(Clone)]
+pub struct SessionStore {
+    backend: SessionBackend,
+    metrics: Arc<Metrics>,
+}
+
+/// Dispatches to whichever store is configured and records how long the call took.
 macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            SessionStore::Redis($store) => $call.await,
-            SessionStore::Memory($store) => $call,
-        }
-    };
+    ($self:ident, $operation:literal, $store:ident => $call:expr) => {{
+        let started = Instant::now();
+        let result = match &$self.backend {
+            SessionBackend::Redis($store) => $call.await,
+            SessionBackend::Memory($store) => $call,
+        };
+        $self
+            .metrics
+            .observe_dependency($self.system(), $operation, started.elapsed());
+        result
+    }};
 }
 
 impl SessionStore {
+    pub fn new(backend: SessionBackend, metrics: Arc<Metrics>) -> Self {
+        Self { backend, metrics }
+    }
+
+    /// Connections of the Redis pool, (idle, in use); `None` for the in-process store.
+    pub fn pool_connections(&self) -> Option<(u32, u32)> {
+        match &self.backend {
+            SessionBackend::Redis(s) => Some(s.pool_connections()),
+            SessionBackend::Memory(_) => None,
+        }
+    }
+
     #[tracing::instrument(name = "sessions.create", skip_all, fields(db.system = self.system(), db.operation = "create"))]
     pub async fn create(
         &self,
@@ -104,7 +130,7 @@ impl SessionStore {
         token: TokenHash,
         client: &ClientInfo,
     ) -> Result<CreatedSession, StoreError> {
-        dispatch!(self, s => s.create(user, token, client))
+        dispatch!(self, "sessions.create", s => s.create(user, token, client))
     }
 
     #[tracing::instrument(name = "sessions.rotate", skip_all, fields(db.system = self.system(), db.operation = "rotate"))]
@@ -115,56 +141,55 @@ impl SessionStore {
         sealed_successor: &str,
         client: &ClientInfo,
     ) -> Result<Rotation, StoreError> {
-        dispatch!(self, s => s.rotate(presented, successor, sealed_successor, client))
+        dispatch!(self, "sessions.rotate", s => s.rotate(presented, successor, sealed_successor, client))
     }
 
     /// Revokes the session `token` belongs to (current or retired); its id if there was one.
     #[tracing::instrument(name = "sessions.revoke_by_token", skip_all, fields(db.system = self.system(), db.operation = "revoke"))]
     pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<Uuid>, StoreError> {
-        dispatch!(self, s => s.revoke_by_token(token))
+        dispatch!(self, "sessions.revoke_by_token", s => s.revoke_by_token(token))
     }
 
     /// Revokes `session` if it belongs to `user`.
     #[tracing::instrument(name = "sessions.revoke", skip_all, fields(db.system = self.system(), db.operation = "revoke"))]
     pub async fn revoke(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.revoke(user, session))
+        dispatch!(self, "sessions.revoke", s => s.revoke(user, session))
     }
 
     /// Revokes every session of `user`; how many there were.
     #[tracing::instrument(name = "sessions.revoke_all", skip_all, fields(db.system = self.system(), db.operation = "revoke_all"))]
     pub async fn revoke_all(&self, user: UserId) -> Result<u32, StoreError> {
-        dispatch!(self, s => s.revoke_all(user))
+        dispatch!(self, "sessions.revoke_all", s => s.revoke_all(user))
     }
 
     /// The live sessions of `user`, oldest first.
     #[tracing::instrument(name = "sessions.list", skip_all, fields(db.system = self.system(), db.operation = "list"))]
     pub async fn list(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
-        dispatch!(self, s => s.list(user))
+        dispatch!(self, "sessions.list", s => s.list(user))
     }
 
     /// Whether `session` is still live (not revoked, evicted or expired).
     #[tracing::instrument(name = "sessions.is_active", skip_all, fields(db.system = self.system(), db.operation = "exists"))]
     pub async fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.is_active(session))
+        dispatch!(self, "sessions.is_active", s => s.is_active(session))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            SessionStore::Redis(s) => s.ping().await,
-            SessionStore::Memory(_) => Ok(()),
+        match &self.backend {
+            SessionBackend::Redis(s) => s.ping().await,
+            SessionBackend::Memory(_) => Ok(()),
         }
     }
 
     fn system(&self) -> &'static str {
-        match self {
-            SessionStore::Redis(_) => "redis",
-            SessionStore::Memory(_) => "memory",
+        match self.backend {
+            SessionBackend::Redis(_) => "redis",
+            SessionBackend::Memory(_) => "memory",
         }
     }
 }
 
 /// Milliseconds since the epoch as a timestamp (for display only).
 pub(super) fn timestamp(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -6,11 +6,7 @@ use uuid::Uuid;
 
 use super::users::{NewUser, UserRow};
 
-pub(super) async fn insert(
-    pool: &SqlitePool,
-    user: &NewUser,
-    now: OffsetDateTime,
-) -> sqlx::Result<()> {
+pub(super) async fn insert(pool: &SqlitePool, user: &NewUser, now: OffsetDateTime) -> sqlx::Result<()> {
     sqlx::query(
         "insert into users (id, email, username, password_hash, created_at, updated_at) \
          values (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -26,12 +22,10 @@ pub(super) async fn insert(
 }
 
 pub(super) async fn find_by_email(pool: &SqlitePool, email: &str) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(
-        "select id, username, email, password_hash, created_at from users where email = ?1 collate nocase",
-    )
-    .bind(email)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as("select id, username, email, password_hash, created_at from users where email = ?1 collate nocase")
+        .bind(email)
+        .fetch_optional(pool)
+        .await
 }
 
 pub(super) async fn find_by_id(pool: &SqlitePool, id: Uuid) -> sqlx::Result<Option<UserRow>> {

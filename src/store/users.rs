@@ -1,6 +1,7 @@
 //! User accounts, in PostgreSQL or SQLite.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::{PgPool, SqlitePool};
 use time::OffsetDateTime;
@@ -9,6 +10,7 @@ use uuid::Uuid;
 use super::{StoreError, bounded, postgres_users, sql_error, sqlite_users};
 use crate::domain::{Email, User, UserId, Username};
 use crate::error::{ApiError, Dependency};
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub enum Backend {
@@ -20,6 +22,7 @@ pub enum Backend {
 pub struct UserStore {
     backend: Backend,
     timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 /// A user to insert; the id and hash are made by the caller.
@@ -78,8 +81,37 @@ impl UserRow {
 }
 
 impl UserStore {
-    pub fn new(backend: Backend, timeout: Duration) -> Self {
-        Self { backend, timeout }
+    pub fn new(backend: Backend, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        Self {
+            backend,
+            timeout,
+            metrics,
+        }
+    }
+
+    /// Runs one store call within the timeout and records its latency.
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = bounded(Dependency::Database, self.timeout, async {
+            work.await.map_err(sql_error)
+        })
+        .await;
+        self.metrics
+            .observe_dependency(self.system(), operation, started.elapsed());
+        result
+    }
+
+    /// Connections of the pool: (idle, in use).
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let (size, idle) = match &self.backend {
+            Backend::Postgres(pool) => (pool.size(), pool.num_idle() as u32),
+            Backend::Sqlite(pool) => (pool.size(), pool.num_idle() as u32),
+        };
+        (idle, size.saturating_sub(idle))
     }
 
     pub fn backend(&self) -> &Backend {
@@ -96,14 +128,14 @@ impl UserStore {
         let now = now
             .replace_nanosecond(now.nanosecond() / 1000 * 1000)
             .expect("valid nanosecond");
-        let result = bounded(Dependency::Database, self.timeout, async {
-            match &self.backend {
-                Backend::Postgres(pool) => postgres_users::insert(pool, &user, now).await,
-                Backend::Sqlite(pool) => sqlite_users::insert(pool, &user, now).await,
-            }
-            .map_err(sql_error)
-        })
-        .await;
+        let result = self
+            .call("users.insert", async {
+                match &self.backend {
+                    Backend::Postgres(pool) => postgres_users::insert(pool, &user, now).await,
+                    Backend::Sqlite(pool) => sqlite_users::insert(pool, &user, now).await,
+                }
+            })
+            .await;
         match result {
             Ok(()) => Ok(User {
                 id: user.id,
@@ -111,49 +143,44 @@ impl UserStore {
                 email: user.email.as_str().to_string(),
                 created_at: now,
             }),
-            Err(StoreError::Failed(_, e)) if is_unique_violation(&e) => {
-                Err(InsertError::EmailTaken)
-            }
+            Err(StoreError::Failed(_, e)) if is_unique_violation(&e) => Err(InsertError::EmailTaken),
             Err(e) => Err(e.into()),
         }
     }
 
     #[tracing::instrument(name = "db.users.find_by_email", skip_all, fields(db.system = self.system(), db.operation = "SELECT"))]
     pub async fn find_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
-        let row = bounded(Dependency::Database, self.timeout, async {
-            match &self.backend {
-                Backend::Postgres(pool) => {
-                    postgres_users::find_by_email(pool, email.as_str()).await
+        let row = self
+            .call("users.find_by_email", async {
+                match &self.backend {
+                    Backend::Postgres(pool) => postgres_users::find_by_email(pool, email.as_str()).await,
+                    Backend::Sqlite(pool) => sqlite_users::find_by_email(pool, email.as_str()).await,
                 }
-                Backend::Sqlite(pool) => sqlite_users::find_by_email(pool, email.as_str()).await,
-            }
-            .map_err(sql_error)
-        })
-        .await?;
+            })
+            .await?;
         Ok(row.map(UserRow::into_credentials))
     }
 
     #[tracing::instrument(name = "db.users.find_by_id", skip_all, fields(db.system = self.system(), db.operation = "SELECT"))]
     pub async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let row = bounded(Dependency::Database, self.timeout, async {
-            match &self.backend {
-                Backend::Postgres(pool) => postgres_users::find_by_id(pool, id.as_uuid()).await,
-                Backend::Sqlite(pool) => sqlite_users::find_by_id(pool, id.as_uuid()).await,
-            }
-            .map_err(sql_error)
-        })
-        .await?;
+        let row = self
+            .call("users.find_by_id", async {
+                match &self.backend {
+                    Backend::Postgres(pool) => postgres_users::find_by_id(pool, id.as_uuid()).await,
+                    Backend::Sqlite(pool) => sqlite_users::find_by_id(pool, id.as_uuid()).await,
+                }
+            })
+            .await?;
         Ok(row.map(|r| r.into_credentials().user))
     }
 
     /// A trivial query, for the readiness probe.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        bounded(Dependency::Database, self.timeout, async {
+        self.call("ping", async {
             match &self.backend {
                 Backend::Postgres(pool) => sqlx::query("select 1").execute(pool).await.map(drop),
                 Backend::Sqlite(pool) => sqlx::query("select 1").execute(pool).await.map(drop),
             }
-            .map_err(sql_error)
         })
         .await
     }

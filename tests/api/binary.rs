@@ -23,6 +23,7 @@ fn start_server(extra: &[(&str, &str)]) -> (Child, u16, std::path::PathBuf) {
     let mut command = binary();
     command
         .env("HOST_ADDR", "127.0.0.1:0")
+        .env("METRICS_ADDR", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
         .env("SQLITE_PATH", dir.join("auth.db"))
         .env("ARGON2_MEMORY_KIB", "1024")
@@ -30,11 +31,7 @@ fn start_server(extra: &[(&str, &str)]) -> (Child, u16, std::path::PathBuf) {
     for (k, v) in extra {
         command.env(k, v);
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let mut port = None;
     for line in stdout.lines() {
@@ -54,10 +51,7 @@ fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the process did not exit within {limit:?}"
-        );
+        assert!(Instant::now() < deadline, "the process did not exit within {limit:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -100,8 +94,7 @@ fn help_and_readme_list_every_setting() {
     let help = binary().arg("--help").output().unwrap();
     assert!(help.status.success());
     let help = String::from_utf8_lossy(&help.stdout);
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for v in VARIABLES {
         assert!(help.contains(v.name), "--help lacks {}", v.name);
         assert!(
@@ -117,11 +110,7 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let (mut child, port, dir) = start_server(&[("SHUTDOWN_TIMEOUT", "10")]);
     let addr = format!("127.0.0.1:{port}");
     // Healthcheck subcommand against the live server.
-    let check = binary()
-        .env("HOST_ADDR", &addr)
-        .arg("healthcheck")
-        .status()
-        .unwrap();
+    let check = binary().env("HOST_ADDR", &addr).arg("healthcheck").status().unwrap();
     assert!(check.success(), "healthcheck passes while serving");
 
     // A request in flight: headers and half the body sent.
@@ -142,10 +131,7 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
         .status()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        TcpStream::connect(&addr).is_err(),
-        "no new connections after SIGTERM"
-    );
+    assert!(TcpStream::connect(&addr).is_err(), "no new connections after SIGTERM");
     assert!(
         child.try_wait().unwrap().is_none(),
         "still draining the in-flight request"
@@ -162,16 +148,8 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
 
     let status = wait_for_exit(&mut child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "graceful exit");
-    let check = binary()
-        .env("HOST_ADDR", &addr)
-        .arg("healthcheck")
-        .status()
-        .unwrap();
-    assert_eq!(
-        check.code(),
-        Some(1),
-        "healthcheck fails once the server is gone"
-    );
+    let check = binary().env("HOST_ADDR", &addr).arg("healthcheck").status().unwrap();
+    assert_eq!(check.code(), Some(1), "healthcheck fails once the server is gone");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -183,9 +161,36 @@ fn sigint_is_graceful_too() {
         .arg(child.id().to_string())
         .status()
         .unwrap();
-    assert_eq!(
-        wait_for_exit(&mut child, Duration::from_secs(10)).code(),
-        Some(0)
-    );
+    assert_eq!(wait_for_exit(&mut child, Duration::from_secs(10)).code(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn migrate_subcommand_creates_the_schema_and_exits() {
+    let dir = std::env::temp_dir().join(format!("auth-api-migrate-{}", uuid::Uuid::new_v4()));
+    let db = dir.join("auth.db");
+    let status = binary()
+        .env("SQLITE_PATH", &db)
+        .env("LOG_FORMAT", "json")
+        .arg("migrate")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tables: Vec<String> = rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query_scalar("select name from sqlite_master where type = 'table' order by name")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    });
+    assert!(tables.contains(&"users".to_string()), "{tables:?}");
+    assert!(tables.contains(&"_sqlx_migrations".to_string()), "{tables:?}");
     let _ = std::fs::remove_dir_all(dir);
 }

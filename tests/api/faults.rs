@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{
-    Backend, assert_error, expect_tokens, external_urls, spawn_app_proxied, spawn_app_with,
-};
+use crate::helpers::{Backend, assert_error, expect_tokens, external_urls, spawn_app_proxied, spawn_app_with};
 use crate::proxy::{Proxy, upstream_of};
 
 /// An app whose PostgreSQL and Redis traffic goes through proxies the test can cut.
@@ -18,12 +16,7 @@ async fn app_behind_proxies() -> Option<(crate::helpers::TestApp, Proxy, Proxy)>
     let (pg, redis) = external_urls().unwrap();
     let pg_proxy = Proxy::start(upstream_of(&pg).await).await;
     let redis_proxy = Proxy::start(upstream_of(&redis).await).await;
-    let app = spawn_app_proxied(
-        pg_proxy.addr,
-        redis_proxy.addr,
-        &[("STORE_TIMEOUT_MS", "500")],
-    )
-    .await;
+    let app = spawn_app_proxied(pg_proxy.addr, redis_proxy.addr, &[("STORE_TIMEOUT_MS", "500")]).await;
     Some((app, pg_proxy, redis_proxy))
 }
 
@@ -36,12 +29,7 @@ async fn redis_outage_answers_503_then_recovers() {
 
     redis.cut();
     let started = Instant::now();
-    let body = assert_error(
-        app.refresh(&tokens.refresh).await,
-        503,
-        "SERVICE_UNAVAILABLE",
-    )
-    .await;
+    let body = assert_error(app.refresh(&tokens.refresh).await, 503, "SERVICE_UNAVAILABLE").await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "503 comes quickly, took {:?}",
@@ -52,11 +40,7 @@ async fn redis_outage_answers_503_then_recovers() {
     let ready = app.get("/health/ready").await;
     let ready = assert_error(ready, 503, "SERVICE_UNAVAILABLE").await;
     assert_eq!(ready["content"]["dependency"], "session_store");
-    assert_eq!(
-        app.get("/health/live").await.status(),
-        200,
-        "the process stays up"
-    );
+    assert_eq!(app.get("/health/live").await.status(), 200, "the process stays up");
 
     redis.restore();
     let renewed = recover(|| app.refresh(&tokens.refresh)).await;
@@ -85,9 +69,7 @@ async fn postgres_outage_answers_503_then_recovers() {
         !text.contains("127.0.0.1") && !text.contains("postgres"),
         "no internals: {text}"
     );
-    let login = app
-        .login("pgdown@example.com", "correct horse battery")
-        .await;
+    let login = app.login("pgdown@example.com", "correct horse battery").await;
     assert_error(login, 503, "SERVICE_UNAVAILABLE").await;
 
     pg.restore();
@@ -108,10 +90,7 @@ async fn closed_ports_make_readiness_fail_but_not_the_process() {
         .unwrap();
     let app = spawn_app_with(
         Backend::External,
-        &[
-            ("STORE_TIMEOUT_MS", "300"),
-            ("REDIS_URL", &format!("redis://{closed}")),
-        ],
+        &[("STORE_TIMEOUT_MS", "300"), ("REDIS_URL", &format!("redis://{closed}"))],
     )
     .await;
     let ready = assert_error(app.get("/health/ready").await, 503, "SERVICE_UNAVAILABLE").await;

@@ -33,9 +33,7 @@ impl Backend {
         }
         let present = external_urls().is_some();
         if !present && std::env::var("AUTH_API_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-            panic!(
-                "AUTH_API_REQUIRE_EXTERNAL=1 but TEST_DATABASE_URL / TEST_REDIS_URL are not both set"
-            );
+            panic!("AUTH_API_REQUIRE_EXTERNAL=1 but TEST_DATABASE_URL / TEST_REDIS_URL are not both set");
         }
         present
     }
@@ -77,6 +75,8 @@ macro_rules! backend_tests {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// The database URL of this test (external backend), for direct inspection.
+    pub database_url: Option<String>,
     /// Redis URL and key prefix of this test, for direct inspection.
     pub redis: Option<(String, String)>,
     handle: ServerHandle,
@@ -99,22 +99,15 @@ pub async fn spawn_app_with(backend: Backend, vars: &[(&str, &str)]) -> TestApp 
 }
 
 /// Spawns on the external backends, reaching PostgreSQL and Redis through the given proxies.
-pub async fn spawn_app_proxied(
-    database: SocketAddr,
-    redis: SocketAddr,
-    vars: &[(&str, &str)],
-) -> TestApp {
+pub async fn spawn_app_proxied(database: SocketAddr, redis: SocketAddr, vars: &[(&str, &str)]) -> TestApp {
     spawn(Backend::External, vars, Some((database, redis))).await
 }
 
-async fn spawn(
-    backend: Backend,
-    vars: &[(&str, &str)],
-    proxies: Option<(SocketAddr, SocketAddr)>,
-) -> TestApp {
+async fn spawn(backend: Backend, vars: &[(&str, &str)], proxies: Option<(SocketAddr, SocketAddr)>) -> TestApp {
     let id = Uuid::new_v4().simple().to_string();
     let mut env: HashMap<String, String> = [
         ("HOST_ADDR", "127.0.0.1:0"),
+        ("METRICS_ADDR", "127.0.0.1:0"),
         ("ACCESS_TOKEN_SECRET", TEST_SECRET),
         ("LOG_FORMAT", "json"),
         // Cheap argon2 keeps the suite fast; the production cost is measured in bench/.
@@ -129,28 +122,24 @@ async fn spawn(
         postgres: None,
         redis: None,
     };
-    let mut redis = None;
+    let (mut database_url, mut redis) = (None, None);
     match backend {
         Backend::Embedded => {
             let dir = std::env::temp_dir().join(format!("auth-api-test-{id}"));
-            env.insert(
-                "SQLITE_PATH".into(),
-                dir.join("auth.db").to_string_lossy().into_owned(),
-            );
+            env.insert("SQLITE_PATH".into(), dir.join("auth.db").to_string_lossy().into_owned());
             cleanup.sqlite_dir = Some(dir);
         }
         Backend::External => {
             let (pg, redis_url) = external_urls().expect("external backend requested without URLs");
             let name = format!("auth_test_{id}");
-            let mut admin = PgConnection::connect(&pg)
-                .await
-                .expect("connect to TEST_DATABASE_URL");
+            let mut admin = PgConnection::connect(&pg).await.expect("connect to TEST_DATABASE_URL");
             sqlx::raw_sql(AssertSqlSafe(format!("create database \"{name}\"")))
                 .execute(&mut admin)
                 .await
                 .unwrap();
             let url = with_database(&pg, &name);
-            env.insert("DATABASE_URL".into(), url);
+            env.insert("DATABASE_URL".into(), url.clone());
+            database_url = Some(url);
             let prefix = format!("test:{id}:");
             env.insert("REDIS_URL".into(), redis_url.clone());
             env.insert("REDIS_KEY_PREFIX".into(), prefix.clone());
@@ -163,14 +152,8 @@ async fn spawn(
         env.insert(k.to_string(), v.to_string());
     }
     if let Some((database, redis)) = proxies {
-        env.insert(
-            "DATABASE_URL".into(),
-            crate::proxy::via(&env["DATABASE_URL"], database),
-        );
-        env.insert(
-            "REDIS_URL".into(),
-            crate::proxy::via(&env["REDIS_URL"], redis),
-        );
+        env.insert("DATABASE_URL".into(), crate::proxy::via(&env["DATABASE_URL"], database));
+        env.insert("REDIS_URL".into(), crate::proxy::via(&env["REDIS_URL"], redis));
     }
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
     // The server gets a thread and runtime of its own, so stopping it from `Drop` (which
@@ -201,6 +184,7 @@ async fn spawn(
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        database_url,
         redis,
         handle,
         cleanup,
@@ -209,9 +193,7 @@ async fn spawn(
 
 /// `base` with its database name replaced by `name`.
 pub fn with_database(base: &str, name: &str) -> String {
-    let (url, query) = base
-        .split_once('?')
-        .map_or((base, None), |(u, q)| (u, Some(q)));
+    let (url, query) = base.split_once('?').map_or((base, None), |(u, q)| (u, Some(q)));
     let root = url
         .rsplit_once('/')
         .filter(|(r, _)| r.contains("//") && !r.ends_with('/'))
@@ -266,18 +248,13 @@ impl Drop for TestApp {
 }
 
 async fn delete_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
-    let mut conn = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut conn = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
         .query_async(&mut conn)
         .await?;
     if !keys.is_empty() {
-        redis::cmd("DEL")
-            .arg(keys)
-            .query_async::<()>(&mut conn)
-            .await?;
+        redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await?;
     }
     Ok(())
 }
@@ -295,11 +272,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request sent")
+        self.client.get(self.url(path)).send().await.expect("request sent")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
@@ -320,11 +293,8 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post_json(
-            "/auth/login",
-            &json!({"email": email, "password": password}),
-        )
-        .await
+        self.post_json("/auth/login", &json!({"email": email, "password": password}))
+            .await
     }
 
     pub async fn me(&self, access: &str) -> Response {
@@ -337,11 +307,8 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh: &str) -> Response {
-        self.with_cookie(
-            self.client.get(self.url("/auth/refreshAccessToken")),
-            refresh,
-        )
-        .await
+        self.with_cookie(self.client.get(self.url("/auth/refreshAccessToken")), refresh)
+            .await
     }
 
     pub async fn logout(&self, refresh: &str) -> Response {
@@ -368,9 +335,7 @@ impl TestApp {
 
     /// Registers a fresh user and returns its tokens.
     pub async fn signed_up(&self, email: &str) -> Tokens {
-        let response = self
-            .register("Test User", email, "correct horse battery")
-            .await;
+        let response = self.register("Test User", email, "correct horse battery").await;
         expect_tokens(response).await
     }
 }
@@ -389,13 +354,7 @@ pub async fn expect_tokens(response: Response) -> Tokens {
 
 /// The `jwt` value set by a response, if any (empty when the cookie is cleared).
 pub fn refresh_cookie(response: &Response) -> Option<String> {
-    set_cookie(response).map(|c| {
-        c.split(';')
-            .next()
-            .unwrap()
-            .trim_start_matches("jwt=")
-            .to_string()
-    })
+    set_cookie(response).map(|c| c.split(';').next().unwrap().trim_start_matches("jwt=").to_string())
 }
 
 /// The whole `Set-Cookie: jwt=…` header of a response.

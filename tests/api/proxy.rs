@@ -73,11 +73,7 @@ pub async fn upstream_of(url: &str) -> SocketAddr {
         .split(['/', '?'])
         .next()
         .unwrap();
-    tokio::net::lookup_host(host_port)
-        .await
-        .unwrap()
-        .next()
-        .unwrap()
+    tokio::net::lookup_host(host_port).await.unwrap().next().unwrap()
 }
 
 /// `url` with its `host:port` replaced by `addr`.

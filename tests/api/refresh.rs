@@ -5,9 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::{
-    Backend, assert_error, expect_tokens, refresh_cookie, set_cookie, spawn_app, spawn_app_with,
-};
+use crate::helpers::{Backend, assert_error, expect_tokens, refresh_cookie, set_cookie, spawn_app, spawn_app_with};
 
 backend_tests! {
     async fn refresh_rotates_and_keeps_the_cookie_locked_down(backend: Backend) {
@@ -102,17 +100,9 @@ async fn redis_keys_are_namespaced_hashed_and_expiring() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(
-        keys.len(),
-        4,
-        "one session, two tokens, one user index: {keys:?}"
-    );
+    assert_eq!(keys.len(), 4, "one session, two tokens, one user index: {keys:?}");
     for key in &keys {
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query_async(&mut conn).await.unwrap();
         assert!(ttl > 0, "{key} has no TTL");
         assert!(!key.contains(&tokens.refresh), "a token in clear in {key}");
     }
@@ -126,4 +116,22 @@ async fn redis_keys_are_namespaced_hashed_and_expiring() {
         !fields.iter().any(|v| v.contains(&tokens.refresh)),
         "a token in clear in the session hash"
     );
+}
+
+#[tokio::test]
+async fn postgres_holds_only_argon2id_hashes() {
+    if !Backend::External.available() {
+        return;
+    }
+    let app = spawn_app(Backend::External).await;
+    app.signed_up("hash@example.com").await;
+    let url = app.database_url.clone().unwrap();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let (email, hash): (String, String) = sqlx::query_as("select email, password_hash from users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(email, "hash@example.com");
+    assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+    assert!(!hash.contains("correct horse battery"));
 }

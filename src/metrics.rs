@@ -1,0 +1,202 @@
+//! Prometheus metrics: the HTTP RED metrics (actix-web-prom) and the auth domain metrics, in
+//! one registry per application, served on their own listener (`METRICS_ADDR`), never on the
+//! public port. The names are a contract with deploy/grafana and deploy/prometheus.
+
+use std::time::Duration;
+
+use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets for an auth API: from a cached lookup (~1 ms) to a queued argon2 (~2.5 s).
+pub const HTTP_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+/// Store calls are faster: 50 µs to 1 s (the default store timeout).
+const DEPENDENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
+];
+/// argon2 takes tens of milliseconds; waiting for the pool can take seconds under load.
+const HASH_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// Label value of HTTP metrics for paths no route matched: scanners cannot grow cardinality.
+pub const UNMATCHED: &str = "UNMATCHED";
+
+/// The domain metrics, `auth_*`.
+pub struct Metrics {
+    registry: Registry,
+    pub logins: IntCounterVec,
+    pub registrations: IntCounterVec,
+    pub refreshes: IntCounterVec,
+    pub sessions_revoked: IntCounterVec,
+    pub token_validations: IntCounterVec,
+    pub hash_duration: Histogram,
+    pub hash_wait: Histogram,
+    pub hash_in_flight: IntGauge,
+    pub rate_limited: IntCounterVec,
+    pub db_pool: IntGaugeVec,
+    pub redis_pool: IntGaugeVec,
+    pub dependency_duration: HistogramVec,
+}
+
+/// Label values that exist from the start, so every series is 0 rather than absent.
+const LOGIN_OUTCOMES: &[&str] = &["success", "invalid_credentials", "locked", "rate_limited", "error"];
+const REGISTRATION_OUTCOMES: &[&str] = &["success", "email_taken", "invalid", "error"];
+const REFRESH_OUTCOMES: &[&str] = &["success", "grace_replay", "expired", "invalid", "reused", "error"];
+const REVOKE_REASONS: &[&str] = &["logout", "reuse", "evicted", "user"];
+const VALIDATION_OUTCOMES: &[&str] = &["valid", "expired", "invalid"];
+const POOL_STATES: &[&str] = &["idle", "in_use"];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, label: &str, values: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            for v in values {
+                c.with_label_values(&[v]);
+            }
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            let h =
+                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("unique metric");
+            h
+        };
+        let gauge_vec = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["state"]).expect("valid metric");
+            for s in POOL_STATES {
+                g.with_label_values(&[s]);
+            }
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let metrics = Self {
+            logins: counter(
+                "auth_logins_total",
+                "Login attempts by outcome",
+                "outcome",
+                LOGIN_OUTCOMES,
+            ),
+            registrations: counter(
+                "auth_registrations_total",
+                "Registrations by outcome",
+                "outcome",
+                REGISTRATION_OUTCOMES,
+            ),
+            refreshes: counter(
+                "auth_refresh_total",
+                "Refresh-token presentations by outcome",
+                "outcome",
+                REFRESH_OUTCOMES,
+            ),
+            sessions_revoked: counter(
+                "auth_sessions_revoked_total",
+                "Sessions ended before expiry, by reason",
+                "reason",
+                REVOKE_REASONS,
+            ),
+            token_validations: counter(
+                "auth_token_validations_total",
+                "Access-token checks by outcome",
+                "outcome",
+                VALIDATION_OUTCOMES,
+            ),
+            rate_limited: counter(
+                "auth_rate_limited_total",
+                "Requests refused by a rate limiter",
+                "limiter",
+                &[],
+            ),
+            hash_duration: histogram(
+                "auth_password_hash_duration_seconds",
+                "argon2 hash or verify time",
+                HASH_BUCKETS,
+            ),
+            hash_wait: histogram(
+                "auth_password_hash_wait_seconds",
+                "Time queued for the hashing pool",
+                HASH_BUCKETS,
+            ),
+            hash_in_flight: {
+                let g =
+                    IntGauge::new("auth_password_hash_in_flight", "argon2 computations running").expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            db_pool: gauge_vec("auth_db_pool_connections", "User-store pool connections by state"),
+            redis_pool: gauge_vec("auth_redis_pool_connections", "Redis pool connections by state"),
+            dependency_duration: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new("auth_dependency_duration_seconds", "Store call latency")
+                        .buckets(DEPENDENCY_BUCKETS.to_vec()),
+                    &["dependency", "operation"],
+                )
+                .expect("valid metric");
+                registry.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
+            registry,
+        };
+        let build_info = IntGaugeVec::new(
+            Opts::new("auth_build_info", "Version of the running binary"),
+            &["version", "git_sha"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("AUTH_API_GIT_SHA")])
+            .set(1);
+        metrics.registry.register(Box::new(build_info)).expect("unique metric");
+        #[cfg(target_os = "linux")]
+        metrics
+            .registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("unique metric");
+        metrics
+    }
+
+    /// The actix middleware that records `http_requests_total` and
+    /// `http_requests_duration_seconds` into this registry.
+    pub fn http_middleware(&self) -> PrometheusMetrics {
+        PrometheusMetricsBuilder::new("")
+            .registry(self.registry.clone())
+            .buckets(HTTP_BUCKETS)
+            .mask_unmatched_patterns(UNMATCHED)
+            .build()
+            .expect("HTTP metrics register once per registry")
+    }
+
+    pub fn observe_dependency(&self, dependency: &str, operation: &str, took: Duration) {
+        self.dependency_duration
+            .with_label_values(&[dependency, operation])
+            .observe(took.as_secs_f64());
+    }
+
+    /// The exposition text of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `GET /metrics` on the metrics listener: pool gauges are read now, then everything rendered.
+pub async fn endpoint(state: actix_web::web::Data<crate::app_state::AppState>) -> actix_web::HttpResponse {
+    let metrics = &state.metrics;
+    let (idle, in_use) = state.users.pool_connections();
+    metrics.db_pool.with_label_values(&["idle"]).set(i64::from(idle));
+    metrics.db_pool.with_label_values(&["in_use"]).set(i64::from(in_use));
+    if let Some((idle, in_use)) = state.sessions.pool_connections() {
+        metrics.redis_pool.with_label_values(&["idle"]).set(i64::from(idle));
+        metrics.redis_pool.with_label_values(&["in_use"]).set(i64::from(in_use));
+    }
+    actix_web::HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render())
+}

@@ -1,0 +1,139 @@
+//! The request's root span, named `{METHOD} {route}` with OpenTelemetry HTTP semantic-convention
+//! attributes, joined to the caller's trace through W3C `traceparent`; one access-log line per
+//! request; and the `traceresponse` header that hands the trace id back to the client.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpRequest};
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::TraceContextExt as _;
+use tracing::Span;
+use tracing::field::Empty;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::error::ApiError;
+
+/// Builds the root span of each request for `TracingLogger`.
+pub struct RootSpan;
+
+/// When the request started, for the access log's latency.
+#[derive(Clone, Copy)]
+struct Started(Instant);
+
+impl RootSpanBuilder for RootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        request.extensions_mut().insert(Started(Instant::now()));
+        let method = request.method().as_str();
+        let route = request.match_pattern();
+        let name = match &route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_string(),
+        };
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.name = %name,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = %method,
+            http.route = route.as_deref().unwrap_or(crate::metrics::UNMATCHED),
+            http.response.status_code = Empty,
+            url.scheme = %request.connection_info().scheme(),
+            url.path = %request.path(),
+            client.address = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+            user_agent.original = %user_agent,
+            network.protocol.version = ?request.version(),
+            error.type = Empty,
+            enduser.id = Empty,
+            request_id = %request_id,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(request.headers())));
+        let _ = span.set_parent(parent);
+        span
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        let (status, error, started) = match outcome {
+            Ok(response) => (
+                response.status(),
+                response.response().error().map(error_type),
+                response.request().extensions().get::<Started>().copied(),
+            ),
+            Err(error) => (error.as_response_error().status_code(), Some(error_type(error)), None),
+        };
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", error.unwrap_or_else(|| status.as_str().to_string()));
+        }
+        let latency_ms = started.map(|s| s.0.elapsed().as_secs_f64() * 1000.0);
+        span.in_scope(|| {
+            tracing::info!(target: "access", status = status.as_u16(), latency_ms, "request completed");
+        });
+    }
+}
+
+/// Our stable error code when the error is ours, else the error's type.
+fn error_type(error: &Error) -> String {
+    match error.as_error::<ApiError>() {
+        Some(api) => api.code().to_string(),
+        None => "_OTHER".to_string(),
+    }
+}
+
+/// Adds `traceresponse: 00-{trace id}-{span id}-{flags}` (W3C Trace Context Level 2), so a
+/// frontend can quote the trace in a bug report.
+pub async fn trace_response_header(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let root = req.extensions().get::<tracing_actix_web::RootSpan>().cloned();
+    let mut response = next.call(req).await?;
+    if let Some(root) = root {
+        let context = root.context();
+        let span = context.span();
+        let sc = span.span_context();
+        if sc.is_valid() {
+            let value = format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8());
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static("traceresponse"), value);
+            }
+        }
+    }
+    Ok(response)
+}
+
+/// Records the authenticated user on the request's root span (`enduser.id`).
+pub fn record_user(req: &HttpRequest, user: impl std::fmt::Display) {
+    if let Some(root) = req.extensions().get::<tracing_actix_web::RootSpan>() {
+        root.record("enduser.id", tracing::field::display(user));
+    }
+}
+
+/// Request headers as a propagation carrier.
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}

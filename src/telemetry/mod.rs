@@ -1,0 +1,84 @@
+//! Logs and traces. One `tracing` subscriber feeds both: JSON (or pretty) lines on stdout with
+//! the current trace and span ids, and OpenTelemetry spans exported over OTLP when an endpoint
+//! is configured. W3C `traceparent` joins incoming requests to the caller's trace.
+
+pub mod http;
+mod json_log;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::JsonFields;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::{LogFormat, OtlpProtocol, TelemetrySettings};
+
+/// Keeps the tracer provider so buffered spans can be flushed at shutdown.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports what the batch processor still holds. Call after the server stopped, outside
+    /// any async context (the HTTP exporter's blocking client must not be dropped in one).
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("auth-api: flushing spans at shutdown failed: {e}");
+        }
+    }
+}
+
+/// Installs the global subscriber and propagator. Must run inside a tokio runtime context
+/// (`Runtime::enter`): the gRPC exporter binds its channel to that runtime.
+pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let provider = if settings.sdk_disabled {
+        None
+    } else {
+        let resource = Resource::builder()
+            .with_service_name(settings.service_name.clone())
+            .build();
+        let mut builder = SdkTracerProvider::builder().with_resource(resource);
+        if settings.export {
+            // Endpoints, headers, timeouts and OTEL_BSP_* come from the standard variables,
+            // which the exporter and the batch processor read themselves.
+            let exporter = match settings.protocol {
+                OtlpProtocol::Grpc => SpanExporter::builder().with_tonic().build()?,
+                OtlpProtocol::HttpProtobuf => SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .build()?,
+            };
+            // Batching keeps export off the request path: a slow or absent collector only
+            // fills (then drops from) a bounded queue.
+            builder = builder.with_batch_exporter(exporter);
+        }
+        Some(builder.build())
+    };
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("auth-api")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(JsonFields::new())
+                    .event_format(json_log::JsonLog),
+            )
+            .try_init()?,
+        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init()?,
+    }
+    // A panic is logged like any error, once, in the configured format.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "panic");
+    }));
+    Ok(Telemetry { provider })
+}
