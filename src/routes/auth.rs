@@ -197,7 +197,13 @@ async fn start_session(state: &AppState, req: &HttpRequest, user: &User) -> Resu
             evicted = session.evicted,
             "older sessions evicted (MAX_SESSIONS_PER_USER)"
         );
+        state
+            .metrics
+            .sessions_revoked
+            .with_label_values(&["evicted"])
+            .inc_by(u64::from(session.evicted));
     }
+    crate::telemetry::http::record_user(req, user.id);
     let access = state.tokens.issue(user.id, session.id)?;
     let mut response = HttpResponse::Ok();
     response.cookie(cookie::issue(&refresh_token, state.refresh_ttl_secs, &state.cookie));

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auth_api::config::VARIABLES;
@@ -17,8 +18,45 @@ fn binary() -> Command {
     command
 }
 
-/// Starts `auth-api` on an embedded store and returns it with the port it logged.
-fn start_server(extra: &[(&str, &str)]) -> (Child, u16, std::path::PathBuf) {
+/// A running `auth-api` process and every line it has printed on stdout so far.
+pub struct Running {
+    pub child: Child,
+    pub port: u16,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    dir: std::path::PathBuf,
+}
+
+impl Running {
+    pub fn address(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends SIGTERM and waits for a zero exit.
+    pub fn stop(&mut self) {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert_eq!(
+            wait_for_exit(&mut self.child, Duration::from_secs(15)).code(),
+            Some(0),
+            "graceful exit"
+        );
+        // Let the reader thread drain the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `auth-api` on an embedded store, once it has logged its port.
+pub fn start_server(extra: &[(&str, &str)]) -> Running {
     let dir = std::env::temp_dir().join(format!("auth-api-bin-{}", uuid::Uuid::new_v4()));
     let mut command = binary();
     command
@@ -33,16 +71,23 @@ fn start_server(extra: &[(&str, &str)]) -> (Child, u16, std::path::PathBuf) {
     }
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut port = None;
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        let json: serde_json::Value = serde_json::from_str(&line).expect("every log line is JSON");
-        if json["message"] == "listening" {
-            port = json["port"].as_u64();
-            break;
+    let logs: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { break };
+            let json: serde_json::Value = serde_json::from_str(&line).expect("every log line is JSON");
+            if json["message"] == "listening" {
+                let _ = port_tx.send(json["port"].as_u64().unwrap() as u16);
+            }
+            sink.lock().unwrap().push(line);
         }
-    }
-    (child, port.expect("the server logs its port") as u16, dir)
+    });
+    let port = port_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its port");
+    Running { child, port, logs, dir }
 }
 
 fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -107,8 +152,8 @@ fn help_and_readme_list_every_setting() {
 
 #[test]
 fn sigterm_drains_in_flight_requests_and_exits_zero() {
-    let (mut child, port, dir) = start_server(&[("SHUTDOWN_TIMEOUT", "10")]);
-    let addr = format!("127.0.0.1:{port}");
+    let mut server = start_server(&[("SHUTDOWN_TIMEOUT", "10")]);
+    let addr = format!("127.0.0.1:{}", server.port);
     // Healthcheck subcommand against the live server.
     let check = binary().env("HOST_ADDR", &addr).arg("healthcheck").status().unwrap();
     assert!(check.success(), "healthcheck passes while serving");
@@ -127,13 +172,13 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
 
     Command::new("kill")
         .arg("-TERM")
-        .arg(child.id().to_string())
+        .arg(server.child.id().to_string())
         .status()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert!(TcpStream::connect(&addr).is_err(), "no new connections after SIGTERM");
     assert!(
-        child.try_wait().unwrap().is_none(),
+        server.child.try_wait().unwrap().is_none(),
         "still draining the in-flight request"
     );
 
@@ -146,23 +191,24 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
     );
     assert!(response.contains("USER_NOT_FOUND"));
 
-    let status = wait_for_exit(&mut child, Duration::from_secs(10));
+    let status = wait_for_exit(&mut server.child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "graceful exit");
     let check = binary().env("HOST_ADDR", &addr).arg("healthcheck").status().unwrap();
     assert_eq!(check.code(), Some(1), "healthcheck fails once the server is gone");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn sigint_is_graceful_too() {
-    let (mut child, _port, dir) = start_server(&[]);
+    let mut server = start_server(&[]);
     Command::new("kill")
         .arg("-INT")
-        .arg(child.id().to_string())
+        .arg(server.child.id().to_string())
         .status()
         .unwrap();
-    assert_eq!(wait_for_exit(&mut child, Duration::from_secs(10)).code(), Some(0));
-    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(
+        wait_for_exit(&mut server.child, Duration::from_secs(10)).code(),
+        Some(0)
+    );
 }
 
 #[test]

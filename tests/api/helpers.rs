@@ -74,6 +74,8 @@ macro_rules! backend_tests {
 
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener, unless `METRICS_ADDR=off`.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     /// The database URL of this test (external backend), for direct inspection.
     pub database_url: Option<String>,
@@ -168,7 +170,7 @@ async fn spawn(backend: Backend, vars: &[(&str, &str)], proxies: Option<(SocketA
         runtime.block_on(async move {
             match Application::build(settings).await {
                 Ok(app) => {
-                    let _ = ready.send(Ok((app.port(), app.handle())));
+                    let _ = ready.send(Ok((app.port(), app.metrics_port(), app.handle())));
                     let _ = app.run_until_stopped().await;
                 }
                 Err(e) => {
@@ -177,9 +179,10 @@ async fn spawn(backend: Backend, vars: &[(&str, &str)], proxies: Option<(SocketA
             }
         });
     });
-    let (port, handle) = started.await.unwrap().expect("application builds");
+    let (port, metrics_port, handle) = started.await.unwrap().expect("application builds");
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        metrics_address: metrics_port.map(|p| format!("http://127.0.0.1:{p}")),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -5,11 +5,14 @@ mod proxy;
 
 mod auth_routes;
 mod basics;
-mod binary;
+pub mod binary;
 mod concurrency;
 mod faults;
 mod me;
+mod metrics;
+mod otlp;
 mod refresh;
 mod sessions;
 mod thunder;
+mod traces;
 mod validation;

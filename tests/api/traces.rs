@@ -1,0 +1,341 @@
+//! Traces leave through OTLP (gRPC and HTTP/protobuf) into a receiver in this process, join the
+//! caller's W3C trace, carry the semantic-convention attributes, and never hold a secret; logs
+//! are JSON with trace ids; neither contains a password, token or the signing key.
+
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use serde_json::{Value, json};
+
+use crate::binary::{Running, start_server};
+use crate::otlp::{Received, attribute, attribute_values, grpc_receiver, hex, http_receiver};
+
+const SECRET: &str = "tracing-test-signing-secret-0123456789abcdef";
+const PASSWORD: &str = "hunter2-but-longer-and-unique";
+
+fn server_exporting_to(endpoint: &str, protocol: &str, rust_log: &str) -> Running {
+    start_server(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("ACCESS_TOKEN_SECRET", SECRET),
+        ("RUST_LOG", rust_log),
+    ])
+}
+
+/// Waits until the receiver holds a span named `name` in trace `trace_id`.
+async fn wait_for(received: &Received, trace_id: &str, name: &str) -> Vec<Span> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let spans: Vec<Span> = received
+            .spans()
+            .into_iter()
+            .filter(|s| hex(&s.trace_id) == trace_id)
+            .collect();
+        if spans.iter().any(|s| s.name == name) {
+            return spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no span {name} in trace {trace_id}; got {:?}",
+            names(&spans)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn names(spans: &[Span]) -> Vec<&str> {
+    spans.iter().map(|s| s.name.as_str()).collect()
+}
+
+fn find<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+    spans
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no span {name} in {:?}", names(spans)))
+}
+
+/// Whether `span` descends from `ancestor` within `spans`.
+fn descends(spans: &[Span], span: &Span, ancestor: &Span) -> bool {
+    let mut parent = span.parent_span_id.clone();
+    while !parent.is_empty() {
+        if parent == ancestor.span_id {
+            return true;
+        }
+        parent = spans
+            .iter()
+            .find(|s| s.span_id == parent)
+            .map(|s| s.parent_span_id.clone())
+            .unwrap_or_default();
+    }
+    false
+}
+
+async fn login_joins_the_callers_trace(protocol: &str) {
+    let (addr, received) = match protocol {
+        "grpc" => grpc_receiver().await,
+        _ => http_receiver().await,
+    };
+    let mut server = server_exporting_to(&format!("http://{addr}"), protocol, "info");
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{}", server.address(), path);
+    let registered = client
+        .post(url("/auth/register"))
+        .json(&json!({"username": "Tracy", "email": "tracy@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let user_id = registered.json::<Value>().await.unwrap()["content"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (trace_id, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let response = client
+        .post(url("/auth/login"))
+        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+        .header("User-Agent", "trace-test/1.0")
+        .json(&json!({"email": "tracy@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let traceresponse = response.headers()["traceresponse"].to_str().unwrap().to_string();
+    assert!(traceresponse.starts_with(&format!("00-{trace_id}-")), "{traceresponse}");
+    let spans = wait_for(&received, trace_id, "POST /auth/login").await;
+
+    let root = find(&spans, "POST /auth/login");
+    assert_eq!(
+        hex(&root.parent_span_id),
+        caller_span,
+        "the root span's parent is the caller's span"
+    );
+    assert_eq!(root.kind, SpanKind::Server as i32);
+    assert!(
+        traceresponse.contains(&hex(&root.span_id)),
+        "traceresponse names the root span"
+    );
+    let expected = [
+        ("http.request.method", "POST"),
+        ("http.route", "/auth/login"),
+        ("http.response.status_code", "200"),
+        ("url.scheme", "http"),
+        ("client.address", "127.0.0.1"),
+        ("user_agent.original", "trace-test/1.0"),
+        ("enduser.id", user_id.as_str()),
+    ];
+    for (key, value) in expected {
+        assert_eq!(attribute(root, key).as_deref(), Some(value), "{key} on the root span");
+    }
+    let handler = find(&spans, "auth.login");
+    assert_eq!(handler.parent_span_id, root.span_id);
+    let verify = find(&spans, "password.verify");
+    assert!(descends(&spans, verify, root), "argon2 runs inside the request's trace");
+    assert!(
+        attribute(verify, "queue_wait_ms").is_some(),
+        "the hashing pool wait is recorded"
+    );
+    let select = find(&spans, "db.users.find_by_email");
+    assert_eq!(attribute(select, "db.system").as_deref(), Some("sqlite"));
+    assert_eq!(attribute(select, "db.operation").as_deref(), Some("SELECT"));
+    let session = find(&spans, "sessions.create");
+    assert_eq!(attribute(session, "db.system").as_deref(), Some("memory"));
+    assert!(descends(&spans, find(&spans, "token.issue"), root));
+
+    // A failing request marks its span: a 503 is an error, a 401 is not.
+    let response = client
+        .get(url("/auth/me"))
+        .header("traceparent", format!("00-{}-{caller_span}-01", "1".repeat(32)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let failing = wait_for(&received, &"1".repeat(32), "GET /auth/me").await;
+    assert_eq!(
+        attribute(find(&failing, "GET /auth/me"), "http.response.status_code").as_deref(),
+        Some("401")
+    );
+
+    server.stop();
+    for span in received.spans() {
+        for value in attribute_values(&span) {
+            for secret in [PASSWORD, SECRET] {
+                assert!(!value.contains(secret), "span {} holds a secret", span.name);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn spans_reach_a_grpc_collector_in_the_callers_trace() {
+    login_joins_the_callers_trace("grpc").await;
+}
+
+#[tokio::test]
+async fn spans_reach_an_http_protobuf_collector_in_the_callers_trace() {
+    login_joins_the_callers_trace("http/protobuf").await;
+}
+
+#[tokio::test]
+async fn an_absent_collector_never_fails_a_request() {
+    // Nothing listens on this port: export fails in the background, requests do not.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut server = server_exporting_to(&format!("http://{closed}"), "grpc", "info");
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let started = Instant::now();
+        let response = client
+            .post(format!("{}/auth/register", server.address()))
+            .json(&json!({"username": "N", "email": format!("n{i}@example.com"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a request waited on the collector"
+        );
+    }
+    server.stop();
+}
+
+/// Runs the whole flow, failures included, with every log level on, then searches every log
+/// line and exported span for the secrets involved.
+#[tokio::test]
+async fn no_secret_reaches_logs_or_spans() {
+    let (addr, received) = http_receiver().await;
+    let mut server = server_exporting_to(&format!("http://{addr}"), "http/protobuf", "trace");
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{}", server.address(), path);
+    let mut secrets: Vec<String> = vec![PASSWORD.into(), SECRET.into(), "wrong-password-attempt".into()];
+
+    let body = json!({"username": "Sec", "email": "sec@example.com", "password": PASSWORD});
+    let registered = client.post(url("/auth/register")).json(&body).send().await.unwrap();
+    let cookie = crate::helpers::refresh_cookie(&registered).unwrap();
+    let access = registered.json::<Value>().await.unwrap()["content"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    secrets.extend([cookie.clone(), access.clone()]);
+    let login = client
+        .post(url("/auth/login"))
+        .json(&json!({"email": "sec@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = crate::helpers::refresh_cookie(&login).unwrap();
+    let login_access = login.json::<Value>().await.unwrap()["content"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    secrets.extend([login_cookie.clone(), login_access.clone()]);
+    // Failing variants: wrong password, weak password, malformed body carrying a password.
+    client
+        .post(url("/auth/login"))
+        .json(&json!({"email": "sec@example.com", "password": "wrong-password-attempt"}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(url("/auth/register"))
+        .json(&json!({"username": "W", "email": "w@example.com", "password": "password1"}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(url("/auth/login"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"email\": 5, \"password\": \"{PASSWORD}\""))
+        .send()
+        .await
+        .unwrap();
+    // Me: valid, and with the old (evicted session's) token and garbage.
+    client
+        .get(url("/auth/me"))
+        .bearer_auth(&login_access)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(url("/auth/me"))
+        .header("Authorization", format!("Basic {access}"))
+        .send()
+        .await
+        .unwrap();
+    // Refresh: rotate, replay (grace), evicted token, then logout.
+    let refreshed = client
+        .get(url("/auth/refreshAccessToken"))
+        .header("Cookie", format!("jwt={login_cookie}"))
+        .send()
+        .await
+        .unwrap();
+    let new_cookie = crate::helpers::refresh_cookie(&refreshed).unwrap();
+    secrets.push(new_cookie.clone());
+    secrets.push(
+        refreshed.json::<Value>().await.unwrap()["content"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    client
+        .get(url("/auth/refreshAccessToken"))
+        .header("Cookie", format!("jwt={login_cookie}; HttpOnly"))
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(url("/auth/refreshAccessToken"))
+        .header("Cookie", format!("jwt={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(url("/auth/logout"))
+        .header("Cookie", format!("jwt={new_cookie}"))
+        .send()
+        .await
+        .unwrap();
+    wait_for_any(&received).await;
+    server.stop();
+
+    let logs = server.logs.lock().unwrap().clone();
+    assert!(logs.len() > 20, "trace level logs were captured ({} lines)", logs.len());
+    let spans = received.spans();
+    assert!(spans.len() > 20, "spans were exported ({})", spans.len());
+    for secret in &secrets {
+        for line in &logs {
+            assert!(!line.contains(secret.as_str()), "a secret in a log line: {line}");
+        }
+        for span in &spans {
+            for value in attribute_values(span) {
+                assert!(!value.contains(secret.as_str()), "a secret in span {}", span.name);
+            }
+        }
+    }
+    // The logs are correlated: access lines carry the request's trace id and its fields.
+    let access_lines: Vec<Value> = logs
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["target"] == "access")
+        .collect();
+    assert!(access_lines.len() >= 10, "one access line per request");
+    for line in &access_lines {
+        assert_eq!(line["trace_id"].as_str().map(str::len), Some(32), "{line}");
+        assert!(
+            line["span"]["request_id"].is_string() && line["span"]["http.route"].is_string(),
+            "{line}"
+        );
+        assert!(line["status"].is_u64() && line["latency_ms"].is_f64(), "{line}");
+    }
+}
+
+async fn wait_for_any(received: &Received) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.spans().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
