@@ -47,8 +47,11 @@ impl Snapshot {
     }
 }
 
-/// Asserts `after - before == expected` for each (metric, labels, expected).
-fn assert_deltas(before: &Snapshot, after: &Snapshot, cases: &[(&str, &[(&str, &str)], f64)]) {
+/// A metric, its labels, and by how much it must have moved.
+type Delta<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+/// Asserts `after - before == expected` for each case.
+fn assert_deltas(before: &Snapshot, after: &Snapshot, cases: &[Delta<'_>]) {
     for (metric, labels, expected) in cases {
         let delta = after.get(metric, labels) - before.get(metric, labels);
         assert_eq!(
