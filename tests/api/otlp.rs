@@ -61,6 +61,11 @@ pub async fn grpc_receiver() -> (SocketAddr, Received) {
 
 /// An HTTP/protobuf receiver on a free port.
 pub async fn http_receiver() -> (SocketAddr, Received) {
+    http_receiver_answering_after(std::time::Duration::ZERO).await
+}
+
+/// An HTTP/protobuf receiver that takes `delay` to answer each export (a struggling collector).
+pub async fn http_receiver_answering_after(delay: std::time::Duration) -> (SocketAddr, Received) {
     let received = Received::default();
     let sink = received.clone();
     let server = HttpServer::new(move || {
@@ -70,6 +75,7 @@ pub async fn http_receiver() -> (SocketAddr, Received) {
             web::post().to(move |body: web::Bytes| {
                 let sink = sink.clone();
                 async move {
+                    tokio::time::sleep(delay).await;
                     match ExportTraceServiceRequest::decode(body) {
                         Ok(request) => {
                             sink.push(request);

@@ -9,7 +9,9 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::{Value, json};
 
 use crate::binary::{Running, start_server};
-use crate::otlp::{Received, attribute, attribute_values, grpc_receiver, hex, http_receiver};
+use crate::otlp::{
+    Received, attribute, attribute_values, grpc_receiver, hex, http_receiver, http_receiver_answering_after,
+};
 
 const SECRET: &str = "tracing-test-signing-secret-0123456789abcdef";
 const PASSWORD: &str = "hunter2-but-longer-and-unique";
@@ -184,7 +186,22 @@ async fn an_absent_collector_never_fails_a_request() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut server = server_exporting_to(&format!("http://{closed}"), "grpc", "info");
+    requests_stay_fast(&format!("http://{closed}"), "grpc").await;
+}
+
+#[tokio::test]
+async fn a_slow_collector_never_slows_a_request() {
+    let (addr, received) = http_receiver_answering_after(Duration::from_secs(3)).await;
+    requests_stay_fast(&format!("http://{addr}"), "http/protobuf").await;
+    assert!(
+        !received.spans().is_empty(),
+        "the slow collector did get the spans, at shutdown"
+    );
+}
+
+/// Registers five users while export goes to `endpoint`; none may take long.
+async fn requests_stay_fast(endpoint: &str, protocol: &str) {
+    let mut server = server_exporting_to(endpoint, protocol, "info");
     let client = reqwest::Client::new();
     for i in 0..5 {
         let started = Instant::now();

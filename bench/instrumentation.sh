@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Cost of full instrumentation on GET /auth/me throughput.
+#   on:  Prometheus metrics (HTTP RED + domain), tracing with OTLP/HTTP export to a local sink,
+#        JSON access logs at info (to /dev/null).
+#   off: METRICS_ADDR=off, OTEL_SDK_DISABLED=true, RUST_LOG=error.
+# Each mode: a fresh release server on the embedded stores, one user, then wrk runs
+# (2 threads, 32 connections, DURATION seconds each, RUNS times); the median is reported.
+# Needs wrk (Debian package `wrk`). Both wrk and the server share this machine's cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-10}"
+RUNS="${RUNS:-3}"
+PORT=3901 METRICS_PORT=9901 SINK_PORT=4901
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+cargo build --release --quiet
+BIN="${CARGO_TARGET_DIR:-target}/release/auth-api"
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+python3 bench/otlp_sink.py "$SINK_PORT" 2>"$work/sink.log" &
+
+run_mode() {
+  local mode="$1"; shift
+  env -i PATH="$PATH" HOST_ADDR="127.0.0.1:$PORT" SQLITE_PATH="$work/$mode.db" LOG_FORMAT=json \
+    ACCESS_TOKEN_TTL=3600 "$@" "$BIN" >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do curl -sf "127.0.0.1:$PORT/health/live" >/dev/null && break; sleep 0.1; done
+  local token
+  token=$(curl -sf "127.0.0.1:$PORT/auth/register" -H 'content-type: application/json' \
+    -d '{"username":"bench","email":"bench@example.com","password":"benchmark password"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["content"]["access_token"])')
+  wrk -t2 -c32 -d2s -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/auth/me" >/dev/null # warm-up
+  local rates=()
+  for _ in $(seq 1 "$RUNS"); do
+    rates+=("$(wrk -t2 -c32 -d"${DURATION}s" --latency -H "Authorization: Bearer $token" \
+      "http://127.0.0.1:$PORT/auth/me" | tee -a "$work/$mode.wrk" | awk '/Requests\/sec/ {print $2}')")
+  done
+  kill -TERM "$pid"; wait "$pid" || true
+  printf '%s\n' "${rates[@]}" | sort -n | awk -v mode="$mode" '{a[NR]=$1} END {printf "%s %s\n", mode, a[int((NR+1)/2)]}'
+  grep -E '^ +(50|99)%' "$work/$mode.wrk" | tail -2 | sed "s/^/  $mode latency /" >&2
+}
+
+off=$(run_mode off METRICS_ADDR=off OTEL_SDK_DISABLED=true RUST_LOG=error)
+on=$(run_mode on METRICS_ADDR="127.0.0.1:$METRICS_PORT" RUST_LOG=info \
+  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)
+echo "$off"
+echo "$on"
+echo "$off $on" | awk '{printf "instrumentation cost on /auth/me: %.1f%% (%s req/s off, %s req/s on)\n", (1 - $4 / $2) * 100, $2, $4}'
