@@ -41,6 +41,12 @@ run_mode() {
 }
 
 off=$(run_mode off METRICS_ADDR=off OTEL_SDK_DISABLED=true RUST_LOG=error)
+if [ "${BREAKDOWN:-0}" = 1 ]; then
+  # Each layer on its own, to see where the cost goes.
+  run_mode metrics METRICS_ADDR="127.0.0.1:$METRICS_PORT" OTEL_SDK_DISABLED=true RUST_LOG=error
+  run_mode metrics+logs METRICS_ADDR="127.0.0.1:$METRICS_PORT" OTEL_SDK_DISABLED=true RUST_LOG=info
+  run_mode metrics+logs+spans METRICS_ADDR="127.0.0.1:$METRICS_PORT" RUST_LOG=info
+fi
 on=$(run_mode on METRICS_ADDR="127.0.0.1:$METRICS_PORT" RUST_LOG=info \
   OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)
 echo "$off"

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::resource;
 use crate::app_state::AppState;
 use crate::auth::bearer::Authenticated;
+use crate::auth::cookie;
 use crate::envelope;
 use crate::error::{ApiError, Result};
 use crate::store::sessions::SessionInfo;
@@ -57,7 +58,12 @@ async fn revoke_one(
         return Err(ApiError::SessionNotFound);
     }
     state.metrics.sessions_revoked.with_label_values(&["user"]).inc();
-    Ok(envelope::ok(Revoked { revoked: 1 }))
+    let mut response = HttpResponse::Ok();
+    // Revoking the caller's own session: its refresh cookie is dead, so clear it.
+    if id == caller.session_id {
+        response.cookie(cookie::clear(&state.cookie));
+    }
+    Ok(envelope::ok_with(response, Revoked { revoked: 1 }))
 }
 
 #[tracing::instrument(name = "sessions.revoke_all", skip_all)]
@@ -68,5 +74,7 @@ async fn revoke_all(state: web::Data<AppState>, caller: Authenticated) -> Result
         .sessions_revoked
         .with_label_values(&["user"])
         .inc_by(u64::from(revoked));
-    Ok(envelope::ok(Revoked { revoked }))
+    let mut response = HttpResponse::Ok();
+    response.cookie(cookie::clear(&state.cookie));
+    Ok(envelope::ok_with(response, Revoked { revoked }))
 }

@@ -82,13 +82,90 @@ pub struct TestApp {
     /// Redis URL and key prefix of this test, for direct inspection.
     pub redis: Option<(String, String)>,
     handle: ServerHandle,
-    cleanup: Cleanup,
+    /// Dropped after `Drop::drop` stopped the server.
+    _storage: Storage,
 }
 
-struct Cleanup {
+/// The stores of one test: a SQLite directory, or a PostgreSQL database and a Redis key
+/// prefix of its own. Removed on drop.
+pub struct Storage {
+    /// Environment variables that point the service at these stores.
+    pub env: Vec<(String, String)>,
+    pub database_url: Option<String>,
+    pub redis: Option<(String, String)>,
     sqlite_dir: Option<PathBuf>,
     postgres: Option<(String, String)>,
-    redis: Option<(String, String)>,
+}
+
+impl Storage {
+    pub async fn create(backend: Backend) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Embedded => {
+                let dir = std::env::temp_dir().join(format!("auth-api-test-{id}"));
+                let path = dir.join("auth.db").to_string_lossy().into_owned();
+                Self {
+                    env: vec![("SQLITE_PATH".into(), path)],
+                    database_url: None,
+                    redis: None,
+                    sqlite_dir: Some(dir),
+                    postgres: None,
+                }
+            }
+            Backend::External => {
+                let (pg, redis_url) = external_urls().expect("external backend requested without URLs");
+                let name = format!("auth_test_{id}");
+                let mut admin = PgConnection::connect(&pg).await.expect("connect to TEST_DATABASE_URL");
+                sqlx::raw_sql(AssertSqlSafe(format!("create database \"{name}\"")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                let url = with_database(&pg, &name);
+                let prefix = format!("test:{id}:");
+                Self {
+                    env: vec![
+                        ("DATABASE_URL".into(), url.clone()),
+                        ("REDIS_URL".into(), redis_url.clone()),
+                        ("REDIS_KEY_PREFIX".into(), prefix.clone()),
+                    ],
+                    database_url: Some(url),
+                    redis: Some((redis_url, prefix)),
+                    sqlite_dir: None,
+                    postgres: Some((pg, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let (postgres, redis, sqlite_dir) = (self.postgres.take(), self.redis.take(), self.sqlite_dir.take());
+        // Drop may run inside a test's runtime, which cannot block on async work: clean up on
+        // a thread with a runtime of its own.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Some((pg, name)) = postgres
+                    && let Ok(mut admin) = PgConnection::connect(&pg).await
+                {
+                    let sql = format!("drop database if exists \"{name}\" with (force)");
+                    let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut admin).await;
+                }
+                if let Some((url, prefix)) = redis {
+                    let _ = delete_keys(&url, &prefix).await;
+                }
+            });
+            if let Some(dir) = sqlite_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        })
+        .join()
+        .ok();
+    }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -106,7 +183,7 @@ pub async fn spawn_app_proxied(database: SocketAddr, redis: SocketAddr, vars: &[
 }
 
 async fn spawn(backend: Backend, vars: &[(&str, &str)], proxies: Option<(SocketAddr, SocketAddr)>) -> TestApp {
-    let id = Uuid::new_v4().simple().to_string();
+    let storage = Storage::create(backend).await;
     let mut env: HashMap<String, String> = [
         ("HOST_ADDR", "127.0.0.1:0"),
         ("METRICS_ADDR", "127.0.0.1:0"),
@@ -118,38 +195,8 @@ async fn spawn(backend: Backend, vars: &[(&str, &str)], proxies: Option<(SocketA
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(storage.env.iter().cloned())
     .collect();
-    let mut cleanup = Cleanup {
-        sqlite_dir: None,
-        postgres: None,
-        redis: None,
-    };
-    let (mut database_url, mut redis) = (None, None);
-    match backend {
-        Backend::Embedded => {
-            let dir = std::env::temp_dir().join(format!("auth-api-test-{id}"));
-            env.insert("SQLITE_PATH".into(), dir.join("auth.db").to_string_lossy().into_owned());
-            cleanup.sqlite_dir = Some(dir);
-        }
-        Backend::External => {
-            let (pg, redis_url) = external_urls().expect("external backend requested without URLs");
-            let name = format!("auth_test_{id}");
-            let mut admin = PgConnection::connect(&pg).await.expect("connect to TEST_DATABASE_URL");
-            sqlx::raw_sql(AssertSqlSafe(format!("create database \"{name}\"")))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            let url = with_database(&pg, &name);
-            env.insert("DATABASE_URL".into(), url.clone());
-            database_url = Some(url);
-            let prefix = format!("test:{id}:");
-            env.insert("REDIS_URL".into(), redis_url.clone());
-            env.insert("REDIS_KEY_PREFIX".into(), prefix.clone());
-            cleanup.postgres = Some((pg, name));
-            cleanup.redis = Some((redis_url.clone(), prefix.clone()));
-            redis = Some((redis_url, prefix));
-        }
-    }
     for (k, v) in vars {
         env.insert(k.to_string(), v.to_string());
     }
@@ -187,10 +234,10 @@ async fn spawn(backend: Backend, vars: &[(&str, &str)], proxies: Option<(SocketA
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        database_url,
-        redis,
+        database_url: storage.database_url.clone(),
+        redis: storage.redis.clone(),
         handle,
-        cleanup,
+        _storage: storage,
     }
 }
 
@@ -210,40 +257,13 @@ pub fn with_database(base: &str, name: &str) -> String {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let handle = self.handle.clone();
-        let Cleanup {
-            sqlite_dir,
-            postgres,
-            redis,
-        } = std::mem::replace(
-            &mut self.cleanup,
-            Cleanup {
-                sqlite_dir: None,
-                postgres: None,
-                redis: None,
-            },
-        );
-        // Drop runs inside the test's runtime, which cannot block on async work: do it on a
-        // thread with a runtime of its own.
+        // The server runs on its own thread; stopping it from here must not block this runtime.
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(async move {
-                handle.stop(false).await;
-                if let Some((pg, name)) = postgres
-                    && let Ok(mut admin) = PgConnection::connect(&pg).await
-                {
-                    let sql = format!("drop database if exists \"{name}\" with (force)");
-                    let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut admin).await;
-                }
-                if let Some((url, prefix)) = redis {
-                    let _ = delete_keys(&url, &prefix).await;
-                }
-            });
-            if let Some(dir) = sqlite_dir {
-                let _ = std::fs::remove_dir_all(dir);
-            }
+            rt.block_on(handle.stop(false));
         })
         .join()
         .ok();

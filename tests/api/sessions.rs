@@ -63,6 +63,7 @@ backend_tests! {
 
         // Revoke all.
         let all = app.client.delete(app.url("/auth/sessions")).bearer_auth(&laptop.access).send().await.unwrap();
+        assert_eq!(refresh_cookie(&all).as_deref(), Some(""), "revoking all clears the caller's cookie");
         let body: Value = all.json().await.unwrap();
         assert_eq!(body["content"]["revoked"], 1);
         assert_error(app.refresh(&laptop.refresh).await, 401, "INVALID_REFRESH_TOKEN").await;

@@ -9,6 +9,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::{Value, json};
 
 use crate::binary::{Running, start_server};
+use crate::helpers::{Backend, Storage};
 use crate::otlp::{
     Received, attribute, attribute_values, grpc_receiver, hex, http_receiver, http_receiver_answering_after,
 };
@@ -16,14 +17,16 @@ use crate::otlp::{
 const SECRET: &str = "tracing-test-signing-secret-0123456789abcdef";
 const PASSWORD: &str = "hunter2-but-longer-and-unique";
 
-fn server_exporting_to(endpoint: &str, protocol: &str, rust_log: &str) -> Running {
-    start_server(&[
+fn server_exporting_to(endpoint: &str, protocol: &str, rust_log: &str, storage: &Storage) -> Running {
+    let mut env = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ("ACCESS_TOKEN_SECRET", SECRET),
         ("RUST_LOG", rust_log),
-    ])
+    ];
+    env.extend(storage.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    start_server(&env)
 }
 
 /// Waits until the receiver holds a span named `name` in trace `trace_id`.
@@ -74,12 +77,20 @@ fn descends(spans: &[Span], span: &Span, ancestor: &Span) -> bool {
     false
 }
 
-async fn login_joins_the_callers_trace(protocol: &str) {
+async fn login_joins_the_callers_trace(protocol: &str, backend: Backend) {
+    if !backend.available() {
+        return;
+    }
+    let storage = Storage::create(backend).await;
     let (addr, received) = match protocol {
         "grpc" => grpc_receiver().await,
         _ => http_receiver().await,
     };
-    let mut server = server_exporting_to(&format!("http://{addr}"), protocol, "info");
+    let mut server = server_exporting_to(&format!("http://{addr}"), protocol, "info", &storage);
+    let (users, sessions) = match backend {
+        Backend::Embedded => ("sqlite", "memory"),
+        Backend::External => ("postgresql", "redis"),
+    };
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}{}", server.address(), path);
     let registered = client
@@ -139,10 +150,10 @@ async fn login_joins_the_callers_trace(protocol: &str) {
         "the hashing pool wait is recorded"
     );
     let select = find(&spans, "db.users.find_by_email");
-    assert_eq!(attribute(select, "db.system").as_deref(), Some("sqlite"));
+    assert_eq!(attribute(select, "db.system").as_deref(), Some(users));
     assert_eq!(attribute(select, "db.operation").as_deref(), Some("SELECT"));
     let session = find(&spans, "sessions.create");
-    assert_eq!(attribute(session, "db.system").as_deref(), Some("memory"));
+    assert_eq!(attribute(session, "db.system").as_deref(), Some(sessions));
     assert!(descends(&spans, find(&spans, "token.issue"), root));
 
     // A failing request marks its span: a 503 is an error, a 401 is not.
@@ -171,12 +182,22 @@ async fn login_joins_the_callers_trace(protocol: &str) {
 
 #[tokio::test]
 async fn spans_reach_a_grpc_collector_in_the_callers_trace() {
-    login_joins_the_callers_trace("grpc").await;
+    login_joins_the_callers_trace("grpc", Backend::Embedded).await;
 }
 
 #[tokio::test]
 async fn spans_reach_an_http_protobuf_collector_in_the_callers_trace() {
-    login_joins_the_callers_trace("http/protobuf").await;
+    login_joins_the_callers_trace("http/protobuf", Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn spans_of_postgres_and_redis_calls_reach_a_grpc_collector() {
+    login_joins_the_callers_trace("grpc", Backend::External).await;
+}
+
+#[tokio::test]
+async fn spans_of_postgres_and_redis_calls_reach_an_http_protobuf_collector() {
+    login_joins_the_callers_trace("http/protobuf", Backend::External).await;
 }
 
 #[tokio::test]
@@ -201,7 +222,8 @@ async fn a_slow_collector_never_slows_a_request() {
 
 /// Registers five users while export goes to `endpoint`; none may take long.
 async fn requests_stay_fast(endpoint: &str, protocol: &str) {
-    let mut server = server_exporting_to(endpoint, protocol, "info");
+    let storage = Storage::create(Backend::Embedded).await;
+    let mut server = server_exporting_to(endpoint, protocol, "info", &storage);
     let client = reqwest::Client::new();
     for i in 0..5 {
         let started = Instant::now();
@@ -224,8 +246,21 @@ async fn requests_stay_fast(endpoint: &str, protocol: &str) {
 /// line and exported span for the secrets involved.
 #[tokio::test]
 async fn no_secret_reaches_logs_or_spans() {
+    no_secret_reaches_logs_or_spans_on(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn no_secret_reaches_logs_or_spans_with_postgres_and_redis() {
+    no_secret_reaches_logs_or_spans_on(Backend::External).await;
+}
+
+async fn no_secret_reaches_logs_or_spans_on(backend: Backend) {
+    if !backend.available() {
+        return;
+    }
+    let storage = Storage::create(backend).await;
     let (addr, received) = http_receiver().await;
-    let mut server = server_exporting_to(&format!("http://{addr}"), "http/protobuf", "trace");
+    let mut server = server_exporting_to(&format!("http://{addr}"), "http/protobuf", "trace", &storage);
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}{}", server.address(), path);
     let mut secrets: Vec<String> = vec![PASSWORD.into(), SECRET.into(), "wrong-password-attempt".into()];
