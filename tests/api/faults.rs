@@ -28,14 +28,7 @@ async fn redis_outage_answers_503_then_recovers() {
     let tokens = app.signed_up("outage@example.com").await;
 
     redis.cut();
-    let started = Instant::now();
-    let body = assert_error(app.refresh(&tokens.refresh).await, 503, "SERVICE_UNAVAILABLE").await;
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "503 comes quickly, took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(body["content"]["dependency"], "session_store");
+    let body = quick_503(app.refresh(&tokens.refresh), "session_store").await;
     assert_eq!(body["content"]["error_type"], "CritError");
     let ready = app.get("/health/ready").await;
     let ready = assert_error(ready, 503, "SERVICE_UNAVAILABLE").await;
@@ -56,14 +49,7 @@ async fn postgres_outage_answers_503_then_recovers() {
     let tokens = app.signed_up("pgdown@example.com").await;
 
     pg.cut();
-    let started = Instant::now();
-    let body = assert_error(app.me(&tokens.access).await, 503, "SERVICE_UNAVAILABLE").await;
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "503 comes quickly, took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(body["content"]["dependency"], "database");
+    let body = quick_503(app.me(&tokens.access), "database").await;
     let text = body.to_string();
     assert!(
         !text.contains("127.0.0.1") && !text.contains("postgres"),
@@ -100,6 +86,16 @@ async fn closed_ports_make_readiness_fail_but_not_the_process() {
         .await;
     assert_error(register, 503, "SERVICE_UNAVAILABLE").await;
     assert_eq!(app.get("/").await.status(), 200);
+}
+
+/// Asserts that `request` answers the 503 envelope naming `dependency`, within 3 s.
+async fn quick_503(request: impl std::future::Future<Output = reqwest::Response>, dependency: &str) -> Value {
+    let started = Instant::now();
+    let body = assert_error(request.await, 503, "SERVICE_UNAVAILABLE").await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "503 comes quickly, took {took:?}");
+    assert_eq!(body["content"]["dependency"], dependency);
+    body
 }
 
 /// Retries `call` until it answers 200 (recovery is not instantaneous: pools must redial).
