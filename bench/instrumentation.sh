@@ -19,6 +19,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 python3 bench/otlp_sink.py "$SINK_PORT" 2>"$work/sink.log" &
 
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 run_mode() {
   local mode="$1"; shift
   env -i PATH="$PATH" HOST_ADDR="127.0.0.1:$PORT" SQLITE_PATH="$work/$mode.db" LOG_FORMAT=json \
@@ -30,13 +33,21 @@ run_mode() {
     -d '{"username":"bench","email":"bench@example.com","password":"benchmark password"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["content"]["access_token"])')
   wrk -t2 -c32 -d2s -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/auth/me" >/dev/null # warm-up
-  local rates=()
+  local rates=() requests=0
+  local cpu_before; cpu_before=$(cpu_ticks "$pid")
   for _ in $(seq 1 "$RUNS"); do
-    rates+=("$(wrk -t2 -c32 -d"${DURATION}s" --latency -H "Authorization: Bearer $token" \
-      "http://127.0.0.1:$PORT/auth/me" | tee -a "$work/$mode.wrk" | awk '/Requests\/sec/ {print $2}')")
+    wrk -t2 -c32 -d"${DURATION}s" --latency -H "Authorization: Bearer $token" \
+      "http://127.0.0.1:$PORT/auth/me" > "$work/run.wrk"
+    cat "$work/run.wrk" >> "$work/$mode.wrk"
+    rates+=("$(awk '/Requests\/sec/ {print $2}' "$work/run.wrk")")
+    requests=$((requests + $(awk '/requests in/ {print $1}' "$work/run.wrk")))
   done
+  local cpu_after; cpu_after=$(cpu_ticks "$pid")
   kill -TERM "$pid"; wait "$pid" || true
-  printf '%s\n' "${rates[@]}" | sort -n | awk -v mode="$mode" '{a[NR]=$1} END {printf "%s %s\n", mode, a[int((NR+1)/2)]}'
+  # Server CPU time per request (user + system), the figure least disturbed by wrk sharing the cores.
+  local cpu_us; cpu_us=$(( (cpu_after - cpu_before) * 1000000 / $(getconf CLK_TCK) / requests ))
+  printf '%s\n' "${rates[@]}" | sort -n | awk -v mode="$mode" -v cpu="$cpu_us" \
+    '{a[NR]=$1} END {printf "%s %s %s\n", mode, a[int((NR+1)/2)], cpu}'
   grep -E '^ +(50|99)%' "$work/$mode.wrk" | tail -2 | sed "s/^/  $mode latency /" >&2
 }
 
@@ -46,9 +57,13 @@ if [ "${BREAKDOWN:-0}" = 1 ]; then
   run_mode metrics METRICS_ADDR="127.0.0.1:$METRICS_PORT" OTEL_SDK_DISABLED=true RUST_LOG=error
   run_mode metrics+logs METRICS_ADDR="127.0.0.1:$METRICS_PORT" OTEL_SDK_DISABLED=true RUST_LOG=info
   run_mode metrics+logs+spans METRICS_ADDR="127.0.0.1:$METRICS_PORT" RUST_LOG=info
+  run_mode on-sampled-10% METRICS_ADDR="127.0.0.1:$METRICS_PORT" RUST_LOG=info \
+    OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 \
+    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
 fi
 on=$(run_mode on METRICS_ADDR="127.0.0.1:$METRICS_PORT" RUST_LOG=info \
   OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)
 echo "$off"
 echo "$on"
-echo "$off $on" | awk '{printf "instrumentation cost on /auth/me: %.1f%% (%s req/s off, %s req/s on)\n", (1 - $4 / $2) * 100, $2, $4}'
+echo "mode req/s(median) server-cpu-us/request"
+echo "$off $on" | awk '{printf "instrumentation cost on /auth/me: %.1f%% throughput (%s -> %s req/s), %.1f%% CPU per request (%s -> %s us)\n", (1 - $5 / $2) * 100, $2, $5, ($6 / $3 - 1) * 100, $3, $6}'

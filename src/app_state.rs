@@ -4,8 +4,10 @@ use crate::auth::access_token::AccessTokens;
 use crate::auth::password::PasswordHasher;
 use std::sync::Arc;
 
+use crate::client_ip::Cidr;
 use crate::config::{CookieSettings, Settings};
 use crate::metrics::Metrics;
+use crate::store::login_throttle::LoginThrottle;
 use crate::store::{SessionStore, UserStore};
 
 pub struct AppState {
@@ -18,6 +20,10 @@ pub struct AppState {
     pub refresh_ttl_secs: u64,
     pub body_limit: usize,
     pub metrics: Arc<Metrics>,
+    pub throttle: LoginThrottle,
+    pub trusted_proxies: Vec<Cidr>,
+    /// Origins allowed cross-site (CORS and the CSRF check of the cookie routes).
+    pub allowed_origins: Vec<String>,
 }
 
 impl AppState {
@@ -27,6 +33,7 @@ impl AppState {
         sessions: SessionStore,
         hasher: PasswordHasher,
         metrics: Arc<Metrics>,
+        throttle: LoginThrottle,
     ) -> Self {
         Self {
             users,
@@ -37,6 +44,9 @@ impl AppState {
             refresh_ttl_secs: settings.tokens.refresh_ttl.as_secs(),
             body_limit: settings.body_limit,
             metrics,
+            throttle,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            allowed_origins: settings.cors_origins.clone(),
         }
     }
 }

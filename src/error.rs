@@ -65,6 +65,16 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("account locked")]
+    AccountLocked { retry_after_secs: u64 },
+    #[error("cross-site request refused")]
+    CsrfRejected,
+    #[error("request took too long")]
+    RequestTimeout,
+    #[error("request headers too large")]
+    HeadersTooLarge,
     #[error("{} unavailable", .dependency.as_str())]
     Unavailable {
         dependency: Dependency,
@@ -151,6 +161,23 @@ impl ApiError {
                 "send the body as application/json",
             ),
             NotFound => ("NOT_FOUND", "HostError", "no such route"),
+            RateLimited { .. } => (
+                "RATE_LIMITED",
+                "UserError",
+                "too many requests, retry after the Retry-After delay",
+            ),
+            AccountLocked { .. } => (
+                "ACCOUNT_LOCKED",
+                "AuthError",
+                "too many failed logins for this account, retry after the Retry-After delay",
+            ),
+            CsrfRejected => (
+                "CSRF_REJECTED",
+                "AuthError",
+                "this request did not come from an allowed origin",
+            ),
+            RequestTimeout => ("REQUEST_TIMEOUT", "UserError", "the request took too long"),
+            HeadersTooLarge => ("HEADERS_TOO_LARGE", "UserError", "the request headers are too large"),
             MethodNotAllowed => (
                 "METHOD_NOT_ALLOWED",
                 "HostError",
@@ -184,6 +211,10 @@ impl ResponseError for ApiError {
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RateLimited { .. } | AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
+            CsrfRejected => StatusCode::FORBIDDEN,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -220,8 +251,14 @@ impl ResponseError for ApiError {
         };
         let status = self.status_code();
         let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header(("Retry-After", "1"));
+        match self {
+            ApiError::Unavailable { .. } => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            ApiError::RateLimited { retry_after_secs } | ApiError::AccountLocked { retry_after_secs } => {
+                response.insert_header(("Retry-After", retry_after_secs.max(&1).to_string()));
+            }
+            _ => {}
         }
         response.json(Envelope::new(status, content))
     }

@@ -2,6 +2,7 @@
 
 pub mod app_state;
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod domain;
 pub mod envelope;

@@ -106,7 +106,7 @@ impl Metrics {
                 "auth_rate_limited_total",
                 "Requests refused by a rate limiter",
                 "limiter",
-                &[],
+                &["general", "auth"],
             ),
             hash_duration: histogram(
                 "auth_password_hash_duration_seconds",

@@ -22,11 +22,16 @@ use crate::config::{DatabaseSettings, SessionSettings, Settings};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::routes::rate_limit::Limiters;
+use crate::store::login_throttle::LoginThrottle;
 use crate::store::memory_sessions::MemorySessionStore;
 use crate::store::redis_sessions::RedisSessionStore;
 use crate::store::sessions::{SessionBackend, SessionPolicy, SessionStore};
 use crate::store::users::{Backend, UserStore};
 use crate::telemetry;
+use actix_cors::Cors;
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
 
 pub struct Application {
     port: u16,
@@ -44,28 +49,43 @@ impl Application {
             migrate(&users).await?;
         }
         let sessions = connect_sessions(&settings, metrics.clone())?;
+        let throttle = match (&settings.sessions, sessions.redis_client()) {
+            (SessionSettings::Redis { key_prefix, .. }, Some(client)) => {
+                LoginThrottle::redis(client.clone(), key_prefix.clone(), settings.lockout.clone())
+            }
+            _ => LoginThrottle::memory(settings.lockout.clone()),
+        };
+        let limiters = Limiters::new(&settings.rate_limits, &settings.trusted_proxies, metrics.clone());
         let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
         log_backends(&settings);
 
         let http_metrics = metrics.http_middleware();
         let metrics_on = settings.metrics_addr.is_some();
-        let state = web::Data::new(AppState::new(&settings, users, sessions, hasher, metrics));
+        let state = web::Data::new(AppState::new(&settings, users, sessions, hasher, metrics, throttle));
         let body_limit = settings.body_limit;
         let listener =
             TcpListener::bind(settings.host_addr).with_context(|| format!("cannot bind {}", settings.host_addr))?;
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
+        let (origins, request_timeout) = (settings.cors_origins.clone(), settings.request_timeout);
+        let header_limit = settings.header_limit;
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(catch_panic))
+                .wrap(from_fn(move |req, next| {
+                    bounded_request(request_timeout, header_limit, req, next)
+                }))
+                .wrap(security_headers())
+                .wrap(cors(&origins))
                 .wrap(from_fn(telemetry::http::trace_response_header))
                 .wrap(TracingLogger::<telemetry::http::RootSpan>::new())
                 .wrap(Condition::new(metrics_on, http_metrics.clone()))
                 .app_data(app_state.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
-                .configure(routes::configure)
-                .default_service(web::to(routes::not_found))
+                .configure(|cfg| routes::configure(cfg, &limiters))
         })
+        .client_request_timeout(settings.header_timeout)
+        .keep_alive(settings.keep_alive)
         .listen(listener)?
         // Signals are handled in `run_until_stopped`: actix would stop abruptly on SIGINT.
         .disable_signals()
@@ -159,6 +179,63 @@ async fn catch_panic(
     match AssertUnwindSafe(next.call(req)).catch_unwind().await {
         Ok(response) => response,
         Err(_) => Err(ApiError::Internal(anyhow::anyhow!("handler panicked")).into()),
+    }
+}
+
+/// Headers every response carries: nothing here is meant to be sniffed, framed, leaked in a
+/// Referer or cached (bodies carry tokens and personal data).
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Cache-Control", "no-store"))
+}
+
+/// Exact-origin CORS with credentials. A disallowed origin gets no CORS headers at all (the
+/// browser then refuses to expose the response); the request itself still reaches the route,
+/// where the cookie routes' CSRF check answers 403.
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allowed_header("traceparent")
+        .allowed_header("tracestate")
+        .expose_headers([
+            "traceresponse",
+            "retry-after",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+        ])
+        .supports_credentials()
+        .max_age(600)
+        .block_on_origin_mismatch(false);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// Bounds the head's size (431) and the whole request's time, body included (408), both in the
+/// envelope. (Reading the head is bounded by the server's client request timeout.)
+async fn bounded_request(
+    limit: std::time::Duration,
+    header_limit: usize,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let head: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if head + req.uri().to_string().len() > header_limit {
+        return Err(ApiError::HeadersTooLarge.into());
+    }
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(response) => response,
+        Err(_) => Err(ApiError::RequestTimeout.into()),
     }
 }
 

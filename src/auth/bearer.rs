@@ -1,6 +1,6 @@
 //! `Authorization: Bearer <access token>` as an extractor.
 
-use std::future::{Ready, ready};
+use futures_util::future::LocalBoxFuture;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -20,14 +20,44 @@ pub struct Authenticated {
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .expect("AppState is registered in startup")
+            .clone();
+        let verified = verify(req, &state);
+        Box::pin(async move {
+            let outcome = match &verified {
+                Ok(_) => "valid",
+                Err(ApiError::ExpiredAccessToken) => "expired",
+                Err(ApiError::ProtectedRoute | ApiError::InvalidAuthHeader) => return verified,
+                Err(_) => "invalid",
+            };
+            let caller = match verified {
+                Ok(caller) => caller,
+                Err(e) => {
+                    state.metrics.token_validations.with_label_values(&[outcome]).inc();
+                    return Err(e);
+                }
+            };
+            // A token outlives a logout or revocation by up to its TTL unless its session is
+            // checked: one EXISTS (Redis) or map lookup per request, no cache, so no staleness.
+            let active = state.sessions.is_active(caller.session_id).await?;
+            let outcome = if active { "valid" } else { "invalid" };
+            state.metrics.token_validations.with_label_values(&[outcome]).inc();
+            if active {
+                Ok(caller)
+            } else {
+                Err(ApiError::InvalidAccessToken)
+            }
+        })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
+/// The header and the token's signature and claims; the session is checked afterwards.
+fn verify(req: &HttpRequest, state: &AppState) -> Result<Authenticated, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -39,17 +69,7 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
         return Err(ApiError::InvalidAuthHeader);
     }
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .expect("AppState is registered in startup");
-    let verified = state.tokens.verify(token);
-    let outcome = match &verified {
-        Ok(_) => "valid",
-        Err(ApiError::ExpiredAccessToken) => "expired",
-        Err(_) => "invalid",
-    };
-    state.metrics.token_validations.with_label_values(&[outcome]).inc();
-    let claims = verified?;
+    let claims = state.tokens.verify(token)?;
     crate::telemetry::http::record_user(req, claims.sub);
     Ok(Authenticated {
         user_id: claims.sub,

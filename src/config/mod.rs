@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::client_ip::Cidr;
+
 mod variables;
 
 pub use variables::{VARIABLES, Variable};
@@ -183,6 +185,29 @@ pub struct Settings {
     /// `None` when metrics are off.
     pub metrics_addr: Option<SocketAddr>,
     pub telemetry: TelemetrySettings,
+    pub cors_origins: Vec<String>,
+    pub trusted_proxies: Vec<Cidr>,
+    pub rate_limits: RateLimitSettings,
+    pub lockout: LockoutSettings,
+    pub request_timeout: Duration,
+    pub header_timeout: Duration,
+    pub keep_alive: Duration,
+    pub header_limit: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimitSettings {
+    pub per_second: u32,
+    pub burst: u32,
+    pub auth_per_minute: u32,
+}
+
+/// Per-account brute-force protection.
+#[derive(Clone, Debug)]
+pub struct LockoutSettings {
+    pub max_failures: u32,
+    pub base: Duration,
+    pub max: Duration,
 }
 
 /// All the problems found in the environment, one line each.
@@ -314,7 +339,27 @@ impl Settings {
                 service_name: r.parse("OTEL_SERVICE_NAME", "auth-api".to_string()),
                 sdk_disabled: r.parse("OTEL_SDK_DISABLED", false),
             },
+            cors_origins: r.list("CORS_ALLOWED_ORIGINS", parse_origin),
+            trusted_proxies: r.list("TRUSTED_PROXIES", |c| c.parse::<Cidr>()),
+            rate_limits: RateLimitSettings {
+                per_second: r.positive("RATE_LIMIT_PER_SECOND", 20),
+                burst: r.positive("RATE_LIMIT_BURST", 40),
+                auth_per_minute: r.positive("RATE_LIMIT_AUTH_PER_MINUTE", 10),
+            },
+            lockout: LockoutSettings {
+                max_failures: r.positive("LOGIN_MAX_FAILURES", 5),
+                base: r.seconds("LOGIN_LOCKOUT", 60),
+                max: r.seconds("LOGIN_LOCKOUT_MAX", 900),
+            },
+            request_timeout: r.seconds("REQUEST_TIMEOUT", 30),
+            header_timeout: r.seconds("CLIENT_HEADER_TIMEOUT", 5),
+            keep_alive: r.seconds("KEEP_ALIVE", 5),
+            header_limit: r.positive("HEADER_LIMIT_BYTES", 16 * 1024),
         };
+        if settings.cookie.same_site == SameSite::None && !settings.cookie.secure {
+            r.errors
+                .push("COOKIE_SAMESITE: None requires COOKIE_SECURE=true (browsers drop such cookies)".into());
+        }
         if r.errors.is_empty() {
             Ok(settings)
         } else {
@@ -326,6 +371,24 @@ impl Settings {
     pub fn is_embedded(&self) -> bool {
         matches!(self.database, DatabaseSettings::Sqlite { .. }) && matches!(self.sessions, SessionSettings::Memory)
     }
+}
+
+/// An exact origin, `scheme://host[:port]`, lower-cased. `*` and `null` are refused: with
+/// credentials allowed, either would let any website act as the user.
+fn parse_origin(raw: &str) -> Result<String, String> {
+    if raw == "*" || raw.eq_ignore_ascii_case("null") {
+        return Err(format!(
+            "`{raw}` is not allowed: list exact origins (credentials are allowed, so a wildcard would let any site act as the user)"
+        ));
+    }
+    let origin = raw.trim_end_matches('/').to_ascii_lowercase();
+    let valid = origin.split_once("://").is_some_and(|(scheme, host)| {
+        matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains(['/', '?', '#', '*', ' '])
+    });
+    if !valid {
+        return Err(format!("`{raw}` is not an origin like https://app.example.com"));
+    }
+    Ok(origin)
 }
 
 /// Collects one error per bad variable instead of stopping at the first.
@@ -379,6 +442,19 @@ impl Reader<'_> {
             return default;
         }
         value
+    }
+
+    /// A comma-separated list, each item parsed by `parse`; empty when unset.
+    fn list<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Vec<T> {
+        let Some(raw) = self.raw(name) else { return Vec::new() };
+        let mut items = Vec::new();
+        for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            match parse(item) {
+                Ok(value) => items.push(value),
+                Err(e) => self.errors.push(format!("{name}: {e}")),
+            }
+        }
+        items
     }
 
     fn seconds(&mut self, name: &str, default: u64) -> Duration {
@@ -450,6 +526,46 @@ mod tests {
         let debug = format!("{s:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!debug.contains("0123456789abcdef"), "{debug}");
+    }
+
+    #[test]
+    fn unsafe_browser_settings_refuse_to_start() {
+        let cases = [
+            (
+                vec![("CORS_ALLOWED_ORIGINS", "https://app.example.com, *")],
+                "CORS_ALLOWED_ORIGINS",
+                "wildcard origin",
+            ),
+            (
+                vec![("CORS_ALLOWED_ORIGINS", "null")],
+                "CORS_ALLOWED_ORIGINS",
+                "null origin",
+            ),
+            (
+                vec![("CORS_ALLOWED_ORIGINS", "app.example.com")],
+                "CORS_ALLOWED_ORIGINS",
+                "no scheme",
+            ),
+            (
+                vec![("COOKIE_SAMESITE", "None"), ("COOKIE_SECURE", "false")],
+                "COOKIE_SAMESITE",
+                "None without Secure",
+            ),
+            (vec![("TRUSTED_PROXIES", "10.0.0.0/99")], "TRUSTED_PROXIES", "bad CIDR"),
+        ];
+        for (vars, name, why) in cases {
+            let err = settings(&vars).expect_err(why);
+            assert!(err.0.iter().any(|e| e.starts_with(name)), "{why}: {err}");
+        }
+        let ok = settings(&[
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://App.example.com/, http://localhost:5173",
+            ),
+            ("COOKIE_SAMESITE", "None"),
+        ])
+        .unwrap();
+        assert_eq!(ok.cors_origins, ["https://app.example.com", "http://localhost:5173"]);
     }
 
     #[test]

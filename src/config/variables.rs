@@ -140,6 +140,66 @@ pub const VARIABLES: &[Variable] = &[
         help: "seconds in-flight requests get after SIGTERM/SIGINT",
     },
     Variable {
+        name: "CORS_ALLOWED_ORIGINS",
+        default: "(none)",
+        help: "comma-separated exact origins (https://app.example.com) allowed to call the API with credentials; `*` and `null` are refused",
+    },
+    Variable {
+        name: "TRUSTED_PROXIES",
+        default: "(none)",
+        help: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded is believed",
+    },
+    Variable {
+        name: "RATE_LIMIT_PER_SECOND",
+        default: "20",
+        help: "general per-client-IP request rate (GET / and the health routes are exempt)",
+    },
+    Variable {
+        name: "RATE_LIMIT_BURST",
+        default: "40",
+        help: "burst allowed above RATE_LIMIT_PER_SECOND",
+    },
+    Variable {
+        name: "RATE_LIMIT_AUTH_PER_MINUTE",
+        default: "10",
+        help: "per-client-IP rate of register, login, POST /auth and refresh (the same number as burst)",
+    },
+    Variable {
+        name: "LOGIN_MAX_FAILURES",
+        default: "5",
+        help: "failed logins per account (per normalised email) before it is locked",
+    },
+    Variable {
+        name: "LOGIN_LOCKOUT",
+        default: "60",
+        help: "first lock, seconds; doubles with each further failure",
+    },
+    Variable {
+        name: "LOGIN_LOCKOUT_MAX",
+        default: "900",
+        help: "longest lock, seconds",
+    },
+    Variable {
+        name: "REQUEST_TIMEOUT",
+        default: "30",
+        help: "seconds a request may take, body included, before 408",
+    },
+    Variable {
+        name: "CLIENT_HEADER_TIMEOUT",
+        default: "5",
+        help: "seconds a client has to send its request head (slow-loris bound)",
+    },
+    Variable {
+        name: "HEADER_LIMIT_BYTES",
+        default: "16384",
+        help: "largest accepted request head (all header names and values), else 431",
+    },
+    Variable {
+        name: "KEEP_ALIVE",
+        default: "5",
+        help: "seconds an idle keep-alive connection stays open",
+    },
+    Variable {
         name: "METRICS_ADDR",
         default: "127.0.0.1:9100",
         help: "address of the Prometheus /metrics listener (never the API port); `off` disables metrics",

@@ -5,6 +5,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::json::JsonBody;
+use super::rate_limit::{Limiter, count_limited_logins};
 use super::{client_info, resource};
 use crate::app_state::AppState;
 use crate::auth::cookie;
@@ -13,11 +14,22 @@ use crate::domain::{Email, LoginPassword, NewPassword, User, UserId, Username};
 use crate::envelope;
 use crate::error::{ApiError, Result};
 use crate::store::users::{InsertError, NewUser};
+use actix_governor::Governor;
+use actix_web::middleware::from_fn;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/register").route(web::post().to(register)))
-        .service(resource("/auth/login").route(web::post().to(login)))
-        .service(resource("/auth").route(web::post().to(create_or_login)));
+pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
+    let limited = |path: &str| {
+        resource(path)
+            .wrap(Governor::new(auth_limit))
+            .wrap(from_fn(count_limited_logins))
+    };
+    cfg.service(
+        resource("/auth/register")
+            .wrap(Governor::new(auth_limit))
+            .route(web::post().to(register)),
+    )
+    .service(limited("/auth/login").route(web::post().to(login)))
+    .service(limited("/auth").route(web::post().to(create_or_login)));
 }
 
 #[derive(Deserialize)]
@@ -130,9 +142,30 @@ async fn register_user(
     start_session(state, req, &user).await
 }
 
+/// Logs in, unless the account is locked; counts the failure or clears the count.
 async fn log_in(state: &AppState, req: &HttpRequest, email: Email, password: SecretString) -> Result<HttpResponse> {
-    let user = authenticate(state, &email, &LoginPassword::parse(password)?).await?;
-    start_session(state, req, &user).await
+    if let Some(wait) = state.throttle.locked_for(&email).await? {
+        // The password is not even checked: a locked account answers alike for every guess.
+        return Err(ApiError::AccountLocked {
+            retry_after_secs: wait.as_millis().div_ceil(1000) as u64,
+        });
+    }
+    match authenticate(state, &email, &LoginPassword::parse(password)?).await {
+        Ok(user) => {
+            state.throttle.succeeded(&email).await?;
+            start_session(state, req, &user).await
+        }
+        Err(ApiError::UserNotFound) => {
+            if let Some(lock) = state.throttle.failed(&email).await? {
+                tracing::warn!(
+                    lock_secs = lock.as_secs(),
+                    "account locked after repeated failed logins"
+                );
+            }
+            Err(ApiError::UserNotFound)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn count(counter: &prometheus::IntCounterVec, outcome: &str) {
@@ -152,6 +185,7 @@ fn login_outcome(result: &Result<HttpResponse>) -> &'static str {
     match result {
         Ok(_) => "success",
         Err(ApiError::UserNotFound | ApiError::Validation { .. }) => "invalid_credentials",
+        Err(ApiError::AccountLocked { .. }) => "locked",
         Err(ApiError::UnsupportedMediaType | ApiError::PayloadTooLarge) => "invalid_credentials",
         Err(_) => "error",
     }

@@ -2,9 +2,11 @@
 //! for a method it does not serve, and the app answers 404 in the envelope for unknown paths.
 
 mod auth;
+mod csrf;
 mod health;
 mod json;
 mod me;
+pub mod rate_limit;
 mod refresh;
 mod sessions;
 
@@ -13,14 +15,27 @@ use actix_web::{HttpRequest, HttpResponse, Resource, web};
 use crate::envelope;
 use crate::error::ApiError;
 use crate::store::sessions::ClientInfo;
+use actix_governor::Governor;
+use rate_limit::Limiters;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The route table. `GET /` and the health routes come first and are never rate-limited (a
+/// probe must not be starved by a busy client); everything else, unknown paths included, sits
+/// in one scope behind the general limiter, and the credential routes behind the auth one too.
+pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters) {
     cfg.service(resource("/").route(web::get().to(root)));
-    auth::configure(cfg);
-    refresh::configure(cfg);
-    me::configure(cfg);
-    sessions::configure(cfg);
     health::configure(cfg);
+    let limiters = limiters.clone();
+    cfg.service(
+        web::scope("")
+            .wrap(Governor::new(&limiters.general))
+            .configure(|cfg| {
+                auth::configure(cfg, &limiters.auth);
+                refresh::configure(cfg, &limiters.auth);
+                me::configure(cfg);
+                sessions::configure(cfg);
+            })
+            .default_service(web::to(not_found)),
+    );
 }
 
 /// A resource whose unmatched methods answer 405 in the envelope.
@@ -45,6 +60,6 @@ fn client_info(req: &HttpRequest) -> ClientInfo {
             .get(actix_web::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: crate::client_ip::of(req).map(|ip| ip.to_string()),
     }
 }

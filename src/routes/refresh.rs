@@ -3,18 +3,21 @@
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
-use super::{client_info, resource};
+use super::rate_limit::Limiter;
+use super::{client_info, csrf, resource};
 use crate::app_state::AppState;
 use crate::auth::cookie::{self, RefreshCookie};
 use crate::auth::refresh_token::{self, TokenHash};
 use crate::envelope;
 use crate::error::{ApiError, Result};
 use crate::store::sessions::Rotation;
+use actix_governor::Governor;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     // GET is the seed's; POST is what a browser client should use.
     cfg.service(
         resource("/auth/refreshAccessToken")
+            .wrap(Governor::new(auth_limit))
             .route(web::get().to(refresh))
             .route(web::post().to(refresh)),
     )
@@ -41,6 +44,9 @@ async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
 
 /// Presents the cookie's token to the store; the outcome label and the response.
 async fn rotate(state: &AppState, req: &HttpRequest) -> Result<(&'static str, HttpResponse)> {
+    if let Err(e) = csrf::check(req, state) {
+        return Ok(("invalid", e.error_response()));
+    }
     let presented = match cookie::read(req) {
         RefreshCookie::Missing => return Ok(("invalid", ApiError::NoRefreshCookie.error_response())),
         RefreshCookie::Empty => return Ok(("invalid", rejected(state, ApiError::NoRefreshToken))),
@@ -92,6 +98,7 @@ async fn rotate(state: &AppState, req: &HttpRequest) -> Result<(&'static str, Ht
 /// Revokes the session of the presented cookie (if any) and clears it. Idempotent.
 #[tracing::instrument(name = "auth.logout", skip_all)]
 async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    csrf::check(&req, &state)?;
     if let RefreshCookie::Present(token) = cookie::read(&req)
         && refresh_token::looks_valid(&token)
         && state.sessions.revoke_by_token(TokenHash::of(&token)).await?.is_some()

@@ -1,9 +1,10 @@
 //! Storage: users in PostgreSQL or SQLite, refresh sessions in Redis or in this process.
 //! Each pair is one enum with the same methods, so handlers never know which is in use.
 
+pub mod login_throttle;
 pub mod memory_sessions;
 mod postgres_users;
-mod redis_pool;
+pub mod redis_pool;
 pub mod redis_sessions;
 pub mod sessions;
 mod sqlite_users;

@@ -5,10 +5,15 @@
 //! the pool and fail forever. This one marks a connection broken when a call on it fails at the
 //! transport level, and bb8 then drops it and dials a fresh one.
 
+use std::future::Future;
 use std::time::Duration;
 
+use bb8::Pool;
 use bb8_redis::redis::aio::MultiplexedConnection;
-use bb8_redis::redis::{AsyncConnectionConfig, Client, RedisError};
+use bb8_redis::redis::{self, AsyncConnectionConfig, Client, RedisError};
+
+use super::StoreError;
+use crate::error::Dependency;
 
 pub struct RedisManager {
     client: Client,
@@ -60,4 +65,60 @@ impl bb8::ManageConnection for RedisManager {
 /// Whether `e` means the connection itself is unusable.
 pub fn is_transport_error(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+}
+
+/// A lazily connecting pool and the timeout of every call made through it.
+#[derive(Clone)]
+pub struct RedisClient {
+    pool: Pool<RedisManager>,
+    timeout: Duration,
+}
+
+fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
+    StoreError::Unavailable(Dependency::SessionStore, e.into())
+}
+
+impl RedisClient {
+    /// The service starts even while Redis is down, and answers 503 until it is back.
+    pub fn new(url: &str, pool_max: u32, timeout: Duration) -> anyhow::Result<Self> {
+        let manager = RedisManager::new(url, timeout)?;
+        let pool = Pool::builder()
+            .max_size(pool_max)
+            .min_idle(Some(0))
+            .connection_timeout(timeout)
+            .test_on_check_out(false)
+            .max_lifetime(Some(Duration::from_secs(30 * 60)))
+            .build_unchecked(manager);
+        Ok(Self { pool, timeout })
+    }
+
+    /// Runs one command or script on a pooled connection, within the timeout. A transport
+    /// failure marks the connection broken so the pool replaces it.
+    pub async fn run<T, Fut>(&self, call: impl FnOnce(MultiplexedConnection) -> Fut) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let mut pooled = self.pool.get().await.map_err(unavailable)?;
+        match tokio::time::timeout(self.timeout, call(pooled.inner.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if is_transport_error(&e) => {
+                pooled.broken = true;
+                Err(unavailable(e))
+            }
+            Ok(Err(e)) => Err(StoreError::Failed(Dependency::SessionStore, e.into())),
+            Err(elapsed) => {
+                pooled.broken = true;
+                Err(unavailable(elapsed))
+            }
+        }
+    }
+
+    /// Connections of the pool: (idle, in use).
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (
+            state.idle_connections,
+            state.connections.saturating_sub(state.idle_connections),
+        )
+    }
 }

@@ -11,17 +11,14 @@
 //! The scripts touch keys they derive from values, so this layout needs a single Redis (or a
 //! primary with replicas), not Redis Cluster.
 
-use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use bb8::Pool;
-use bb8_redis::redis::aio::MultiplexedConnection;
 use bb8_redis::redis::{self, Script};
 use uuid::Uuid;
 
 use super::StoreError;
-use super::redis_pool::{RedisManager, is_transport_error};
+use super::redis_pool::RedisClient;
 use super::sessions::{ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp};
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
@@ -38,14 +35,9 @@ const REMEMBER_EXPIRED_MS: u64 = 86_400_000;
 
 #[derive(Clone)]
 pub struct RedisSessionStore {
-    pool: Pool<RedisManager>,
+    client: RedisClient,
     prefix: String,
     policy: SessionPolicy,
-    timeout: Duration,
-}
-
-fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
-    StoreError::Unavailable(Dependency::SessionStore, e.into())
 }
 
 impl RedisSessionStore {
@@ -58,19 +50,10 @@ impl RedisSessionStore {
         policy: SessionPolicy,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let manager = RedisManager::new(url, timeout)?;
-        let pool = Pool::builder()
-            .max_size(pool_max)
-            .min_idle(Some(0))
-            .connection_timeout(timeout)
-            .test_on_check_out(false)
-            .max_lifetime(Some(Duration::from_secs(30 * 60)))
-            .build_unchecked(manager);
         Ok(Self {
-            pool,
+            client: RedisClient::new(url, pool_max, timeout)?,
             prefix,
             policy,
-            timeout,
         })
     }
 
@@ -85,27 +68,6 @@ impl RedisSessionStore {
     }
     fn user_key(&self, user: UserId) -> String {
         self.key(format_args!("user:{user}:sessions"))
-    }
-
-    /// Runs one command or script on a pooled connection, within the store timeout. A
-    /// transport failure marks the connection broken so the pool replaces it.
-    async fn run<T, Fut>(&self, call: impl FnOnce(MultiplexedConnection) -> Fut) -> Result<T, StoreError>
-    where
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        let mut pooled = self.pool.get().await.map_err(unavailable)?;
-        match tokio::time::timeout(self.timeout, call(pooled.inner.clone())).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if is_transport_error(&e) => {
-                pooled.broken = true;
-                Err(unavailable(e))
-            }
-            Ok(Err(e)) => Err(StoreError::Failed(Dependency::SessionStore, e.into())),
-            Err(elapsed) => {
-                pooled.broken = true;
-                Err(unavailable(elapsed))
-            }
-        }
     }
 
     pub async fn create(
@@ -130,6 +92,7 @@ impl RedisSessionStore {
             .arg(&self.prefix)
             .arg(REMEMBER_EXPIRED_MS);
         let evicted: u32 = self
+            .client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
         Ok(CreatedSession { id, evicted })
@@ -154,6 +117,7 @@ impl RedisSessionStore {
             .arg(&self.prefix)
             .arg(REMEMBER_EXPIRED_MS);
         let reply: Vec<String> = self
+            .client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
         let ids = || -> Result<(Uuid, UserId), StoreError> {
@@ -193,6 +157,7 @@ impl RedisSessionStore {
         let mut invocation = REVOKE_BY_TOKEN.prepare_invoke();
         invocation.key(self.token_key(token)).arg(&self.prefix);
         let sid: Option<String> = self
+            .client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
         Ok(sid.and_then(|s| Uuid::parse_str(&s).ok()))
@@ -206,6 +171,7 @@ impl RedisSessionStore {
             .arg(user.to_string())
             .arg(session.to_string());
         let revoked: u32 = self
+            .client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
         Ok(revoked == 1)
@@ -214,13 +180,15 @@ impl RedisSessionStore {
     pub async fn revoke_all(&self, user: UserId) -> Result<u32, StoreError> {
         let mut invocation = REVOKE_ALL.prepare_invoke();
         invocation.key(self.user_key(user)).arg(&self.prefix);
-        self.run(|mut c| async move { invocation.invoke_async(&mut c).await })
+        self.client
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await
     }
 
     pub async fn list(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
         let user_key = self.user_key(user);
         let ids: Vec<String> = self
+            .client
             .run(|mut c| async move {
                 redis::cmd("ZRANGE")
                     .arg(user_key)
@@ -240,7 +208,10 @@ impl RedisSessionStore {
                 .arg(self.session_key(*id))
                 .arg(&["created", "used", "idle_exp", "abs_exp", "ua", "ip"]);
         }
-        let rows: Vec<Vec<Option<String>>> = self.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        let rows: Vec<Vec<Option<String>>> = self
+            .client
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
         let ms = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<i64>().ok());
         let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         Ok(ids
@@ -264,21 +235,24 @@ impl RedisSessionStore {
     pub async fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
         let key = self.session_key(session);
         let exists: bool = self
+            .client
             .run(|mut c| async move { redis::cmd("EXISTS").arg(key).query_async(&mut c).await })
             .await?;
         Ok(exists)
     }
 
     pub fn pool_connections(&self) -> (u32, u32) {
-        let state = self.pool.state();
-        (
-            state.idle_connections,
-            state.connections.saturating_sub(state.idle_connections),
-        )
+        self.client.pool_connections()
+    }
+
+    /// The pool, shared with the login throttle.
+    pub fn client(&self) -> &RedisClient {
+        &self.client
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+        self.client
+            .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await
             .map(drop)
     }

@@ -115,6 +115,14 @@ impl SessionStore {
         Self { backend, metrics }
     }
 
+    /// The Redis pool, for other state that must be shared by replicas (the login throttle).
+    pub fn redis_client(&self) -> Option<&super::redis_pool::RedisClient> {
+        match &self.backend {
+            SessionBackend::Redis(s) => Some(s.client()),
+            SessionBackend::Memory(_) => None,
+        }
+    }
+
     /// Connections of the Redis pool, (idle, in use); `None` for the in-process store.
     pub fn pool_connections(&self) -> Option<(u32, u32)> {
         match &self.backend {

@@ -54,7 +54,7 @@ impl RootSpanBuilder for RootSpan {
             http.response.status_code = Empty,
             url.scheme = %request.connection_info().scheme(),
             url.path = %request.path(),
-            client.address = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+            client.address = %crate::client_ip::of(request.request()).map(|ip| ip.to_string()).unwrap_or_default(),
             user_agent.original = %user_agent,
             network.protocol.version = ?request.version(),
             error.type = Empty,

@@ -60,9 +60,17 @@ pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<T
         }
         Some(builder.build())
     };
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("auth-api")));
+    // Per-poll bookkeeping (busy/idle time, context activation) and per-span thread and
+    // source-location attributes cost more than the spans of a fast request are worth.
+    // Span context is read explicitly where it is needed (traceresponse, log lines).
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("auth-api"))
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_context_activation(false)
+    });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     match format {

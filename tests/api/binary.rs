@@ -65,7 +65,10 @@ pub fn start_server(extra: &[(&str, &str)]) -> Running {
         .env("LOG_FORMAT", "json")
         .env("SQLITE_PATH", dir.join("auth.db"))
         .env("ARGON2_MEMORY_KIB", "1024")
-        .env("ARGON2_ITERATIONS", "1");
+        .env("ARGON2_ITERATIONS", "1")
+        .env("RATE_LIMIT_PER_SECOND", "100000")
+        .env("RATE_LIMIT_BURST", "100000")
+        .env("RATE_LIMIT_AUTH_PER_MINUTE", "100000");
     for (k, v) in extra {
         command.env(k, v);
     }

@@ -6,7 +6,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::{expect_tokens, refresh_cookie, spawn_app};
+use crate::helpers::{expect_tokens, refresh_cookie, spawn_app, spawn_app_with};
 
 backend_tests! {
     async fn fifty_concurrent_refreshes_of_one_token_never_fork(backend: Backend) {
@@ -29,7 +29,8 @@ backend_tests! {
     }
 
     async fn three_hundred_concurrent_requests_with_logins_all_complete(backend: Backend) {
-        let app = spawn_app(backend).await;
+        // Every login opens a session: keep them all, so the /me token's session is not evicted.
+        let app = spawn_app_with(backend, &[("MAX_SESSIONS_PER_USER", "1000")]).await;
         let tokens = app.signed_up("crowd@example.com").await;
         let requests = (0..300).map(|i| {
             let app = &app;

@@ -82,8 +82,9 @@ pub struct TestApp {
     /// Redis URL and key prefix of this test, for direct inspection.
     pub redis: Option<(String, String)>,
     handle: ServerHandle,
-    /// Dropped after `Drop::drop` stopped the server.
-    _storage: Storage,
+    storage_env: Vec<(String, String)>,
+    /// Dropped after `Drop::drop` stopped the server (`None` for a sibling, which shares it).
+    _storage: Option<Storage>,
 }
 
 /// The stores of one test: a SQLite directory, or a PostgreSQL database and a Redis key
@@ -182,8 +183,25 @@ pub async fn spawn_app_proxied(database: SocketAddr, redis: SocketAddr, vars: &[
     spawn(Backend::External, vars, Some((database, redis))).await
 }
 
+/// A second instance on the same PostgreSQL database and Redis prefix as `other` (replicas).
+pub async fn spawn_sibling(other: &TestApp, vars: &[(&str, &str)]) -> TestApp {
+    let mut app = spawn_on(None, other.storage_env.clone(), vars, None).await;
+    app.redis = other.redis.clone();
+    app
+}
+
 async fn spawn(backend: Backend, vars: &[(&str, &str)], proxies: Option<(SocketAddr, SocketAddr)>) -> TestApp {
     let storage = Storage::create(backend).await;
+    let storage_env = storage.env.clone();
+    spawn_on(Some(storage), storage_env, vars, proxies).await
+}
+
+async fn spawn_on(
+    storage: Option<Storage>,
+    storage_env: Vec<(String, String)>,
+    vars: &[(&str, &str)],
+    proxies: Option<(SocketAddr, SocketAddr)>,
+) -> TestApp {
     let mut env: HashMap<String, String> = [
         ("HOST_ADDR", "127.0.0.1:0"),
         ("METRICS_ADDR", "127.0.0.1:0"),
@@ -192,10 +210,14 @@ async fn spawn(backend: Backend, vars: &[(&str, &str)], proxies: Option<(SocketA
         // Cheap argon2 keeps the suite fast; the production cost is measured in bench/.
         ("ARGON2_MEMORY_KIB", "1024"),
         ("ARGON2_ITERATIONS", "1"),
+        // Limits high enough for the concurrency tests; the rate-limit tests set their own.
+        ("RATE_LIMIT_PER_SECOND", "100000"),
+        ("RATE_LIMIT_BURST", "100000"),
+        ("RATE_LIMIT_AUTH_PER_MINUTE", "100000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain(storage.env.iter().cloned())
+    .chain(storage_env.iter().cloned())
     .collect();
     for (k, v) in vars {
         env.insert(k.to_string(), v.to_string());
@@ -234,8 +256,9 @@ async fn spawn(backend: Backend, vars: &[(&str, &str)], proxies: Option<(SocketA
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        database_url: storage.database_url.clone(),
-        redis: storage.redis.clone(),
+        database_url: storage.as_ref().and_then(|s| s.database_url.clone()),
+        redis: storage.as_ref().and_then(|s| s.redis.clone()),
+        storage_env,
         handle,
         _storage: storage,
     }

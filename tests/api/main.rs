@@ -8,6 +8,7 @@ mod basics;
 pub mod binary;
 mod concurrency;
 mod faults;
+mod hardening;
 mod me;
 mod metrics;
 mod otlp;

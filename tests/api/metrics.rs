@@ -133,7 +133,7 @@ backend_tests! {
         };
         assert!(after.get("auth_dependency_duration_seconds", &[("dependency", users), ("operation", "users.find_by_email")]) >= 5.0);
         assert!(after.get("auth_dependency_duration_seconds", &[("dependency", sessions), ("operation", "sessions.rotate")]) >= 4.0);
-        for metric in ["auth_db_pool_connections", "auth_redis_pool_connections", "process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"] {
+        for metric in ["auth_rate_limited_total", "auth_db_pool_connections", "auth_redis_pool_connections", "process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"] {
             assert!(after.has(metric), "{metric} is exported");
         }
         assert!(after.get("auth_db_pool_connections", &[("state", "idle")]) + after.get("auth_db_pool_connections", &[("state", "in_use")]) >= 1.0);
