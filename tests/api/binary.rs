@@ -128,6 +128,23 @@ fn bad_settings_refuse_to_start_with_one_message_each() {
 }
 
 #[test]
+fn unsafe_browser_settings_refuse_to_start() {
+    let output = binary()
+        .env("CORS_ALLOWED_ORIGINS", "https://app.example.com,*")
+        .env("COOKIE_SAMESITE", "None")
+        .env("COOKIE_SECURE", "false")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("CORS_ALLOWED_ORIGINS: `*` is not allowed"), "{stderr}");
+    assert!(
+        stderr.contains("COOKIE_SAMESITE: None requires COOKIE_SECURE=true"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn production_backends_without_a_secret_refuse_to_start() {
     let output = binary()
         .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
