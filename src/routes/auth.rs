@@ -68,7 +68,6 @@ struct PublicUser<'a> {
     email: &'a str,
 }
 
-#[tracing::instrument(name = "auth.register", skip_all)]
 async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -87,7 +86,6 @@ async fn register(
     result
 }
 
-#[tracing::instrument(name = "auth.login", skip_all)]
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -104,7 +102,6 @@ async fn login(
 
 /// Logs in when the email exists, registers otherwise (then `username` is required). Counted
 /// as a registration or a login, whichever it turned out to be.
-#[tracing::instrument(name = "auth.create_or_login", skip_all)]
 async fn create_or_login(
     state: web::Data<AppState>,
     req: HttpRequest,

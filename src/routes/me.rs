@@ -14,7 +14,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The bare user object, read from the store (so a deleted user's token stops working).
-#[tracing::instrument(name = "auth.me", skip_all)]
 async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
     let user = state
         .users

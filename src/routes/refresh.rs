@@ -31,7 +31,6 @@ struct Refreshed {
     expires_in: u64,
 }
 
-#[tracing::instrument(name = "auth.refresh", skip_all)]
 async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
     let result = rotate(&state, &req).await;
     let outcome = match &result {
@@ -96,7 +95,6 @@ async fn rotate(state: &AppState, req: &HttpRequest) -> Result<(&'static str, Ht
 }
 
 /// Revokes the session of the presented cookie (if any) and clears it. Idempotent.
-#[tracing::instrument(name = "auth.logout", skip_all)]
 async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
     csrf::check(&req, &state)?;
     if let RefreshCookie::Present(token) = cookie::read(&req)

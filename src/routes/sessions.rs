@@ -34,7 +34,6 @@ struct Revoked {
     revoked: u32,
 }
 
-#[tracing::instrument(name = "sessions.list", skip_all)]
 async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
     let sessions = state.sessions.list(caller.user_id).await?;
     let listed: Vec<ListedSession> = sessions
@@ -47,7 +46,6 @@ async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpR
     Ok(envelope::ok(listed))
 }
 
-#[tracing::instrument(name = "sessions.revoke", skip_all)]
 async fn revoke_one(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -66,7 +64,6 @@ async fn revoke_one(
     Ok(envelope::ok_with(response, Revoked { revoked: 1 }))
 }
 
-#[tracing::instrument(name = "sessions.revoke_all", skip_all)]
 async fn revoke_all(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
     let revoked = state.sessions.revoke_all(caller.user_id).await?;
     state
