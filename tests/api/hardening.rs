@@ -311,30 +311,10 @@ async fn the_account_limit_holds_across_two_instances_sharing_redis() {
 async fn slow_and_oversized_clients_are_cut_off() {
     let app = spawn_app_with(
         Backend::Embedded,
-        &[
-            ("CLIENT_HEADER_TIMEOUT", "1"),
-            ("REQUEST_TIMEOUT", "1"),
-            ("KEEP_ALIVE", "1"),
-        ],
+        &[("CLIENT_HEADER_TIMEOUT", "1"), ("REQUEST_TIMEOUT", "1")],
     )
     .await;
     let addr = app.address.trim_start_matches("http://").to_string();
-    // Keep-alive is bounded: an idle connection is closed after KEEP_ALIVE.
-    let mut idle = TcpStream::connect(&addr).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let started = Instant::now();
-    let mut reply = Vec::new();
-    let _ = idle.read_to_end(&mut reply);
-    assert!(
-        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"),
-        "the request was answered"
-    );
-    let idle_for = started.elapsed();
-    assert!(
-        idle_for < Duration::from_secs(4),
-        "the idle connection was closed after {idle_for:?}"
-    );
     // Slow loris: a head that never ends is dropped after CLIENT_HEADER_TIMEOUT.
     let started = Instant::now();
     let mut stream = TcpStream::connect(&addr).unwrap();
@@ -381,4 +361,31 @@ async fn slow_and_oversized_clients_are_cut_off() {
     );
     // A fresh client: the pooled connection was the one the server dropped.
     assert_eq!(reqwest::get(app.url("/")).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    // A long head timeout, so only KEEP_ALIVE can close the idle connection.
+    let app = spawn_app_with(
+        Backend::Embedded,
+        &[("CLIENT_HEADER_TIMEOUT", "30"), ("KEEP_ALIVE", "1")],
+    )
+    .await;
+    let addr = app.address.trim_start_matches("http://").to_string();
+    // Keep-alive is bounded: an idle connection is closed after KEEP_ALIVE.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    let _ = idle.read_to_end(&mut reply);
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"),
+        "the request was answered"
+    );
+    let idle_for = started.elapsed();
+    assert!(
+        idle_for < Duration::from_secs(4),
+        "the idle connection was closed after {idle_for:?}"
+    );
 }
