@@ -317,8 +317,7 @@ async fn slow_and_oversized_clients_are_cut_off() {
     let addr = app.address.trim_start_matches("http://").to_string();
     // Slow loris: a head that never ends is dropped after CLIENT_HEADER_TIMEOUT.
     let started = Instant::now();
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut stream = raw_connection(&addr);
     stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
     let mut reply = Vec::new();
     let _ = stream.read_to_end(&mut reply);
@@ -332,8 +331,7 @@ async fn slow_and_oversized_clients_are_cut_off() {
         String::from_utf8_lossy(&reply)
     );
     // A body that trickles: REQUEST_TIMEOUT answers 408 in the envelope.
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut stream = raw_connection(&addr);
     stream.write_all(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"em").unwrap();
     let mut reply = String::new();
     let _ = stream.read_to_string(&mut reply);
@@ -373,8 +371,7 @@ async fn idle_keep_alive_connections_are_closed() {
     .await;
     let addr = app.address.trim_start_matches("http://").to_string();
     // Keep-alive is bounded: an idle connection is closed after KEEP_ALIVE.
-    let mut idle = TcpStream::connect(&addr).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut idle = raw_connection(&addr);
     idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let started = Instant::now();
     let mut reply = Vec::new();
@@ -388,4 +385,11 @@ async fn idle_keep_alive_connections_are_closed() {
         idle_for < Duration::from_secs(4),
         "the idle connection was closed after {idle_for:?}"
     );
+}
+
+/// A plain TCP connection to the app whose reads give up after 5 s.
+fn raw_connection(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
 }
