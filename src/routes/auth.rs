@@ -13,7 +13,7 @@ use crate::auth::refresh_token::{TokenHash, random_token};
 use crate::domain::{Email, LoginPassword, NewPassword, User, UserId, Username};
 use crate::envelope;
 use crate::error::{ApiError, Result};
-use crate::store::users::{InsertError, NewUser};
+use crate::store::users::NewUser;
 use actix_governor::Governor;
 use actix_web::middleware::from_fn;
 
@@ -196,10 +196,8 @@ async fn create_user(state: &AppState, username: Username, email: Email, passwor
         email,
         password_hash,
     };
-    state.users.insert(user).await.map_err(|e| match e {
-        InsertError::EmailTaken => ApiError::EmailTaken,
-        other => other.into(),
-    })
+    // `From<InsertError>` already maps a taken email to `EMAIL_TAKEN`.
+    Ok(state.users.insert(user).await?)
 }
 
 /// The user whose email and password these are; `USER_NOT_FOUND` alike for an unknown email

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::now_ms;
-use super::sessions::{ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp};
+use super::sessions::{
+    ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp,
+};
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 
@@ -46,9 +48,6 @@ struct State {
     by_user: HashMap<UserId, Vec<Uuid>>,
 }
 
-/// How long an expired token is remembered, to answer "expired" rather than "invalid".
-const REMEMBER_EXPIRED_MS: i64 = 86_400_000;
-
 impl State {
     fn remove_session(&mut self, id: Uuid) -> Option<Session> {
         let session = self.sessions.remove(&id)?;
@@ -71,7 +70,7 @@ impl State {
         for id in dead {
             self.remove_session(id);
         }
-        self.tokens.retain(|_, t| t.exp_ms + REMEMBER_EXPIRED_MS > now);
+        self.tokens.retain(|_, t| t.exp_ms + REMEMBER_EXPIRED_MS as i64 > now);
     }
 }
 

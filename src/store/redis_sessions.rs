@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::redis_pool::RedisClient;
-use super::sessions::{ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy, timestamp};
+use super::sessions::{
+    ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp,
+};
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 use crate::error::Dependency;
@@ -29,9 +31,6 @@ static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke.lua")));
 static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_all.lua")));
 static REVOKE_BY_TOKEN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_by_token.lua")));
-
-/// How long an expired token is remembered, to answer "expired" rather than "invalid".
-const REMEMBER_EXPIRED_MS: u64 = 86_400_000;
 
 #[derive(Clone)]
 pub struct RedisSessionStore {

@@ -21,6 +21,10 @@ use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 use crate::metrics::Metrics;
 
+/// How long an expired token is remembered by either store, to answer "expired" rather than
+/// "invalid" (and to still recognise a replayed one).
+pub(super) const REMEMBER_EXPIRED_MS: u64 = 86_400_000;
+
 /// The lifetimes and limits every store applies.
 #[derive(Clone, Debug)]
 pub struct SessionPolicy {
