@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""Tests the Grafana dashboards and the alert rules against a real Prometheus.
+
+Starts the release binary on a fresh PostgreSQL database and a private redis-server, and
+Debian's Prometheus scraping it every second with our alert rules loaded. Drives a workload that
+produces every outcome label of every auth_* counter (including the failures: a Redis outage and
+a refused database), then evaluates, against that Prometheus:
+
+- every variable query and every panel query of every dashboard (Grafana's variables substituted
+  with their "All" value, $__rate_interval with a window covering the workload): each must be
+  valid and return at least one series with a finite value;
+- every recording and alerting rule: valid, healthy in Prometheus' own evaluation, and returning
+  series once its thresholds are turned into `bool` comparisons (so an alert that is silent
+  still proves the series it watches exist);
+- every outcome label the dashboards plot: its counter moved during the workload.
+
+Exit status 0 when all hold. Usage:
+  python3 deploy/check_dashboards.py --binary target/release/auth-api [--database-url URL]
+"""
+
+import argparse
+import http.client
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+DEPLOY = Path(__file__).resolve().parent
+SECRET = "dashboard-check-secret-0123456789abcdef0123456789"
+PASSWORD = "correct horse battery staple"
+
+# Every label value the dashboards break counters down by; the workload must move each one.
+EXPECTED_OUTCOMES = {
+    "auth_logins_total": ("outcome", ["success", "invalid_credentials", "locked", "rate_limited", "error"]),
+    "auth_registrations_total": ("outcome", ["success", "email_taken", "invalid", "error"]),
+    "auth_refresh_total": ("outcome", ["success", "grace_replay", "expired", "invalid", "reused", "error"]),
+    "auth_sessions_revoked_total": ("reason", ["logout", "reuse", "evicted", "user"]),
+    "auth_token_validations_total": ("outcome", ["valid", "expired", "invalid"]),
+    "auth_rate_limited_total": ("limiter", ["general", "auth"]),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+class Api:
+    """A tiny HTTP client for the workload. Every call comes from its own client address
+    (X-Forwarded-For through a trusted proxy) unless one is given, so the per-IP auth limit only
+    bites where the workload means it to."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.next_ip = 0
+
+    def call(self, method: str, path: str, body=None, token=None, cookie=None, ip=None):
+        if ip is None:
+            self.next_ip += 1
+            ip = f"10.77.{self.next_ip // 250}.{self.next_ip % 250 + 1}"
+        headers = {"X-Forwarded-For": ip, "Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if cookie is not None:
+            headers["Cookie"] = f"jwt={cookie}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        conn.close()
+        new_cookie = None
+        for name, value in resp.getheaders():
+            if name.lower() == "set-cookie" and value.startswith("jwt="):
+                new_cookie = value.split(";", 1)[0][4:]
+        try:
+            content = json.loads(raw).get("content")
+        except ValueError:
+            content = None
+        return resp.status, content, new_cookie
+
+    def expect(self, status: int, method: str, path: str, **kw):
+        got = self.call(method, path, **kw)
+        if got[0] != status:
+            raise SystemExit(f"workload: {method} {path} answered {got[0]} ({got[1]}), expected {status}")
+        return got
+
+    def login(self, email: str, password: str = PASSWORD, status: int = 200, ip=None):
+        return self.expect(status, "POST", "/auth/login", body={"email": email, "password": password}, ip=ip)
+
+
+def workload(api: Api, redis: subprocess.Popen, admin_url: str, database: str) -> None:
+    """Every outcome the dashboards show, in an order where each step's precondition holds."""
+    reg = {"username": "Ada", "email": "ada@example.com", "password": PASSWORD}
+    api.expect(201, "POST", "/auth/register", body=reg)
+    api.expect(409, "POST", "/auth/register", body=reg)  # email_taken
+    api.expect(400, "POST", "/auth/register", body={**reg, "email": "not-an-email"})  # invalid
+    api.expect(404, "GET", "/no/such/route")  # the UNMATCHED endpoint
+
+    _, content, first = api.login("ada@example.com")
+    token = content["access_token"]
+    api.expect(200, "GET", "/auth/me", token=token)  # valid
+    api.expect(401, "GET", "/auth/me", token="not.a.jwt")  # invalid
+    _, _, second = api.expect(200, "POST", "/auth/refreshAccessToken", cookie=first)  # success
+    api.expect(200, "POST", "/auth/refreshAccessToken", cookie=first)  # grace_replay
+    api.expect(401, "POST", "/auth/refreshAccessToken", cookie="forged-token")  # invalid
+    time.sleep(2.5)  # past REFRESH_REUSE_GRACE
+    api.expect(401, "POST", "/auth/refreshAccessToken", cookie=first)  # reused; family revoked
+
+    # MAX_SESSIONS_PER_USER=2: a third login evicts the oldest session.
+    api.login("ada@example.com")
+    _, _, keep = api.login("ada@example.com")
+    _, content, _ = api.login("ada@example.com")
+    token = content["access_token"]
+    _, sessions, _ = api.expect(200, "GET", "/auth/sessions", token=token)
+    other = next(s["id"] for s in sessions if not s["current"])
+    api.expect(200, "DELETE", f"/auth/sessions/{other}", token=token)  # revoked by the user
+    _, _, stale = api.login("ada@example.com")
+    api.expect(200, "POST", "/auth/logout", cookie=keep if keep else stale)  # logout
+
+    # LOGIN_MAX_FAILURES=2: two wrong passwords, then the email is locked.
+    api.login("eve@example.com", "wrong password", 401)
+    api.login("eve@example.com", "wrong password", 401)
+    api.login("eve@example.com", "wrong password", 429)
+
+    # RATE_LIMIT_AUTH_PER_MINUTE=5 from one address, then the general limit from another.
+    for i in range(5):
+        api.login(f"nobody{i}@example.com", "wrong password", 401, ip="10.99.0.1")
+    api.login("nobody@example.com", "wrong password", 429, ip="10.99.0.1")
+    statuses = {api.call("GET", "/auth/me", ip="10.99.0.2")[0] for _ in range(120)}
+    if 429 not in statuses:
+        raise SystemExit(f"workload: the general rate limit never answered 429 ({statuses})")
+
+    # Expiry: ACCESS_TOKEN_TTL=3 and REFRESH_TOKEN_TTL=4, no leeway.
+    _, content, cookie = api.login("ada@example.com")
+    time.sleep(4.5)
+    api.expect(401, "GET", "/auth/me", token=content["access_token"])  # expired access token
+    api.expect(401, "POST", "/auth/refreshAccessToken", cookie=cookie)  # expired refresh token
+
+    # Outage 1: the session store goes away. Logins and refreshes fail with 503; readiness too.
+    _, _, cookie = api.login("ada@example.com")
+    redis.terminate()
+    redis.wait(10)
+    api.login("ada@example.com", status=503)  # login error
+    api.expect(503, "POST", "/auth/refreshAccessToken", cookie=cookie)  # refresh error
+    for _ in range(3):
+        api.expect(503, "GET", "/health/ready")
+
+    # Outage 2: the database refuses connections; registration fails.
+    psql(admin_url, f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false')
+    psql(admin_url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+    api.expect(503, "POST", "/auth/register", body={**reg, "email": "grace@example.com"})  # error
+
+
+def psql(url: str, sql: str) -> str:
+    return subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-Atqc", sql], check=True, capture_output=True, text=True).stdout
+
+
+class Prometheus:
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str, **params):
+        url = f"{self.base}{path}?{urllib.parse.urlencode(params, doseq=True)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            return json.load(e)
+
+    def query(self, expr: str, at: float):
+        return self.get("/api/v1/query", query=expr, time=f"{at:.3f}")
+
+
+def finite_series(result) -> int:
+    data = result.get("data", {})
+    if data.get("resultType") == "scalar":
+        return 1 if math.isfinite(float(data["result"][1])) else 0
+    return sum(1 for s in data.get("result", []) if math.isfinite(float(s["value"][1])))
+
+
+def bool_thresholds(expr: str) -> str:
+    """`x > 0.05` filters series away; `x > bool 0.05` keeps each one as 0 or 1."""
+    return re.sub(r"(?<![=!<>~])(>=|<=|==|!=|>|<)\s*(?=[(\d])", r"\1 bool ", expr)
+
+
+def check(prom: Prometheus, at: float, window: str) -> list:
+    failures = []
+
+    def expect_series(what: str, expr: str, result) -> None:
+        if result.get("status") != "success":
+            failures.append(f"{what}: invalid: {result.get('error')}\n    {expr}")
+        elif finite_series(result) == 0:
+            failures.append(f"{what}: no series with a value\n    {expr}")
+        else:
+            print(f"ok  {what} ({finite_series(result)} series)")
+
+    for path in sorted((DEPLOY / "grafana/dashboards").glob("*.json")):
+        dash = json.loads(path.read_text())
+        values = {"$__rate_interval": window}
+        for var in dash["templating"]["list"]:
+            if var["type"] == "query":
+                query = var["query"]["query"]
+                m = re.fullmatch(r"label_values\((.*), (\w+)\)", query)
+                selector = m.group(1)
+                for name, value in values.items():
+                    selector = selector.replace(name, value)
+                got = prom.get("/api/v1/series", **{"match[]": selector})
+                found = {s.get(m.group(2)) for s in got.get("data", [])} - {None}
+                if not found:
+                    failures.append(f"{dash['title']} / variable {var['name']}: no values for {query}")
+                else:
+                    print(f"ok  {dash['title']} / variable {var['name']}: {sorted(found)}")
+                values["$" + var["name"]] = var["allValue"]
+        for panel in dash["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"]
+                for name, value in sorted(values.items(), key=lambda kv: -len(kv[0])):
+                    expr = expr.replace(name, value)
+                expect_series(f"{dash['title']} / {panel['title']} / {target['refId']}", expr, prom.query(expr, at))
+
+    rules = yaml.safe_load((DEPLOY / "prometheus/rules/auth-api.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule["record"]
+            expr = bool_thresholds(rule["expr"]) if "alert" in rule else rule["expr"]
+            expect_series(f"rule {name}", expr, prom.query(expr, at))
+
+    loaded = prom.get("/api/v1/rules")["data"]["groups"]
+    states = {}
+    for group in loaded:
+        for rule in group["rules"]:
+            if rule["health"] != "ok":
+                failures.append(f"rule {rule['name']}: Prometheus reports {rule['health']}: {rule.get('lastError')}")
+            if rule["type"] == "alerting":
+                states[rule["name"]] = rule["state"]
+    print("alert states after the workload:", json.dumps(states))
+    rule_count = sum(len(g["rules"]) for g in rules["groups"])
+    if sum(len(g["rules"]) for g in loaded) != rule_count:
+        failures.append(f"Prometheus loaded {sum(len(g['rules']) for g in loaded)} rules, the file has {rule_count}")
+
+    for metric, (label, outcomes) in EXPECTED_OUTCOMES.items():
+        for outcome in outcomes:
+            expr = f'sum(increase({metric}{{{label}="{outcome}"}}[{window}]))'
+            result = prom.query(expr, at)
+            moved = [float(s["value"][1]) for s in result["data"]["result"]]
+            if not moved or moved[0] <= 0:
+                failures.append(f"workload: {metric}{{{label}=\"{outcome}\"}} did not move")
+            else:
+                print(f"ok  {metric}{{{label}=\"{outcome}\"}} moved by {moved[0]:.1f}")
+    return failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", required=True, help="the auth-api release binary")
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--prometheus", default=shutil.which("prometheus") or "/usr/bin/prometheus")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="auth-api-dashboards-"))
+    database = f"auth_dashboards_{os.getpid()}"
+    procs = []
+    api_port, metrics_port, redis_port, prom_port = (free_port() for _ in range(4))
+    try:
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        procs.append(redis)
+        psql(args.database_url, f'CREATE DATABASE "{database}"')
+        db_url = urllib.parse.urlsplit(args.database_url)._replace(path="/" + database).geturl()
+        env = {
+            **os.environ,
+            "HOST_ADDR": f"127.0.0.1:{api_port}",
+            "METRICS_ADDR": f"127.0.0.1:{metrics_port}",
+            "DATABASE_URL": db_url,
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}",
+            "ACCESS_TOKEN_SECRET": SECRET,
+            "ACCESS_TOKEN_TTL": "3",
+            "REFRESH_TOKEN_TTL": "4",
+            "REFRESH_REUSE_GRACE": "2",
+            "JWT_LEEWAY": "0",
+            "MAX_SESSIONS_PER_USER": "2",
+            "LOGIN_MAX_FAILURES": "2",
+            "RATE_LIMIT_AUTH_PER_MINUTE": "5",
+            "TRUSTED_PROXIES": "127.0.0.1/32",
+            "STORE_TIMEOUT_MS": "500",
+            "COOKIE_SECURE": "false",
+            "LOG_FORMAT": "json",
+            "RUST_LOG": "warn",
+        }
+        for key in ("OTEL_EXPORTER_OTLP_ENDPOINT", "SQLITE_PATH", "CORS_ALLOWED_ORIGINS"):
+            env.pop(key, None)
+        with open(work / "auth-api.log", "w") as log:
+            procs.append(subprocess.Popen([args.binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT))
+
+        # The same rules, evaluated every second (the SLI group's 30 s interval would outlast the run).
+        rules = yaml.safe_load((DEPLOY / "prometheus/rules/auth-api.yml").read_text())
+        for group in rules["groups"]:
+            group.pop("interval", None)
+        (work / "rules.yml").write_text(yaml.safe_dump(rules))
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(work / "rules.yml")],
+            "scrape_configs": [
+                {
+                    "job_name": "auth-api",
+                    "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"namespace": "ci"}}],
+                }
+            ],
+        }
+        (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+        with open(work / "prometheus.log", "w") as log:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        args.prometheus,
+                        f"--config.file={work / 'prometheus.yml'}",
+                        f"--storage.tsdb.path={work / 'tsdb'}",
+                        f"--web.listen-address=127.0.0.1:{prom_port}",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        prom = Prometheus(prom_port)
+        api = Api(api_port)
+        wait_for("auth-api readiness", lambda: api.call("GET", "/health/ready")[0] == 200)
+        wait_for("Prometheus", lambda: urllib.request.urlopen(f"{prom.base}/-/ready", timeout=2).status == 200)
+        wait_for(
+            "the first scrape",
+            lambda: finite_series(prom.query('up{job="auth-api"} == 1', time.time())) == 1,
+        )
+
+        started = time.time()
+        workload(api, redis, args.database_url, database)
+        time.sleep(4)  # a few more scrapes and rule evaluations after the last request
+        at = time.time()
+        window = f"{int(at - started) + 10}s"
+        print(f"workload done in {at - started:.1f}s; evaluating with window {window}")
+        failures = check(prom, at, window)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        try:
+            psql(args.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        except subprocess.CalledProcessError as e:
+            print("could not drop", database, e.stderr, file=sys.stderr)
+
+    if failures:
+        print("\nFAILED:", *failures, sep="\n  ", file=sys.stderr)
+        print(f"logs kept in {work}", file=sys.stderr)
+        return 1
+    shutil.rmtree(work, ignore_errors=True)
+    print("\nall dashboard queries and rules returned data")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
