@@ -6,11 +6,12 @@
 //! string when the span opens, which a JSON line would then have to parse back. Here fields are
 //! kept as values and serialised once, only when an event is written (measured in bench/).
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::Write as _;
 
 use opentelemetry::trace::TraceContextExt as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -45,46 +46,82 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let meta = event.metadata();
-        let mut line = Map::new();
-        let now = time::OffsetDateTime::now_utc();
-        let timestamp = now
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        line.insert("timestamp".into(), Value::String(timestamp));
-        line.insert("level".into(), Value::String(meta.level().to_string()));
-        line.insert("target".into(), Value::String(meta.target().to_string()));
+        // Read first: this takes the current span's extensions mutably, which the guards below
+        // must not be holding.
+        let context = tracing::Span::current().context();
+        let span_context = context.span().span_context().clone();
+
         let mut fields = SpanFields(Vec::new());
         event.record(&mut fields);
-        line.extend(fields.0.into_iter().map(|(k, v)| (k.to_string(), v)));
-
-        if let Some(scope) = ctx.event_scope(event) {
-            let mut span_fields = Map::new();
-            let mut names = Vec::new();
-            for span in scope.from_root() {
-                names.push(Value::String(span.name().to_string()));
-                if let Some(fields) = span.extensions().get::<SpanFields>() {
-                    span_fields.extend(fields.0.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let scope: Vec<_> = ctx
+            .event_scope(event)
+            .map(|s| s.from_root().collect())
+            .unwrap_or_default();
+        let guards: Vec<_> = scope.iter().map(|span| span.extensions()).collect();
+        // Fields of enclosing spans, root first; an inner span's value for a name wins.
+        let mut span_fields: Vec<(&str, &Value)> = Vec::new();
+        for fields in guards.iter().filter_map(|g| g.get::<SpanFields>()) {
+            for (key, value) in &fields.0 {
+                match span_fields.iter_mut().find(|(k, _)| k == key) {
+                    Some(slot) => slot.1 = value,
+                    None => span_fields.push((key, value)),
                 }
             }
-            line.insert("span".into(), Value::Object(span_fields));
-            line.insert("spans".into(), Value::Array(names));
         }
 
-        // Read after the span extensions above are released: this takes them mutably.
-        let context = tracing::Span::current().context();
-        let span = context.span();
-        let span_context = span.span_context();
-        if span_context.is_valid() {
-            line.insert("trace_id".into(), Value::String(span_context.trace_id().to_string()));
-            line.insert("span_id".into(), Value::String(span_context.span_id().to_string()));
-        }
-        if let Ok(mut bytes) = serde_json::to_vec(&line) {
-            bytes.push(b'\n');
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            let meta = event.metadata();
+            line.extend_from_slice(b"{\"timestamp\":\"");
+            let _ = time::OffsetDateTime::now_utc().format_into(line, &time::format_description::well_known::Rfc3339);
+            line.extend_from_slice(b"\",\"level\":\"");
+            line.extend_from_slice(meta.level().as_str().as_bytes());
+            line.push(b'"');
+            write_field(line, "target", &meta.target());
+            for (key, value) in &fields.0 {
+                write_field(line, key, value);
+            }
+            if !scope.is_empty() {
+                line.extend_from_slice(b",\"span\":{");
+                for (i, (key, value)) in span_fields.iter().enumerate() {
+                    if i > 0 {
+                        line.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut *line, key);
+                    line.push(b':');
+                    let _ = serde_json::to_writer(&mut *line, value);
+                }
+                line.extend_from_slice(b"},\"spans\":");
+                let names: Vec<&str> = scope.iter().map(|span| span.name()).collect();
+                let _ = serde_json::to_writer(&mut *line, &names);
+            }
+            if span_context.is_valid() {
+                write!(
+                    line,
+                    ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+                    span_context.trace_id(),
+                    span_context.span_id()
+                )
+                .ok();
+            }
+            line.extend_from_slice(b"}\n");
             // One write per line, so lines from several threads never interleave.
-            let _ = std::io::stdout().lock().write_all(&bytes);
-        }
+            let _ = std::io::stdout().lock().write_all(line);
+        });
     }
+}
+
+thread_local! {
+    /// The line being written, reused so a log line costs no allocation of its own.
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+}
+
+/// `,"key":value`, the value as JSON.
+fn write_field(line: &mut Vec<u8>, key: &str, value: &impl serde::Serialize) {
+    line.push(b',');
+    let _ = serde_json::to_writer(&mut *line, key);
+    line.push(b':');
+    let _ = serde_json::to_writer(&mut *line, value);
 }
 
 impl Visit for SpanFields {
