@@ -147,6 +147,8 @@ pub struct TelemetrySettings {
     pub protocol: OtlpProtocol,
     pub service_name: String,
     pub sdk_disabled: bool,
+    /// `OTEL_TRACES_SAMPLER`/`_ARG`, applied per request before spans exist.
+    pub sampler: crate::telemetry::sampling::Sampler,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -338,6 +340,10 @@ impl Settings {
                 protocol: r.parse("OTEL_EXPORTER_OTLP_PROTOCOL", OtlpProtocol::Grpc),
                 service_name: r.parse("OTEL_SERVICE_NAME", "auth-api".to_string()),
                 sdk_disabled: r.parse("OTEL_SDK_DISABLED", false),
+                sampler: crate::telemetry::sampling::Sampler::from_variables(
+                    r.raw("OTEL_TRACES_SAMPLER").as_deref(),
+                    r.raw("OTEL_TRACES_SAMPLER_ARG").as_deref(),
+                ),
             },
             cors_origins: r.list("CORS_ALLOWED_ORIGINS", parse_origin),
             trusted_proxies: r.list("TRUSTED_PROXIES", |c| c.parse::<Cidr>()),

@@ -15,6 +15,10 @@ use tracing::Span;
 use tracing::field::Empty;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::Registry;
+use tracing_subscriber::registry::{ExtensionsMut, LookupSpan as _};
+
+use super::sampling::{self, Unrecorded};
 
 use crate::error::ApiError;
 
@@ -44,25 +48,33 @@ impl RootSpanBuilder for RootSpan {
             .get::<RequestId>()
             .map(|id| id.to_string())
             .unwrap_or_default();
-        let span = tracing::info_span!(
-            "HTTP request",
-            otel.name = %name,
-            otel.kind = "server",
-            otel.status_code = Empty,
-            http.request.method = %method,
-            http.route = route.as_deref().unwrap_or(crate::metrics::UNMATCHED),
-            http.response.status_code = Empty,
-            url.scheme = %request.connection_info().scheme(),
-            url.path = %request.path(),
-            client.address = %crate::client_ip::of(request.request()).map(|ip| ip.to_string()).unwrap_or_default(),
-            user_agent.original = %user_agent,
-            network.protocol.version = ?request.version(),
-            error.type = Empty,
-            enduser.id = Empty,
-            request_id = %request_id,
-        );
         let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(request.headers())));
-        let _ = span.set_parent(parent);
+        let remote = parent.span().span_context().clone();
+        let (span, unrecorded) = sampling::root_span(&remote, || {
+            tracing::info_span!(
+                "HTTP request",
+                otel.name = %name,
+                otel.kind = "server",
+                otel.status_code = Empty,
+                http.request.method = %method,
+                http.route = route.as_deref().unwrap_or(crate::metrics::UNMATCHED),
+                http.response.status_code = Empty,
+                url.scheme = %request.connection_info().scheme(),
+                url.path = %request.path(),
+                client.address = %crate::client_ip::of(request.request()).map(|ip| ip.to_string()).unwrap_or_default(),
+                user_agent.original = %user_agent,
+                network.protocol.version = ?request.version(),
+                error.type = Empty,
+                enduser.id = Empty,
+                request_id = %request_id,
+            )
+        });
+        match unrecorded {
+            None => {
+                let _ = span.set_parent(parent);
+            }
+            Some(ids) => with_root_extensions(&span, |extensions| extensions.insert(ids)),
+        }
         span
     }
 
@@ -106,7 +118,14 @@ pub async fn trace_response_header(
     if let Some(root) = root {
         let context = root.context();
         let span = context.span();
-        let sc = span.span_context();
+        let mut sc = span.span_context().clone();
+        if !sc.is_valid() {
+            with_root_extensions(&root, |extensions| {
+                if let Some(Unrecorded(ids)) = extensions.get_mut::<Unrecorded>() {
+                    sc = ids.clone();
+                }
+            });
+        }
         if sc.is_valid() {
             let value = format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8());
             if let Ok(value) = HeaderValue::from_str(&value) {
@@ -117,6 +136,17 @@ pub async fn trace_response_header(
         }
     }
     Ok(response)
+}
+
+/// Runs `f` on the registry's extensions of `span`, if it is enabled.
+fn with_root_extensions(span: &Span, f: impl FnOnce(&mut ExtensionsMut<'_>)) {
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(registry) = dispatch.downcast_ref::<Registry>()
+            && let Some(span) = registry.span(id)
+        {
+            f(&mut span.extensions_mut());
+        }
+    });
 }
 
 /// Records the authenticated user on the request's root span (`enduser.id`).

@@ -20,6 +20,8 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::sampling::Unrecorded;
+
 pub struct JsonLog;
 
 /// A span's recorded fields, in recording order.
@@ -49,7 +51,7 @@ where
         // Read first: this takes the current span's extensions mutably, which the guards below
         // must not be holding.
         let context = tracing::Span::current().context();
-        let span_context = context.span().span_context().clone();
+        let mut span_context = context.span().span_context().clone();
 
         let mut fields = SpanFields(Vec::new());
         event.record(&mut fields);
@@ -58,6 +60,11 @@ where
             .map(|s| s.from_root().collect())
             .unwrap_or_default();
         let guards: Vec<_> = scope.iter().map(|span| span.extensions()).collect();
+        if !span_context.is_valid()
+            && let Some(Unrecorded(ids)) = guards.first().and_then(|root| root.get::<Unrecorded>())
+        {
+            span_context = ids.clone();
+        }
         // Fields of enclosing spans, root first; an inner span's value for a name wins.
         let mut span_fields: Vec<(&str, &Value)> = Vec::new();
         for fields in guards.iter().filter_map(|g| g.get::<SpanFields>()) {

@@ -4,6 +4,7 @@
 
 pub mod http;
 mod json_log;
+pub mod sampling;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
@@ -11,6 +12,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -37,27 +39,32 @@ impl Telemetry {
 /// (`Runtime::enter`): the gRPC exporter binds its channel to that runtime.
 pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let provider = if settings.sdk_disabled {
+    // Spans are only built when something receives them; without an exporter a request still
+    // gets a trace id (for its log lines and `traceresponse`), at no span cost.
+    let provider = if settings.sdk_disabled || !settings.export {
+        sampling::install(None);
         None
     } else {
+        sampling::install(Some(settings.sampler.clone()));
         let resource = Resource::builder()
             .with_service_name(settings.service_name.clone())
             .build();
-        let mut builder = SdkTracerProvider::builder().with_resource(resource);
-        if settings.export {
-            // Endpoints, headers, timeouts and OTEL_BSP_* come from the standard variables,
-            // which the exporter and the batch processor read themselves.
-            let exporter = match settings.protocol {
-                OtlpProtocol::Grpc => SpanExporter::builder().with_tonic().build()?,
-                OtlpProtocol::HttpProtobuf => SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .build()?,
-            };
-            // Batching keeps export off the request path: a slow or absent collector only
-            // fills (then drops from) a bounded queue.
-            builder = builder.with_batch_exporter(exporter);
-        }
+        // Endpoints, headers, timeouts and OTEL_BSP_* come from the standard variables, which
+        // the exporter and the batch processor read themselves.
+        let exporter = match settings.protocol {
+            OtlpProtocol::Grpc => SpanExporter::builder().with_tonic().build()?,
+            OtlpProtocol::HttpProtobuf => SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .build()?,
+        };
+        // Batching keeps export off the request path: a slow or absent collector only fills
+        // (then drops from) a bounded queue. The sampling decision was taken per request
+        // (sampling.rs): whatever reaches the SDK is recorded.
+        let builder = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
+            .with_batch_exporter(exporter);
         Some(builder.build())
     };
     // Per-poll bookkeeping (busy/idle time, context activation) and per-span thread and
@@ -70,6 +77,7 @@ pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<T
             .with_threads(false)
             .with_location(false)
             .with_context_activation(false)
+            .with_filter(tracing_subscriber::filter::DynFilterFn::new(sampling::recorded))
     });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter).with(otel);

@@ -396,3 +396,103 @@ async fn wait_for_any(received: &Received) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Sampling is decided per request before its spans exist: a caller that did not sample gets
+/// no spans exported, yet keeps its trace id in `traceresponse` and in the log lines.
+#[tokio::test]
+async fn an_unsampled_caller_gets_no_spans_but_keeps_its_trace_id() {
+    let storage = Storage::create(Backend::Embedded).await;
+    let (addr, received) = grpc_receiver().await;
+    let server = server_exporting_to(&format!("http://{addr}"), "grpc", "info", &storage);
+    let client = reqwest::Client::new();
+    let unsampled = "0af7651916cd43dd8448eb211c80319c";
+    let sampled = "5b8efff798038103d269b633813fc60c";
+    let traceresponse =
+        |response: &reqwest::Response| response.headers()["traceresponse"].to_str().unwrap().to_string();
+
+    let first = client
+        .get(format!("{}/auth/me", server.address()))
+        .header("traceparent", format!("00-{unsampled}-b7ad6b7169203331-00"))
+        .send()
+        .await
+        .unwrap();
+    let first = traceresponse(&first);
+    assert!(
+        first.starts_with(&format!("00-{unsampled}-")) && first.ends_with("-00"),
+        "{first}"
+    );
+    let second = client
+        .get(format!("{}/auth/me", server.address()))
+        .header("traceparent", format!("00-{sampled}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .unwrap();
+    assert!(traceresponse(&second).ends_with("-01"));
+
+    // The sampled request's spans arrive; by then the earlier one's would have too.
+    wait_for(&received, sampled, "GET /auth/me").await;
+    let exported: Vec<String> = received.spans().iter().map(|s| hex(&s.trace_id)).collect();
+    assert!(
+        !exported.contains(&unsampled.to_string()),
+        "an unsampled trace was exported"
+    );
+    let logs = server.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains(&format!("\"trace_id\":\"{unsampled}\"")),
+        "the log lines keep the caller's trace id"
+    );
+}
+
+/// `traceidratio` records about its share of new traces, and exactly those: every trace the
+/// responses call sampled is exported, no other is.
+#[tokio::test]
+async fn a_ratio_sampler_exports_exactly_the_traces_it_sampled() {
+    let storage = Storage::create(Backend::Embedded).await;
+    let (addr, received) = http_receiver().await;
+    let endpoint = format!("http://{addr}");
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ("RUST_LOG", "info"),
+    ];
+    env.extend(storage.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let server = start_server(&env);
+    let client = reqwest::Client::new();
+    let (mut sampled, mut unsampled) = (Vec::new(), Vec::new());
+    for _ in 0..60 {
+        let response = client
+            .get(format!("{}/auth/me", server.address()))
+            .send()
+            .await
+            .unwrap();
+        let value = response
+            .headers()
+            .get("traceresponse")
+            .unwrap_or_else(|| panic!("{:?}", response.headers()))
+            .to_str()
+            .unwrap()
+            .to_string();
+        let trace_id = value.split('-').nth(1).unwrap().to_string();
+        match value.rsplit('-').next() {
+            Some("01") => sampled.push(trace_id),
+            Some("00") => unsampled.push(trace_id),
+            other => panic!("flags {other:?} in {value}"),
+        }
+    }
+    assert!(
+        (10..=50).contains(&sampled.len()),
+        "{} of 60 sampled at 50 %",
+        sampled.len()
+    );
+    for trace_id in &sampled {
+        wait_for(&received, trace_id, "GET /auth/me").await;
+    }
+    let exported: Vec<String> = received.spans().iter().map(|s| hex(&s.trace_id)).collect();
+    assert!(
+        unsampled.iter().all(|t| !exported.contains(t)),
+        "an unsampled trace was exported"
+    );
+}

@@ -1,0 +1,198 @@
+//! Head sampling, decided once per request before any of its spans exists.
+//!
+//! The OpenTelemetry SDK samples when tracing-opentelemetry builds a span, after it has already
+//! turned every field of every span into attributes: an unsampled request paid nearly the whole
+//! price of a sampled one (bench/instrumentation.sh). Here the root span's decision comes from
+//! the standard `OTEL_TRACES_SAMPLER`/`_ARG` and the caller's `traceparent`; the spans of a
+//! request that is not recorded never reach the OpenTelemetry layer (a per-layer filter), and
+//! the request keeps a trace id of its own (the caller's, or a random one) for its log lines and
+//! its `traceresponse` header. The SDK itself then samples always on.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
+use tracing::{Metadata, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The samplers of the OpenTelemetry specification (`OTEL_TRACES_SAMPLER`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sampler {
+    AlwaysOn,
+    AlwaysOff,
+    /// Records this share of traces, by trace id, as the specification's `TraceIdRatioBased`.
+    TraceIdRatio(f64),
+    /// The parent's decision when there is a parent, else the inner sampler's.
+    ParentBased(Box<Sampler>),
+}
+
+impl Sampler {
+    /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` as the specification defines them;
+    /// an unknown name is the default, `parentbased_always_on`, and a ratio outside 0..=1 is 1.
+    pub fn from_variables(name: Option<&str>, arg: Option<&str>) -> Self {
+        let ratio = || {
+            let ratio = arg.and_then(|a| a.trim().parse::<f64>().ok());
+            Sampler::TraceIdRatio(ratio.filter(|r| (0.0..=1.0).contains(r)).unwrap_or(1.0))
+        };
+        match name.map(str::trim) {
+            Some("always_on") => Sampler::AlwaysOn,
+            Some("always_off") => Sampler::AlwaysOff,
+            Some("traceidratio") => ratio(),
+            Some("parentbased_always_off") => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+            Some("parentbased_traceidratio") => Sampler::ParentBased(Box::new(ratio())),
+            _ => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        }
+    }
+
+    /// Whether a trace with this id, under this parent (if any), is recorded.
+    pub fn should_record(&self, parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
+        match self {
+            Sampler::AlwaysOn => true,
+            Sampler::AlwaysOff => false,
+            // The specification's rule: the trace id's low 63 bits against the ratio of 2^63,
+            // so every service with the same ratio agrees on the same trace.
+            Sampler::TraceIdRatio(ratio) => {
+                let bytes = trace_id.to_bytes();
+                let low = u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")) >> 1;
+                (low as f64) < ratio * (1u64 << 63) as f64
+            }
+            Sampler::ParentBased(root) => match parent {
+                Some(parent) => parent.is_sampled(),
+                None => root.should_record(None, trace_id),
+            },
+        }
+    }
+}
+
+/// `None` when no span is ever recorded (no exporter, or the SDK disabled).
+static SAMPLER: OnceLock<Option<Sampler>> = OnceLock::new();
+
+pub(super) fn install(sampler: Option<Sampler>) {
+    let _ = SAMPLER.set(sampler);
+}
+
+/// The ids of a request whose spans are not recorded, kept in its root span's extensions.
+#[derive(Clone, Debug)]
+pub struct Unrecorded(pub SpanContext);
+
+thread_local! {
+    /// The decision for the root span being created right now on this thread, if any, so the
+    /// filter below applies it instead of deciding again.
+    static CREATING_ROOT: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Decides for a request with this remote parent (invalid when the caller sent none), and
+/// creates its root span with `make`. Returns the span, and the ids to report if unrecorded.
+pub fn root_span(remote: &SpanContext, make: impl FnOnce() -> tracing::Span) -> (tracing::Span, Option<Unrecorded>) {
+    let parent = remote.is_valid().then_some(remote);
+    let trace_id = parent.map_or_else(random_trace_id, |p| p.trace_id());
+    let record = match SAMPLER.get() {
+        Some(Some(sampler)) => sampler.should_record(parent, trace_id),
+        Some(None) => false,
+        // Not installed (unit tests of the HTTP layer): record, as the SDK would.
+        None => true,
+    };
+    CREATING_ROOT.set(Some(record));
+    let span = make();
+    CREATING_ROOT.set(None);
+    if record || span.is_disabled() {
+        // Recorded: the OpenTelemetry layer has its ids. Disabled (logging is off for it too):
+        // no ids are needed.
+        return (span, None);
+    }
+    let ids = SpanContext::new(
+        trace_id,
+        random_span_id(),
+        TraceFlags::default(),
+        false,
+        TraceState::default(),
+    );
+    (span, Some(Unrecorded(ids)))
+}
+
+/// Per-layer filter of the OpenTelemetry layer: a span or event is seen when its request is
+/// recorded. Outside any request (start-up, shutdown) the sampler decides as for a root.
+pub fn recorded<S>(_: &Metadata<'_>, cx: &Context<'_, S>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if let Some(record) = CREATING_ROOT.get() {
+        return record;
+    }
+    // `current_span` is the subscriber's current span; `lookup_current` only finds one this
+    // filter enabled. Inside an unrecorded request there is the first but not the second.
+    match cx.current_span().id() {
+        Some(_) => cx.lookup_current().is_some(),
+        None => match SAMPLER.get() {
+            Some(Some(sampler)) => sampler.should_record(None, random_trace_id()),
+            Some(None) => false,
+            None => true,
+        },
+    }
+}
+
+/// The SDK's generator (a thread-local userspace RNG, no system call per id).
+fn random_trace_id() -> TraceId {
+    RandomIdGenerator::default().new_trace_id()
+}
+
+fn random_span_id() -> SpanId {
+    RandomIdGenerator::default().new_span_id()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(sampled: bool) -> SpanContext {
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        SpanContext::new(
+            TraceId::from(7u128),
+            SpanId::from(9u64),
+            flags,
+            true,
+            TraceState::default(),
+        )
+    }
+
+    #[test]
+    fn variables_name_the_specifications_samplers() {
+        use Sampler::*;
+        let parse = Sampler::from_variables;
+        assert_eq!(parse(None, None), ParentBased(Box::new(AlwaysOn)));
+        assert_eq!(parse(Some("always_off"), None), AlwaysOff);
+        assert_eq!(parse(Some("traceidratio"), Some("0.25")), TraceIdRatio(0.25));
+        assert_eq!(
+            parse(Some("parentbased_traceidratio"), Some("0.1")),
+            ParentBased(Box::new(TraceIdRatio(0.1)))
+        );
+        assert_eq!(parse(Some("traceidratio"), Some("7")), TraceIdRatio(1.0));
+        assert_eq!(parse(Some("jaeger_remote"), None), ParentBased(Box::new(AlwaysOn)));
+    }
+
+    #[test]
+    fn parent_based_follows_the_caller() {
+        let sampler = Sampler::from_variables(Some("parentbased_traceidratio"), Some("0"));
+        assert!(sampler.should_record(Some(&remote(true)), TraceId::from(1u128)));
+        assert!(!sampler.should_record(Some(&remote(false)), TraceId::from(1u128)));
+        assert!(!sampler.should_record(None, TraceId::from(1u128)));
+    }
+
+    #[test]
+    fn ratio_records_about_its_share_by_trace_id() {
+        let sampler = Sampler::TraceIdRatio(0.1);
+        let recorded = (0..20_000)
+            .filter(|_| sampler.should_record(None, random_trace_id()))
+            .count();
+        assert!((1_600..2_400).contains(&recorded), "{recorded} of 20000 at 10 %");
+        // The decision is a function of the trace id alone.
+        let id = random_trace_id();
+        assert_eq!(sampler.should_record(None, id), sampler.should_record(None, id));
+    }
+}
