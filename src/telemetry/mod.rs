@@ -80,7 +80,10 @@ pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<T
             .with_filter(tracing_subscriber::filter::DynFilterFn::new(sampling::recorded))
     });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(sampling::SkipUnrecordedChildren)
+        .with(otel);
     match format {
         LogFormat::Json => registry.with(json_log::JsonLog).try_init()?,
         LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init()?,
