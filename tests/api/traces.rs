@@ -407,27 +407,23 @@ async fn an_unsampled_caller_gets_no_spans_but_keeps_its_trace_id() {
     let client = reqwest::Client::new();
     let unsampled = "0af7651916cd43dd8448eb211c80319c";
     let sampled = "5b8efff798038103d269b633813fc60c";
-    let traceresponse =
-        |response: &reqwest::Response| response.headers()["traceresponse"].to_str().unwrap().to_string();
+    // GET /auth/me as a caller in `trace_id` with these trace flags; the traceresponse header.
+    let call = |trace_id: &'static str, flags: &'static str| {
+        let request = client
+            .get(format!("{}/auth/me", server.address()))
+            .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-{flags}"));
+        async move {
+            let response = request.send().await.unwrap();
+            response.headers()["traceresponse"].to_str().unwrap().to_string()
+        }
+    };
 
-    let first = client
-        .get(format!("{}/auth/me", server.address()))
-        .header("traceparent", format!("00-{unsampled}-b7ad6b7169203331-00"))
-        .send()
-        .await
-        .unwrap();
-    let first = traceresponse(&first);
+    let first = call(unsampled, "00").await;
     assert!(
         first.starts_with(&format!("00-{unsampled}-")) && first.ends_with("-00"),
         "{first}"
     );
-    let second = client
-        .get(format!("{}/auth/me", server.address()))
-        .header("traceparent", format!("00-{sampled}-b7ad6b7169203331-01"))
-        .send()
-        .await
-        .unwrap();
-    assert!(traceresponse(&second).ends_with("-01"));
+    assert!(call(sampled, "01").await.ends_with("-01"));
 
     // The sampled request's spans arrive; by then the earlier one's would have too.
     wait_for(&received, sampled, "GET /auth/me").await;
