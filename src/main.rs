@@ -27,8 +27,9 @@ enum Command {
 
 fn settings_help() -> String {
     let mut text = String::from("Settings (environment variables, or a .env file):\n");
+    let width = VARIABLES.iter().map(|v| v.name.len()).max().unwrap_or(0);
     for v in VARIABLES {
-        text.push_str(&format!("  {:<22} {}  [default: {}]\n", v.name, v.help, v.default));
+        text.push_str(&format!("  {:<width$} {}  [default: {}]\n", v.name, v.help, v.default));
     }
     text.push_str("  ACCESS_TOKEN_SECRET, DATABASE_URL and REDIS_URL may be read from a file named by <NAME>_FILE.");
     text

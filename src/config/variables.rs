@@ -227,7 +227,12 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "OTEL_TRACES_SAMPLER",
         default: "parentbased_always_on",
-        help: "sampler, with OTEL_TRACES_SAMPLER_ARG (read by the OpenTelemetry SDK)",
+        help: "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio; decided per request before its spans exist",
+    },
+    Variable {
+        name: "OTEL_TRACES_SAMPLER_ARG",
+        default: "1.0",
+        help: "the ratio (0 to 1) of the traceidratio samplers",
     },
     Variable {
         name: "OTEL_BSP_SCHEDULE_DELAY",
