@@ -53,15 +53,17 @@ impl PasswordHasher {
     pub fn new(settings: &HashSettings, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
             .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
+        let memory = Arc::new(MemoryPool {
+            free: Mutex::new(Vec::new()),
+            blocks: params.block_count(),
+        });
         let dummy = crate::auth::refresh_token::random_token();
-        let mut memory = vec![Block::default(); params.block_count()];
-        let dummy_hash = hash_with_memory(&params, &mut memory, dummy.as_bytes())
+        let mut first = memory.take();
+        let dummy_hash = hash_with_memory(&params, &mut first, dummy.as_bytes())
             .map_err(|e| anyhow::anyhow!("argon2 self-test failed: {e}"))?;
+        memory.give_back(first);
         Ok(Self {
-            memory: Arc::new(MemoryPool {
-                free: Mutex::new(vec![memory]),
-                blocks: params.block_count(),
-            }),
+            memory,
             params,
             permits: Arc::new(Semaphore::new(settings.concurrency)),
             dummy_hash: dummy_hash.into(),

@@ -90,12 +90,7 @@ thread_local! {
 pub fn root_span(remote: &SpanContext, make: impl FnOnce() -> tracing::Span) -> (tracing::Span, Option<Unrecorded>) {
     let parent = remote.is_valid().then_some(remote);
     let trace_id = parent.map_or_else(random_trace_id, |p| p.trace_id());
-    let record = match SAMPLER.get() {
-        Some(Some(sampler)) => sampler.should_record(parent, trace_id),
-        Some(None) => false,
-        // Not installed (unit tests of the HTTP layer): record, as the SDK would.
-        None => true,
-    };
+    let record = decide(parent, trace_id);
     CREATING_ROOT.set(Some(record));
     let span = make();
     CREATING_ROOT.set(None);
@@ -127,21 +122,26 @@ where
     // filter enabled. Inside an unrecorded request there is the first but not the second.
     match cx.current_span().id() {
         Some(_) => cx.lookup_current().is_some(),
-        None => match SAMPLER.get() {
-            Some(Some(sampler)) => sampler.should_record(None, random_trace_id()),
-            Some(None) => false,
-            None => true,
-        },
+        None => decide(None, random_trace_id()),
     }
 }
 
-/// The SDK's generator (a thread-local userspace RNG, no system call per id).
+/// The installed sampler's decision.
+fn decide(parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
+    match SAMPLER.get() {
+        Some(Some(sampler)) => sampler.should_record(parent, trace_id),
+        Some(None) => false,
+        // Not installed (unit tests of the HTTP layer): record, as the SDK would.
+        None => true,
+    }
+}
+
 /// A global filter: inside a request that is not recorded, child spans are not created at all.
 /// Their consumers would be the OpenTelemetry layer, which never sees them, and the `span`
 /// fields of log lines written inside them; such lines keep the root span's fields (route,
 /// request id, trace id). The root span and every event stay, so each request still has its
 /// access line. Creating, entering and closing a span costs more than the rest of a log line
-/// (bench/instructions.sh).
+/// (bench/README.md).
 pub struct SkipUnrecordedChildren;
 
 impl<S> Layer<S> for SkipUnrecordedChildren
@@ -170,6 +170,7 @@ where
     }
 }
 
+/// The SDK's generator (a thread-local userspace RNG, no system call per id).
 fn random_trace_id() -> TraceId {
     RandomIdGenerator::default().new_trace_id()
 }
