@@ -3,14 +3,21 @@
 #   on:  Prometheus metrics (HTTP RED + domain), tracing with OTLP/HTTP export to a local sink,
 #        JSON access logs at info (to /dev/null).
 #   off: METRICS_ADDR=off, OTEL_SDK_DISABLED=true, RUST_LOG=error.
-# Each run: a fresh release server on the embedded stores, one user, a 2 s warm-up, then wrk
-# (2 threads, 32 connections, DURATION seconds). ROUNDS rounds; medians of per-round costs.
-# Needs wrk (Debian package `wrk`). Both wrk and the server share this machine's cores.
+# Each run: a fresh release server, one user, a 2 s warm-up, then wrk (2 threads, 32
+# connections, DURATION seconds). ROUNDS rounds; medians of per-round costs.
+# STORES=embedded (default: SQLite file + in-process sessions) or STORES=postgres (a fresh
+# database on BENCH_DATABASE_URL's server and a fresh key prefix on BENCH_REDIS_URL, as in
+# production; both default to the local servers).
+# Needs wrk (Debian package `wrk`). wrk, the server and the stores share this machine's cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-5}"
 PORT=3901 METRICS_PORT=9901 SINK_PORT=4901
+STORES="${STORES:-embedded}"
+BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+BENCH_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
+case "$STORES" in embedded | postgres) ;; *) echo "STORES is embedded or postgres" >&2; exit 2 ;; esac
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/auth-api"
@@ -28,9 +35,15 @@ run_mode() {
     echo "port $PORT is taken by another process" >&2
     exit 1
   fi
+  local stores=(SQLITE_PATH="$work/$mode.db")
   rm -f "$work/$mode.db"
+  if [ "$STORES" = postgres ]; then
+    psql -q "$BENCH_DATABASE_URL" -c "DROP DATABASE IF EXISTS auth_api_bench" -c "CREATE DATABASE auth_api_bench" >&2
+    stores=(DATABASE_URL="${BENCH_DATABASE_URL%/*}/auth_api_bench" REDIS_URL="$BENCH_REDIS_URL"
+      REDIS_KEY_PREFIX="auth-api-bench-$$-$RANDOM:" ACCESS_TOKEN_SECRET=benchmark-secret-benchmark-secret-0123456789)
+  fi
   # Rate limits out of the way: this measures instrumentation, and wrk is one client IP.
-  env -i PATH="$PATH" HOST_ADDR="127.0.0.1:$PORT" SQLITE_PATH="$work/$mode.db" LOG_FORMAT=json \
+  env -i PATH="$PATH" HOST_ADDR="127.0.0.1:$PORT" "${stores[@]}" LOG_FORMAT=json \
     ACCESS_TOKEN_TTL=3600 RATE_LIMIT_PER_SECOND=100000000 RATE_LIMIT_BURST=100000000 \
     RATE_LIMIT_AUTH_PER_MINUTE=100000000 "$@" "$BIN" >/dev/null 2>&1 &
   local pid=$!
@@ -76,6 +89,7 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "$round $line"
   done
 done >"$work/results"
+echo "stores: $STORES"
 echo "round mode req/s server-cpu-us/request"
 cat "$work/results"
 echo

@@ -11,8 +11,8 @@ use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::Layer as _;
+use tracing_subscriber::Registry;
+use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -32,6 +32,18 @@ impl Telemetry {
         {
             eprintln!("auth-api: flushing spans at shutdown failed: {e}");
         }
+    }
+}
+
+/// `RUST_LOG` (default `info`) as a plain per-target filter when it only names targets and
+/// levels, the usual case, else as an `EnvFilter` (span and field directives). `EnvFilter`
+/// looks the span up on every enter and exit in case a directive names it, a cost each request
+/// pays several times (bench/tracing_overhead.rs). Unreadable directives fall back to `info`.
+fn log_filter(spec: Option<&str>) -> Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> {
+    let spec = spec.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
+    match spec.parse::<Targets>() {
+        Ok(targets) => Box::new(targets),
+        Err(_) => Box::new(EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"))),
     }
 }
 
@@ -71,15 +83,17 @@ pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<T
     // source-location attributes cost more than the spans of a fast request are worth.
     // Span context is read explicitly where it is needed (traceresponse, log lines).
     let otel = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
+        let layer = tracing_opentelemetry::layer()
             .with_tracer(p.tracer("auth-api"))
             .with_tracked_inactivity(false)
             .with_threads(false)
             .with_location(false)
             .with_context_activation(false)
-            .with_filter(tracing_subscriber::filter::DynFilterFn::new(sampling::recorded))
+            // The module path of each span says nothing the semantic attributes do not.
+            .with_target(false);
+        sampling::RecordedOnly(layer)
     });
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(sampling::SkipUnrecordedChildren)
@@ -93,4 +107,31 @@ pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<T
         tracing::error!(panic = %info, "panic");
     }));
     Ok(Telemetry { provider })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    fn enabled(spec: Option<&str>, target_level: fn() -> bool) -> bool {
+        let subscriber = tracing_subscriber::registry().with(log_filter(spec));
+        tracing::subscriber::with_default(subscriber, target_level)
+    }
+
+    #[test]
+    fn rust_log_directives_keep_their_meaning() {
+        let debug_here = || tracing::enabled!(target: "auth_api::store", Level::DEBUG);
+        let info_sqlx = || tracing::enabled!(target: "sqlx::query", Level::INFO);
+        assert!(enabled(Some("warn,auth_api=debug"), debug_here));
+        assert!(!enabled(Some("warn,auth_api=debug"), info_sqlx));
+        // Unset, empty or unreadable: info.
+        for spec in [None, Some(""), Some("auth_api=loud")] {
+            assert!(enabled(spec, info_sqlx), "{spec:?}");
+            assert!(!enabled(spec, debug_here), "{spec:?}");
+        }
+        // A span directive is EnvFilter's: events inside a matching span only.
+        assert!(!enabled(Some("[login]=debug"), debug_here));
+    }
 }

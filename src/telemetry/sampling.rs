@@ -4,7 +4,7 @@
 //! turned every field of every span into attributes: an unsampled request paid nearly the whole
 //! price of a sampled one (bench/instrumentation.sh). Here the root span's decision comes from
 //! the standard `OTEL_TRACES_SAMPLER`/`_ARG` and the caller's `traceparent`; the spans of a
-//! request that is not recorded never reach the OpenTelemetry layer (a per-layer filter), and
+//! request that is not recorded never reach the OpenTelemetry layer (`RecordedOnly`), and
 //! the request keeps a trace id of its own (the caller's, or a random one) for its log lines and
 //! its `traceresponse` header. The SDK itself then samples always on.
 
@@ -13,11 +13,12 @@ use std::sync::OnceLock;
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
+use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Metadata, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 /// The samplers of the OpenTelemetry specification (`OTEL_TRACES_SAMPLER`).
 #[derive(Clone, Debug, PartialEq)]
@@ -109,21 +110,115 @@ pub fn root_span(remote: &SpanContext, make: impl FnOnce() -> tracing::Span) -> 
     (span, Some(Unrecorded(ids)))
 }
 
-/// Per-layer filter of the OpenTelemetry layer: a span or event is seen when its request is
-/// recorded. Outside any request (start-up, shutdown) the sampler decides as for a root.
-pub fn recorded<S>(_: &Metadata<'_>, cx: &Context<'_, S>) -> bool
+/// Wraps the OpenTelemetry layer so it only sees the spans and events of recorded requests.
+/// Outside any request (start-up, shutdown) the sampler decides as for a root; a child follows
+/// its parent.
+///
+/// Not a per-layer filter: `Filtered` looks the span up and updates thread-local filter state on
+/// every enter, exit, record and close of every span, which cost an unrecorded request more
+/// than its log line (bench/tracing_overhead.rs). Here only creation, records and events are
+/// checked; enter, exit and close are passed through, and the OpenTelemetry layer treats a span
+/// it never saw as nothing to do (no data in its extensions).
+pub struct RecordedOnly<L>(pub L);
+
+/// In the extensions of a span the wrapped layer has seen.
+struct Recorded;
+
+impl<S, L> Layer<S> for RecordedOnly<L>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, cx: Context<'_, S>) {
+        let record = match CREATING_ROOT.get() {
+            Some(record) => record,
+            None => {
+                let parent = match attrs.parent() {
+                    Some(parent) => cx.span(parent),
+                    None if attrs.is_contextual() => cx.lookup_current(),
+                    None => None,
+                };
+                match parent {
+                    Some(parent) => parent.extensions().get::<Recorded>().is_some(),
+                    None => decide(None, random_trace_id()),
+                }
+            }
+        };
+        if record {
+            if let Some(span) = cx.span(id) {
+                span.extensions_mut().insert(Recorded);
+            }
+            self.0.on_new_span(attrs, id, cx);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, cx: Context<'_, S>) {
+        if is_recorded(cx.span(id)) {
+            self.0.on_record(id, values, cx);
+        }
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, cx: Context<'_, S>) {
+        if is_recorded(cx.span(id)) {
+            self.0.on_follows_from(id, follows, cx);
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, cx: Context<'_, S>) {
+        // The access line would only repeat the root span's status and duration as a span event.
+        if event.metadata().target() == super::http::ACCESS_TARGET {
+            return;
+        }
+        let span = match event.parent() {
+            Some(parent) => cx.span(parent),
+            None if event.is_contextual() => cx.lookup_current(),
+            None => None,
+        };
+        if is_recorded(span) {
+            self.0.on_event(event, cx);
+        }
+    }
+
+    fn on_enter(&self, id: &Id, cx: Context<'_, S>) {
+        self.0.on_enter(id, cx);
+    }
+
+    fn on_exit(&self, id: &Id, cx: Context<'_, S>) {
+        self.0.on_exit(id, cx);
+    }
+
+    fn on_close(&self, id: Id, cx: Context<'_, S>) {
+        self.0.on_close(id, cx);
+    }
+
+    fn on_id_change(&self, old: &Id, new: &Id, cx: Context<'_, S>) {
+        self.0.on_id_change(old, new, cx);
+    }
+
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        // tracing-opentelemetry finds its span context through this (`OpenTelemetrySpanExt`).
+        if id == std::any::TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else {
+            // SAFETY: forwarded unchanged to the wrapped layer, which upholds the contract.
+            unsafe { self.0.downcast_raw(id) }
+        }
+    }
+}
+
+fn is_recorded<S>(span: Option<SpanRef<'_, S>>) -> bool
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    if let Some(record) = CREATING_ROOT.get() {
-        return record;
-    }
-    // `current_span` is the subscriber's current span; `lookup_current` only finds one this
-    // filter enabled. Inside an unrecorded request there is the first but not the second.
-    match cx.current_span().id() {
-        Some(_) => cx.lookup_current().is_some(),
-        None => decide(None, random_trace_id()),
-    }
+    span.is_some_and(|span| span.extensions().get::<Recorded>().is_some())
 }
 
 /// The installed sampler's decision.
@@ -162,11 +257,10 @@ where
         if !metadata.is_span() || CREATING_ROOT.get().is_some() {
             return true;
         }
-        let Some(current) = cx.lookup_current() else {
-            return true;
-        };
-        let root = current.scope().from_root().next();
-        root.is_none_or(|root| root.extensions().get::<Unrecorded>().is_none())
+        // The current span is the unrecorded root itself, or a span of a recorded request: no
+        // other span exists in an unrecorded one. So its own extensions tell, no walk to the root.
+        cx.lookup_current()
+            .is_none_or(|current| current.extensions().get::<Unrecorded>().is_none())
     }
 }
 
