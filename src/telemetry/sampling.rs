@@ -117,8 +117,9 @@ pub fn root_span(remote: &SpanContext, make: impl FnOnce() -> tracing::Span) -> 
 /// Not a per-layer filter: `Filtered` looks the span up and updates thread-local filter state on
 /// every enter, exit, record and close of every span, which cost an unrecorded request more
 /// than its log line (bench/tracing_overhead.rs). Here only creation, records and events are
-/// checked; enter, exit and close are passed through, and the OpenTelemetry layer treats a span
-/// it never saw as nothing to do (no data in its extensions).
+/// checked; close is passed through, and the OpenTelemetry layer treats a span
+/// it never saw as nothing to do (no data in its extensions). Enter and exit are not passed on
+/// at all (see below).
 pub struct RecordedOnly<L>(pub L);
 
 /// In the extensions of a span the wrapped layer has seen.
@@ -187,13 +188,12 @@ where
         }
     }
 
-    fn on_enter(&self, id: &Id, cx: Context<'_, S>) {
-        self.0.on_enter(id, cx);
-    }
-
-    fn on_exit(&self, id: &Id, cx: Context<'_, S>) {
-        self.0.on_exit(id, cx);
-    }
+    // Enter and exit are not passed on. Without context activation and inactivity tracking
+    // (telemetry::init) the OpenTelemetry layer does nothing on enter, and on exit only looks
+    // the span up, locks it and stamps an end time, at every poll of every instrumented future.
+    // Unstamped, a span ends when it closes: for a child span right after its last poll, for
+    // the request's root span once the response has been sent, which is what an HTTP server
+    // span should cover.
 
     fn on_close(&self, id: Id, cx: Context<'_, S>) {
         self.0.on_close(id, cx);

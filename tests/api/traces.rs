@@ -160,6 +160,21 @@ async fn login_joins_the_callers_trace(protocol: &str, backend: Backend) {
             span.name
         );
     }
+    // Spans end when they close (exits are not stamped): each still ends after it starts, and
+    // within the request's span.
+    for span in &spans {
+        assert!(
+            span.start_time_unix_nano <= span.end_time_unix_nano,
+            "{} ends before it starts",
+            span.name
+        );
+        assert!(
+            root.start_time_unix_nano <= span.start_time_unix_nano
+                && span.end_time_unix_nano <= root.end_time_unix_nano,
+            "{} lies within the request span",
+            span.name
+        );
+    }
 
     // A failing request marks its span: a 503 is an error, a 401 is not.
     let response = client
