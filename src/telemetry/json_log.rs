@@ -42,7 +42,7 @@ where
             json: Vec::with_capacity(count * 16),
             fields: Vec::with_capacity(count),
         };
-        attrs.record(&mut fields);
+        attrs.record(&mut Visitor(&mut fields));
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(fields);
         }
@@ -52,7 +52,7 @@ where
         if let Some(span) = ctx.span(id)
             && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
         {
-            values.record(fields);
+            values.record(&mut Visitor(fields));
         }
     }
 
@@ -77,7 +77,7 @@ where
             line.extend_from_slice(meta.level().as_str().as_bytes());
             line.extend_from_slice(b"\",\"target\":");
             write_str(line, meta.target());
-            event.record(&mut EventFields(line));
+            event.record(&mut Visitor(&mut EventFields(line)));
             if !scope.is_empty() {
                 line.extend_from_slice(b",\"span\":{");
                 let mut first = true;
@@ -154,66 +154,56 @@ impl SpanFields {
     }
 }
 
-impl Visit for SpanFields {
+/// Where a visitor's JSON values go: a span's buffer, or straight into the line.
+trait JsonFields {
+    /// Writes the value of `field` through `value`.
+    fn set(&mut self, field: &Field, value: impl FnOnce(&mut Vec<u8>));
+}
+
+impl JsonFields for SpanFields {
+    fn set(&mut self, field: &Field, value: impl FnOnce(&mut Vec<u8>)) {
+        SpanFields::set(self, field, value);
+    }
+}
+
+/// An event's fields, written straight into its line as `,"key":value`.
+struct EventFields<'a>(&'a mut Vec<u8>);
+
+impl JsonFields for EventFields<'_> {
+    fn set(&mut self, field: &Field, value: impl FnOnce(&mut Vec<u8>)) {
+        self.0.push(b',');
+        write_str(self.0, field.name());
+        self.0.push(b':');
+        value(self.0);
+    }
+}
+
+/// Records every field type as JSON into either kind of fields.
+struct Visitor<'a, T>(&'a mut T);
+
+impl<T: JsonFields> Visit for Visitor<'_, T> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field, |json| write_f64(json, value));
+        self.0.set(field, |json| write_number(json, value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field, |json| write_int(json, value));
+        self.0.set(field, |json| write_number(json, value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field, |json| write_int(json, value));
+        self.0.set(field, |json| write_number(json, value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field, |json| {
+        self.0.set(field, |json| {
             json.extend_from_slice(if value { b"true" } else { b"false" })
         });
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(field, |json| write_str(json, value));
+        self.0.set(field, |json| write_str(json, value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.set(field, |json| write_display(json, value));
+        self.0.set(field, |json| write_quoted(json, format_args!("{value}")));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.set(field, |json| write_debug(json, value));
-    }
-}
-
-/// Writes an event's fields straight into its line, as `,"key":value`.
-struct EventFields<'a>(&'a mut Vec<u8>);
-
-impl EventFields<'_> {
-    fn key(&mut self, field: &Field) -> &mut Vec<u8> {
-        self.0.push(b',');
-        write_str(self.0, field.name());
-        self.0.push(b':');
-        self.0
-    }
-}
-
-impl Visit for EventFields<'_> {
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        write_f64(self.key(field), value);
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        write_int(self.key(field), value);
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        write_int(self.key(field), value);
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field)
-            .extend_from_slice(if value { b"true" } else { b"false" });
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        write_str(self.key(field), value);
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        write_display(self.key(field), value);
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        write_debug(self.key(field), value);
+        self.0.set(field, |json| write_quoted(json, format_args!("{value:?}")));
     }
 }
 
@@ -223,15 +213,10 @@ fn write_str(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
-fn write_debug(out: &mut Vec<u8>, value: &dyn fmt::Debug) {
+/// Formatted text as a JSON string, escaped as it is formatted (no intermediate `String`).
+fn write_quoted(out: &mut Vec<u8>, text: fmt::Arguments<'_>) {
     out.push(b'"');
-    let _ = write!(Escaped(out), "{value:?}");
-    out.push(b'"');
-}
-
-fn write_display(out: &mut Vec<u8>, value: &dyn fmt::Display) {
-    out.push(b'"');
-    let _ = write!(Escaped(out), "{value}");
+    let _ = Escaped(out).write_fmt(text);
     out.push(b'"');
 }
 
@@ -244,12 +229,8 @@ fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-fn write_int(out: &mut Vec<u8>, value: impl serde::Serialize) {
-    let _ = serde_json::to_writer(out, &value);
-}
-
 /// JSON has no NaN or infinities: those become `null`, as serde_json writes them.
-fn write_f64(out: &mut Vec<u8>, value: f64) {
+fn write_number(out: &mut Vec<u8>, value: impl serde::Serialize) {
     let _ = serde_json::to_writer(out, &value);
 }
 
@@ -328,9 +309,9 @@ mod tests {
     #[test]
     fn floats_outside_json_become_null() {
         let mut out = Vec::new();
-        write_f64(&mut out, f64::NAN);
+        write_number(&mut out, f64::NAN);
         out.push(b' ');
-        write_f64(&mut out, 1.5);
+        write_number(&mut out, 1.5);
         assert_eq!(out, b"null 1.5");
     }
 }

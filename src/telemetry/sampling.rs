@@ -117,9 +117,8 @@ pub fn root_span(remote: &SpanContext, make: impl FnOnce() -> tracing::Span) -> 
 /// Not a per-layer filter: `Filtered` looks the span up and updates thread-local filter state on
 /// every enter, exit, record and close of every span, which cost an unrecorded request more
 /// than its log line (bench/tracing_overhead.rs). Here only creation, records and events are
-/// checked; close is passed through, and the OpenTelemetry layer treats a span
-/// it never saw as nothing to do (no data in its extensions). Enter and exit are not passed on
-/// at all (see below).
+/// checked; close is passed through (the OpenTelemetry layer treats a span it never saw as
+/// nothing to do: no data in its extensions), and enter and exit are not passed on (see below).
 pub struct RecordedOnly<L>(pub L);
 
 /// In the extensions of a span the wrapped layer has seen.
@@ -178,12 +177,7 @@ where
         if event.metadata().target() == super::http::ACCESS_TARGET {
             return;
         }
-        let span = match event.parent() {
-            Some(parent) => cx.span(parent),
-            None if event.is_contextual() => cx.lookup_current(),
-            None => None,
-        };
-        if is_recorded(span) {
+        if is_recorded(cx.event_span(event)) {
             self.0.on_event(event, cx);
         }
     }
