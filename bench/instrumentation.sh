@@ -80,6 +80,8 @@ declare -A MODES=(
 )
 order=(off on on-sampled-10%)
 if [ "${BREAKDOWN:-0}" = 1 ]; then order=(off metrics metrics+logs on on-sampled-10%); fi
+# MODES_RUN="off metrics+logs" runs those modes only ("off" must be among them).
+if [ -n "${MODES_RUN:-}" ]; then read -r -a order <<<"$MODES_RUN"; fi
 # Rounds interleave the modes, and each mode is compared with "off" of the same round: on shared
 # cores the machine's speed drifts by more than the effect being measured.
 for round in $(seq 1 "$ROUNDS"); do

@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         let telemetry = telemetry::init(settings.log_format, &settings.telemetry)?;
         let app = test::init_service(
             App::new()
-                .wrap(from_fn(telemetry::http::trace_response_header))
+                .wrap(from_fn(telemetry::http::request_scope))
                 .wrap(TracingLogger::<telemetry::http::RootSpan>::new())
                 .route("/auth/me", web::get().to(me)),
         )

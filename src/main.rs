@@ -75,13 +75,14 @@ fn main() -> ExitCode {
             _ => Ok(Application::build(settings).await?.run_until_stopped().await?),
         }
     });
-    // Flush spans only now, so those of the last requests are exported too.
-    telemetry.shutdown();
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "auth-api stopped");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Flush spans and log lines only now, so those of the last requests are written too.
+    telemetry.shutdown();
+    code
 }

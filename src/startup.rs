@@ -77,7 +77,7 @@ impl Application {
                 }))
                 .wrap(security_headers())
                 .wrap(cors(&origins))
-                .wrap(from_fn(telemetry::http::trace_response_header))
+                .wrap(from_fn(telemetry::http::request_scope))
                 .wrap(TracingLogger::<telemetry::http::RootSpan>::new())
                 .wrap(Condition::new(metrics_on, http_metrics.clone()))
                 .app_data(app_state.clone())

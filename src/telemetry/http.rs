@@ -2,6 +2,10 @@
 //! attributes, joined to the caller's trace through W3C `traceparent`; one access-log line per
 //! request; and the `traceresponse` header that hands the trace id back to the client.
 
+use std::fmt::Display;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -9,101 +13,151 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest};
-use opentelemetry::propagation::Extractor;
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::TraceContextExt as _;
-use tracing::Span;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::field::Empty;
+use tracing::{Level, Span};
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::Registry;
-use tracing_subscriber::registry::{ExtensionsMut, LookupSpan as _};
 
-use super::sampling::{self, Unrecorded};
+use super::json_log::{self, REQUEST_SPAN, SpanFields};
+use super::request_context::{self, RequestContext};
+use super::sampling;
 
 use crate::error::ApiError;
 
 /// Target of the access-log line, one per request.
 pub const ACCESS_TARGET: &str = "access";
 
-/// Builds the root span of each request for `TracingLogger`.
+/// Whether requests that are not recorded get a root span anyway: the `fmt` layer of pretty
+/// logs only knows spans' fields. JSON logs read the request's `RequestContext` instead.
+static SPAN_FOR_UNRECORDED: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn set_span_for_unrecorded(on: bool) {
+    SPAN_FOR_UNRECORDED.store(on, Ordering::Relaxed);
+}
+
+/// Builds the root span of each request for `TracingLogger`: a span when the request is
+/// recorded, else a `RequestContext` in the request's extensions (see request_context.rs).
 pub struct RootSpan;
 
-/// When the request started, for the access log's latency.
-#[derive(Clone, Copy)]
-struct Started(Instant);
+/// What a request's root span and each of its log lines say about it.
+struct RequestFields<'a> {
+    method: &'a str,
+    route: &'a str,
+    scheme: &'a str,
+    path: &'a str,
+    client: Option<IpAddr>,
+    user_agent: &'a str,
+    protocol: &'static str,
+    request_id: Option<RequestId>,
+}
+
+impl RequestFields<'_> {
+    /// The root span, named `{METHOD} {route}`. Plain `&str` values, not `%`/`?` formatting:
+    /// every field is stored for the log lines, and going through `fmt` for each one was a
+    /// measurable share of a request's cost.
+    fn span(&self, matched: bool) -> Span {
+        let name = if matched {
+            format!("{} {}", self.method, self.route)
+        } else {
+            self.method.to_string()
+        };
+        let text = |value: Option<&dyn Display>| value.map(|v| v.to_string()).unwrap_or_default();
+        let client = text(self.client.as_ref().map(|c| c as _));
+        let request_id = text(self.request_id.as_ref().map(|r| r as _));
+        tracing::info_span!(
+            REQUEST_SPAN,
+            otel.name = name.as_str(),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = self.method,
+            http.route = self.route,
+            http.response.status_code = Empty,
+            url.scheme = self.scheme,
+            url.path = self.path,
+            client.address = client.as_str(),
+            user_agent.original = self.user_agent,
+            network.protocol.version = self.protocol,
+            error.type = Empty,
+            enduser.id = Empty,
+            request_id = request_id.as_str(),
+        )
+    }
+
+    /// The same fields as the span's, for the log lines of a request that has no span.
+    fn log_fields(&self) -> SpanFields {
+        let mut fields = SpanFields::with_capacity(12);
+        let mut text = |name, value: &str| fields.push(name, |json| json_log::write_str(json, value));
+        text("http.request.method", self.method);
+        text("http.route", self.route);
+        text("url.scheme", self.scheme);
+        text("url.path", self.path);
+        // Written as they are formatted: no `String` of their own.
+        fields.push("client.address", |json| write_display(json, self.client.as_ref()));
+        let mut text = |name, value: &str| fields.push(name, |json| json_log::write_str(json, value));
+        text("user_agent.original", self.user_agent);
+        text("network.protocol.version", self.protocol);
+        fields.push("request_id", |json| write_display(json, self.request_id.as_ref()));
+        fields
+    }
+}
+
+/// `value` as a JSON string, escaped as it is formatted; `""` when there is none.
+fn write_display(json: &mut Vec<u8>, value: Option<&impl Display>) {
+    match value {
+        Some(value) => json_log::write_quoted(json, format_args!("{value}")),
+        None => json_log::write_str(json, ""),
+    }
+}
 
 impl RootSpanBuilder for RootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        request.extensions_mut().insert(Started(Instant::now()));
-        let method = request.method().as_str();
-        let route = request.match_pattern();
-        let name = match &route {
-            Some(route) => format!("{method} {route}"),
-            None => method.to_string(),
-        };
-        let user_agent = request
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.to_string())
-            .unwrap_or_default();
-        let client = crate::client_ip::of(request.request())
-            .map(|ip| ip.to_string())
-            .unwrap_or_default();
-        let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(request.headers())));
-        let remote = parent.span().span_context().clone();
-        // Plain `&str` values, not `%`/`?` formatting: every field is stored for the log lines,
-        // and going through `fmt` for each one was a measurable share of a request's cost.
-        let (span, unrecorded) = sampling::root_span(&remote, || {
-            tracing::info_span!(
-                "HTTP request",
-                otel.name = name.as_str(),
-                otel.kind = "server",
-                otel.status_code = Empty,
-                http.request.method = method,
-                http.route = route.as_deref().unwrap_or(crate::metrics::UNMATCHED),
-                http.response.status_code = Empty,
-                url.scheme = request.connection_info().scheme(),
-                url.path = request.path(),
-                client.address = client.as_str(),
-                user_agent.original = user_agent,
-                network.protocol.version = protocol_version(request.version()),
-                error.type = Empty,
-                enduser.id = Empty,
-                request_id = request_id.as_str(),
-            )
-        });
-        match unrecorded {
-            None => {
-                let _ = span.set_parent(parent);
-            }
-            Some(ids) => with_root_extensions(&span, |extensions| extensions.insert(ids)),
+        // Nothing of the request would be logged or recorded (RUST_LOG=warn, say).
+        if !tracing::span_enabled!(Level::INFO) {
+            return Span::none();
         }
-        span
+        // The propagator `init` installs, without the global's lock shared by every worker.
+        let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
+        let unrecorded = sampling::unrecorded_ids(parent.span().span_context());
+        let with_span = unrecorded.is_none() || SPAN_FOR_UNRECORDED.load(Ordering::Relaxed);
+
+        let route = request.match_pattern();
+        let request_id = request.extensions().get::<RequestId>().copied();
+        let (span, log_fields) = {
+            // Borrows the request's extensions until the end of this block.
+            let info = request.connection_info();
+            let fields = RequestFields {
+                method: request.method().as_str(),
+                route: route.as_deref().unwrap_or(crate::metrics::UNMATCHED),
+                scheme: info.scheme(),
+                path: request.path(),
+                client: crate::client_ip::of(request.request()),
+                user_agent: request
+                    .headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+                protocol: protocol_version(request.version()),
+                request_id,
+            };
+            let span = with_span.then(|| sampling::root_span(unrecorded.is_none(), || fields.span(route.is_some())));
+            (span, unrecorded.is_some().then(|| fields.log_fields()))
+        };
+        if let (Some(ids), Some(log_fields)) = (unrecorded, log_fields) {
+            request.extensions_mut().insert(RequestContext::new(ids, log_fields));
+        }
+        span.map_or_else(Span::none, |span| {
+            let _ = span.set_parent(parent);
+            span
+        })
     }
 
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        let (status, error, started) = match outcome {
-            Ok(response) => (
-                response.status(),
-                response.response().error().map(error_type),
-                response.request().extensions().get::<Started>().copied(),
-            ),
-            Err(error) => (error.as_response_error().status_code(), Some(error_type(error)), None),
-        };
-        span.record("http.response.status_code", status.as_u16());
-        if status.is_server_error() {
-            span.record("otel.status_code", "ERROR");
-            span.record("error.type", error.unwrap_or_else(|| status.as_str().to_string()));
-        }
-        let latency_ms = started.map(|s| s.0.elapsed().as_secs_f64() * 1000.0);
-        // An explicit parent rather than entering the span: entering runs every layer twice.
-        tracing::info!(target: ACCESS_TARGET, parent: &span, status = status.as_u16(), latency_ms, "request completed");
-    }
+    /// Nothing left to do: `request_scope`, just inside, recorded the outcome and wrote the
+    /// access line, holding the request's context even when the request failed (an `Err`
+    /// outcome has no request to find it in).
+    fn on_request_end<B: MessageBody>(_: Span, _: &Result<ServiceResponse<B>, Error>) {}
 }
 
 /// `network.protocol.version` as the semantic conventions spell it.
@@ -127,47 +181,91 @@ fn error_type(error: &Error) -> String {
     }
 }
 
-/// Adds `traceresponse: 00-{trace id}-{span id}-{flags}` (W3C Trace Context Level 2), so a
-/// frontend can quote the trace in a bug report.
-pub async fn trace_response_header(
+/// Runs the rest of the request inside its `RequestContext` when it has one (it is not
+/// recorded), then records the outcome, writes the access line, and adds `traceresponse: 00-{trace
+/// id}-{span id}-{flags}` (W3C Trace Context Level 2) so a frontend can quote the trace in a bug
+/// report. Goes just inside `TracingLogger`, whose root span is then the current one.
+pub async fn request_scope(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let root = req.extensions().get::<tracing_actix_web::RootSpan>().cloned();
-    let mut response = next.call(req).await?;
-    if let Some(root) = root {
-        // Most requests are not recorded: their ids are the cheaper lookup.
-        let mut unrecorded = None;
-        with_root_extensions(&root, |extensions| {
-            unrecorded = extensions.get_mut::<Unrecorded>().map(|Unrecorded(ids)| ids.clone());
-        });
-        let sc = unrecorded.unwrap_or_else(|| root.context().span().span_context().clone());
-        if sc.is_valid() {
-            let value = format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8());
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static("traceresponse"), value);
-            }
+    let context = req.extensions().get::<Rc<RequestContext>>().cloned();
+    let root = req
+        .extensions()
+        .get::<tracing_actix_web::RootSpan>()
+        .map(|root| Span::clone(root));
+    let handle = async {
+        let started = Instant::now();
+        let outcome = next.call(req).await;
+        record_outcome(&outcome, started, root.as_ref(), context.as_deref());
+        outcome
+    };
+    let mut outcome = match &context {
+        Some(context) => request_context::scope(context.clone(), handle).await,
+        None => handle.await,
+    };
+    let ids = match (&context, &root) {
+        (Some(context), _) => Some(context.ids().clone()),
+        (None, Some(root)) => Some(root.context().span().span_context().clone()),
+        (None, None) => None,
+    };
+    if let (Ok(response), Some(ids)) = (&mut outcome, ids.filter(|ids| ids.is_valid())) {
+        let mut value = Vec::with_capacity(55);
+        value.extend_from_slice(b"00-");
+        json_log::write_hex(&mut value, &ids.trace_id().to_bytes());
+        value.push(b'-');
+        json_log::write_hex(&mut value, &ids.span_id().to_bytes());
+        value.push(b'-');
+        json_log::write_hex(&mut value, &[ids.trace_flags().to_u8()]);
+        if let Ok(value) = HeaderValue::from_bytes(&value) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("traceresponse"), value);
         }
     }
-    Ok(response)
+    outcome
 }
 
-/// Runs `f` on the registry's extensions of `span`, if it is enabled.
-fn with_root_extensions(span: &Span, f: impl FnOnce(&mut ExtensionsMut<'_>)) {
-    span.with_subscriber(|(id, dispatch)| {
-        if let Some(registry) = dispatch.downcast_ref::<Registry>()
-            && let Some(span) = registry.span(id)
-        {
-            f(&mut span.extensions_mut());
+/// Status and error type on the root span or context, and the access line.
+fn record_outcome<B>(
+    outcome: &Result<ServiceResponse<B>, Error>,
+    started: Instant,
+    root: Option<&Span>,
+    context: Option<&RequestContext>,
+) {
+    let (status, error) = match outcome {
+        Ok(response) => (response.status(), response.response().error().map(error_type)),
+        Err(error) => (error.as_response_error().status_code(), Some(error_type(error))),
+    };
+    let error = status
+        .is_server_error()
+        .then(|| error.unwrap_or_else(|| status.as_str().to_string()));
+    let status = status.as_u16();
+    if let Some(root) = root {
+        root.record("http.response.status_code", status);
+        if let Some(error) = &error {
+            root.record("otel.status_code", "ERROR");
+            root.record("error.type", error.as_str());
         }
-    });
+    }
+    if let Some(context) = context {
+        context.record_u64("http.response.status_code", status.into());
+        if let Some(error) = &error {
+            context.record_str("error.type", error);
+        }
+    }
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Inside the root span or the request's context, whichever it has.
+    tracing::info!(target: ACCESS_TARGET, status, latency_ms, "request completed");
 }
 
-/// Records the authenticated user on the request's root span (`enduser.id`).
+/// Records the authenticated user on the request's root span or context (`enduser.id`).
 pub fn record_user(req: &HttpRequest, user: impl std::fmt::Display) {
-    if let Some(root) = req.extensions().get::<tracing_actix_web::RootSpan>() {
+    let extensions = req.extensions();
+    if let Some(context) = extensions.get::<Rc<RequestContext>>() {
+        context.record_display("enduser.id", &user);
+    }
+    if let Some(root) = extensions.get::<tracing_actix_web::RootSpan>() {
         root.record("enduser.id", tracing::field::display(user));
     }
 }
@@ -181,5 +279,41 @@ impl Extractor for Headers<'_> {
     }
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::Registry;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::registry::LookupSpan as _;
+
+    use super::*;
+    use crate::telemetry::json_log::JsonLog;
+
+    /// A request's log lines say the same about it whether it has a root span or a context.
+    #[test]
+    fn span_and_context_give_the_same_log_fields() {
+        let fields = RequestFields {
+            method: "GET",
+            route: "/auth/me",
+            scheme: "https",
+            path: "/auth/me",
+            client: Some("203.0.113.7".parse().unwrap()),
+            user_agent: "agent \"quoted\"",
+            protocol: "1.1",
+            request_id: None,
+        };
+        let subscriber = tracing_subscriber::registry().with(JsonLog);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = fields.span(true);
+            let checked = span.with_subscriber(|(id, dispatch)| {
+                let registry = dispatch.downcast_ref::<Registry>().expect("a registry");
+                let span = registry.span(id).expect("the span");
+                let extensions = span.extensions();
+                assert_eq!(extensions.get::<SpanFields>(), Some(&fields.log_fields()));
+            });
+            assert!(checked.is_some(), "the span was created");
+        });
     }
 }

@@ -12,7 +12,7 @@ use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::ops::Range;
 
-use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -20,15 +20,16 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use super::sampling::Unrecorded;
+use super::{log_writer, request_context};
 
 pub struct JsonLog;
 
 /// A span's fields, each value serialised to JSON when recorded.
-struct SpanFields {
-    /// The values' JSON texts, back to back.
+#[derive(Debug, PartialEq)]
+pub(super) struct SpanFields {
+    /// `"name":value` for each field, back to back: a line copies them as they are.
     json: Vec<u8>,
-    /// Each field's name and where its latest value is in `json`.
+    /// Each field's name and where its latest `"name":value` is in `json`.
     fields: Vec<(&'static str, Range<usize>)>,
 }
 
@@ -37,12 +38,8 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let count = attrs.fields().len();
-        let mut fields = SpanFields {
-            json: Vec::with_capacity(count * 16),
-            fields: Vec::with_capacity(count),
-        };
-        attrs.record(&mut Visitor(&mut fields));
+        let mut fields = SpanFields::with_capacity(attrs.fields().len());
+        attrs.record(&mut Visitor(&mut NewSpanFields(&mut fields)));
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(fields);
         }
@@ -57,71 +54,88 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let leaf = ctx.event_span(event);
+        let Some(leaf) = ctx.event_span(event) else {
+            // Outside any span: inside a request that is not recorded, or outside requests.
+            let written = request_context::with_current(|request| {
+                let fields = request.fields();
+                write_line(event, &[(REQUEST_SPAN, Some(&*fields))], Some(request.ids()));
+            });
+            if written.is_none() {
+                write_line(event, &[], None);
+            }
+            return;
+        };
         // Enclosing spans, innermost first.
-        let scope: Vec<SpanRef<'_, S>> = leaf.iter().flat_map(|leaf| leaf.scope()).collect();
-        let ids = scope.last().and_then(|root| {
-            let unrecorded = root.extensions().get::<Unrecorded>().map(|Unrecorded(ids)| ids.clone());
-            // Asked only once no extensions are held here: the OpenTelemetry layer locks them.
-            unrecorded.or_else(|| recorded_ids(&scope[0].id()))
-        });
+        let scope: Vec<SpanRef<'_, S>> = leaf.scope().collect();
+        // Asked only while no extensions are held here: the OpenTelemetry layer locks them.
+        let ids = recorded_ids(&leaf.id());
         let guards: Vec<_> = scope.iter().map(|span| span.extensions()).collect();
-        let span_fields: Vec<Option<&SpanFields>> = guards.iter().map(|g| g.get::<SpanFields>()).collect();
-
-        LINE.with_borrow_mut(|line| {
-            line.clear();
-            let meta = event.metadata();
-            line.extend_from_slice(b"{\"timestamp\":\"");
-            let _ = time::OffsetDateTime::now_utc().format_into(line, &time::format_description::well_known::Rfc3339);
-            line.extend_from_slice(b"\",\"level\":\"");
-            line.extend_from_slice(meta.level().as_str().as_bytes());
-            line.extend_from_slice(b"\",\"target\":");
-            write_str(line, meta.target());
-            event.record(&mut Visitor(&mut EventFields(line)));
-            if !scope.is_empty() {
-                line.extend_from_slice(b",\"span\":{");
-                let mut first = true;
-                for (depth, fields) in span_fields.iter().enumerate() {
-                    let Some(fields) = fields else { continue };
-                    for (key, range) in &fields.fields {
-                        // An inner span's value for a name wins.
-                        if span_fields[..depth].iter().flatten().any(|inner| inner.has(key)) {
-                            continue;
-                        }
-                        if !first {
-                            line.push(b',');
-                        }
-                        first = false;
-                        write_str(line, key);
-                        line.push(b':');
-                        line.extend_from_slice(&fields.json[range.clone()]);
-                    }
-                }
-                line.extend_from_slice(b"},\"spans\":[");
-                for (i, span) in scope.iter().rev().enumerate() {
-                    if i > 0 {
-                        line.push(b',');
-                    }
-                    write_str(line, span.name());
-                }
-                line.push(b']');
-            }
-            if let Some(ids) = ids.filter(|ids| ids.is_valid()) {
-                line.extend_from_slice(b",\"trace_id\":\"");
-                write_hex(line, &ids.trace_id().to_bytes());
-                line.extend_from_slice(b"\",\"span_id\":\"");
-                write_hex(line, &ids.span_id().to_bytes());
-                line.push(b'"');
-            }
-            line.extend_from_slice(b"}\n");
-            // One write per line, so lines from several threads never interleave.
-            let _ = std::io::stdout().lock().write_all(line);
-        });
+        let spans: Vec<(&str, Option<&SpanFields>)> = scope
+            .iter()
+            .zip(&guards)
+            .map(|(span, extensions)| (span.name(), extensions.get::<SpanFields>()))
+            .collect();
+        write_line(event, &spans, ids.as_ref());
     }
 }
 
+/// The name a request's root span has, under which a request that is not recorded logs its
+/// fields too.
+pub(super) const REQUEST_SPAN: &str = "HTTP request";
+
+/// Writes the line of `event` inside `spans` (innermost first) to stdout.
+fn write_line(event: &Event<'_>, spans: &[(&str, Option<&SpanFields>)], ids: Option<&SpanContext>) {
+    LINE.with_borrow_mut(|line| {
+        line.clear();
+        let meta = event.metadata();
+        line.extend_from_slice(b"{\"timestamp\":\"");
+        let _ = time::OffsetDateTime::now_utc().format_into(line, &time::format_description::well_known::Rfc3339);
+        line.extend_from_slice(b"\",\"level\":\"");
+        line.extend_from_slice(meta.level().as_str().as_bytes());
+        line.extend_from_slice(b"\",\"target\":");
+        write_str(line, meta.target());
+        event.record(&mut Visitor(&mut EventFields(line)));
+        if !spans.is_empty() {
+            line.extend_from_slice(b",\"span\":{");
+            let mut first = true;
+            for (depth, (_, fields)) in spans.iter().enumerate() {
+                let Some(fields) = fields else { continue };
+                for (key, range) in &fields.fields {
+                    // An inner span's value for a name wins.
+                    if spans[..depth].iter().filter_map(|s| s.1).any(|inner| inner.has(key)) {
+                        continue;
+                    }
+                    if !first {
+                        line.push(b',');
+                    }
+                    first = false;
+                    line.extend_from_slice(&fields.json[range.clone()]);
+                }
+            }
+            line.extend_from_slice(b"},\"spans\":[");
+            for (i, (name, _)) in spans.iter().rev().enumerate() {
+                if i > 0 {
+                    line.push(b',');
+                }
+                write_str(line, name);
+            }
+            line.push(b']');
+        }
+        if let Some(ids) = ids.filter(|ids| ids.is_valid()) {
+            line.extend_from_slice(b",\"trace_id\":\"");
+            write_hex(line, &ids.trace_id().to_bytes());
+            line.extend_from_slice(b"\",\"span_id\":\"");
+            write_hex(line, &ids.span_id().to_bytes());
+            line.push(b'"');
+        }
+        line.extend_from_slice(b"}\n");
+        // Whole lines, so lines from several threads never interleave.
+        log_writer::write_line(line);
+    });
+}
+
 /// The ids the OpenTelemetry layer gave a recorded span, if it is installed.
-fn recorded_ids(span: &Id) -> Option<opentelemetry::trace::SpanContext> {
+fn recorded_ids(span: &Id) -> Option<SpanContext> {
     tracing::dispatcher::get_default(|dispatch| tracing_opentelemetry::get_otel_context(span, dispatch))
         .map(|cx| cx.span().span_context().clone())
 }
@@ -132,25 +146,42 @@ thread_local! {
 }
 
 impl SpanFields {
+    pub(super) fn with_capacity(fields: usize) -> Self {
+        Self {
+            json: Vec::with_capacity(fields * 40),
+            fields: Vec::with_capacity(fields),
+        }
+    }
+
     fn has(&self, key: &str) -> bool {
         self.fields.iter().any(|(k, _)| *k == key)
     }
 
-    /// Appends the JSON `value` writes; a field recorded again points at its new value.
-    fn set(&mut self, field: &Field, value: impl FnOnce(&mut Vec<u8>)) {
-        let name = field.name();
+    /// Sets the field to the JSON `value` writes; a field recorded again points at its new value.
+    pub(super) fn set(&mut self, name: &'static str, value: impl FnOnce(&mut Vec<u8>)) {
+        match self.fields.iter().position(|(k, _)| *k == name) {
+            Some(i) => self.fields[i].1 = self.append(name, value),
+            None => self.push(name, value),
+        }
+    }
+
+    /// Adds a field the span does not have yet (the fields of one callsite are distinct).
+    pub(super) fn push(&mut self, name: &'static str, value: impl FnOnce(&mut Vec<u8>)) {
         // `otel.name`, `otel.kind`, `otel.status_code` tell the OpenTelemetry layer how to
         // build the span; the line already has the route, method and status they come from.
         if name.starts_with("otel.") {
             return;
         }
+        let range = self.append(name, value);
+        self.fields.push((name, range));
+    }
+
+    fn append(&mut self, name: &str, value: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
         let start = self.json.len();
+        write_str(&mut self.json, name);
+        self.json.push(b':');
         value(&mut self.json);
-        let range = start..self.json.len();
-        match self.fields.iter_mut().find(|(k, _)| *k == name) {
-            Some(slot) => slot.1 = range,
-            None => self.fields.push((name, range)),
-        }
+        start..self.json.len()
     }
 }
 
@@ -162,7 +193,16 @@ trait JsonFields {
 
 impl JsonFields for SpanFields {
     fn set(&mut self, field: &Field, value: impl FnOnce(&mut Vec<u8>)) {
-        SpanFields::set(self, field, value);
+        SpanFields::set(self, field.name(), value);
+    }
+}
+
+/// The fields a span is created with.
+struct NewSpanFields<'a>(&'a mut SpanFields);
+
+impl JsonFields for NewSpanFields<'_> {
+    fn set(&mut self, field: &Field, value: impl FnOnce(&mut Vec<u8>)) {
+        self.0.push(field.name(), value);
     }
 }
 
@@ -207,21 +247,21 @@ impl<T: JsonFields> Visit for Visitor<'_, T> {
     }
 }
 
-fn write_str(out: &mut Vec<u8>, value: &str) {
+pub(super) fn write_str(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
     let _ = Escaped(out).write_str(value);
     out.push(b'"');
 }
 
 /// Formatted text as a JSON string, escaped as it is formatted (no intermediate `String`).
-fn write_quoted(out: &mut Vec<u8>, text: fmt::Arguments<'_>) {
+pub(super) fn write_quoted(out: &mut Vec<u8>, text: fmt::Arguments<'_>) {
     out.push(b'"');
     let _ = Escaped(out).write_fmt(text);
     out.push(b'"');
 }
 
 /// Lower-case hex, as W3C trace context spells ids (`fmt` took a tenth of a line's cost).
-fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(super) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for &b in bytes {
         out.push(DIGITS[usize::from(b >> 4)]);
@@ -230,7 +270,7 @@ fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// JSON has no NaN or infinities: those become `null`, as serde_json writes them.
-fn write_number(out: &mut Vec<u8>, value: impl serde::Serialize) {
+pub(super) fn write_number(out: &mut Vec<u8>, value: impl serde::Serialize) {
     let _ = serde_json::to_writer(out, &value);
 }
 

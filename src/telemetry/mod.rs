@@ -4,6 +4,8 @@
 
 pub mod http;
 mod json_log;
+mod log_writer;
+pub mod request_context;
 pub mod sampling;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -24,14 +26,16 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Exports what the batch processor still holds. Call after the server stopped, outside
-    /// any async context (the HTTP exporter's blocking client must not be dropped in one).
+    /// Exports what the batch processor still holds and writes out buffered log lines. Call
+    /// after the server stopped and its last line was logged, outside any async context (the
+    /// HTTP exporter's blocking client must not be dropped in one).
     pub fn shutdown(self) {
         if let Some(provider) = self.provider
             && let Err(e) = provider.shutdown()
         {
             eprintln!("auth-api: flushing spans at shutdown failed: {e}");
         }
+        log_writer::flush();
     }
 }
 
@@ -98,13 +102,18 @@ pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<T
         .with(filter)
         .with(sampling::SkipUnrecordedChildren)
         .with(otel);
+    http::set_span_for_unrecorded(format == LogFormat::Pretty);
     match format {
-        LogFormat::Json => registry.with(json_log::JsonLog).try_init()?,
+        LogFormat::Json => {
+            log_writer::install()?;
+            registry.with(json_log::JsonLog).try_init()?
+        }
         LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init()?,
     }
     // A panic is logged like any error, once, in the configured format.
     std::panic::set_hook(Box::new(|info| {
         tracing::error!(panic = %info, "panic");
+        log_writer::flush();
     }));
     Ok(Telemetry { provider })
 }

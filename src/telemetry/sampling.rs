@@ -76,38 +76,36 @@ pub(super) fn install(sampler: Option<Sampler>) {
     let _ = SAMPLER.set(sampler);
 }
 
-/// The ids of a request whose spans are not recorded, kept in its root span's extensions.
-#[derive(Clone, Debug)]
-pub struct Unrecorded(pub SpanContext);
-
 thread_local! {
     /// The decision for the root span being created right now on this thread, if any, so the
     /// filter below applies it instead of deciding again.
     static CREATING_ROOT: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
-/// Decides for a request with this remote parent (invalid when the caller sent none), and
-/// creates its root span with `make`. Returns the span, and the ids to report if unrecorded.
-pub fn root_span(remote: &SpanContext, make: impl FnOnce() -> tracing::Span) -> (tracing::Span, Option<Unrecorded>) {
+/// Decides for a request with this remote parent (invalid when the caller sent none). `None`
+/// when it is recorded (the OpenTelemetry layer gives its root span ids), else the ids it
+/// reports in its log lines and `traceresponse`: the caller's trace id, or a new one.
+pub fn unrecorded_ids(remote: &SpanContext) -> Option<SpanContext> {
     let parent = remote.is_valid().then_some(remote);
     let trace_id = parent.map_or_else(random_trace_id, |p| p.trace_id());
-    let record = decide(parent, trace_id);
-    CREATING_ROOT.set(Some(record));
-    let span = make();
-    CREATING_ROOT.set(None);
-    if record || span.is_disabled() {
-        // Recorded: the OpenTelemetry layer has its ids. Disabled (logging is off for it too):
-        // no ids are needed.
-        return (span, None);
+    if decide(parent, trace_id) {
+        return None;
     }
-    let ids = SpanContext::new(
+    Some(SpanContext::new(
         trace_id,
         random_span_id(),
         TraceFlags::default(),
         false,
         TraceState::default(),
-    );
-    (span, Some(Unrecorded(ids)))
+    ))
+}
+
+/// Creates a request's root span with `make`, recorded or not as decided by `unrecorded_ids`.
+pub fn root_span(recorded: bool, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    CREATING_ROOT.set(Some(recorded));
+    let span = make();
+    CREATING_ROOT.set(None);
+    span
 }
 
 /// Wraps the OpenTelemetry layer so it only sees the spans and events of recorded requests.
@@ -225,12 +223,11 @@ fn decide(parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
     }
 }
 
-/// A global filter: inside a request that is not recorded, child spans are not created at all.
-/// Their consumers would be the OpenTelemetry layer, which never sees them, and the `span`
-/// fields of log lines written inside them; such lines keep the root span's fields (route,
-/// request id, trace id). The root span and every event stay, so each request still has its
-/// access line. Creating, entering and closing a span costs more than the rest of a log line
-/// (bench/README.md).
+/// A global filter: inside a request that is not recorded, spans are not created at all. Their
+/// consumers would be the OpenTelemetry layer, which never sees them, and the `span` fields of
+/// log lines written inside them; such lines keep the request's fields (route, request id,
+/// trace id) from its `RequestContext`. Every event stays. Creating, entering and closing a span
+/// costs more than the rest of a log line (bench/README.md).
 pub struct SkipUnrecordedChildren;
 
 impl<S> Layer<S> for SkipUnrecordedChildren
@@ -247,14 +244,12 @@ where
         }
     }
 
-    fn enabled(&self, metadata: &Metadata<'_>, cx: Context<'_, S>) -> bool {
+    fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
         if !metadata.is_span() || CREATING_ROOT.get().is_some() {
             return true;
         }
-        // The current span is the unrecorded root itself, or a span of a recorded request: no
-        // other span exists in an unrecorded one. So its own extensions tell, no walk to the root.
-        cx.lookup_current()
-            .is_none_or(|current| current.extensions().get::<Unrecorded>().is_none())
+        // Only requests that are not recorded have a context.
+        super::request_context::with_current(|_| ()).is_none()
     }
 }
 

@@ -454,6 +454,79 @@ async fn an_unsampled_caller_gets_no_spans_but_keeps_its_trace_id() {
     );
 }
 
+/// A line logged while a request is handled belongs to that request: its fields and trace id,
+/// whether the request is recorded (it has a root span) or not (it has only its context).
+#[tokio::test]
+async fn lines_logged_inside_a_request_carry_its_fields_and_trace_id() {
+    let storage = Storage::create(Backend::Embedded).await;
+    let (addr, _received) = grpc_receiver().await;
+    let endpoint = format!("http://{addr}");
+    // One session per user: each login evicts the previous one and logs that it did.
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("MAX_SESSIONS_PER_USER", "1"),
+        ("RUST_LOG", "info"),
+    ];
+    env.extend(storage.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut server = start_server(&env);
+    let client = reqwest::Client::new();
+    let credentials = json!({"username": "Evi", "email": "evi@example.com", "password": PASSWORD});
+    let register = client
+        .post(format!("{}/auth/register", server.address()))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), 200);
+    let traces = [
+        ("0af7651916cd43dd8448eb211c80319c", "00"),
+        ("5b8efff798038103d269b633813fc60c", "01"),
+    ];
+    for (trace_id, flags) in traces {
+        let login = client
+            .post(format!("{}/auth/login", server.address()))
+            .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-{flags}"))
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 200);
+        let traceresponse = login.headers()["traceresponse"].to_str().unwrap().to_string();
+        assert!(traceresponse.ends_with(&format!("-{flags}")), "{traceresponse}");
+    }
+    server.stop();
+
+    let lines: Vec<Value> = server
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (trace_id, flags) in traces {
+        let of_trace = |target: &str, message: &str| -> &Value {
+            let found: Vec<&Value> = lines
+                .iter()
+                .filter(|l| l["trace_id"] == trace_id && l["target"] == target && l["message"] == message)
+                .collect();
+            assert_eq!(found.len(), 1, "{target} {message:?} in trace {trace_id}: {lines:#?}");
+            found[0]
+        };
+        let evicted = of_trace(
+            "auth_api::routes::auth",
+            "older sessions evicted (MAX_SESSIONS_PER_USER)",
+        );
+        let access = of_trace("access", "request completed");
+        assert_eq!(evicted["spans"][0], "HTTP request", "flags {flags}: {evicted}");
+        assert_eq!(evicted["span"]["http.route"], "/auth/login", "flags {flags}: {evicted}");
+        assert!(evicted["span"]["request_id"].is_string(), "{evicted}");
+        assert_eq!(evicted["span"]["request_id"], access["span"]["request_id"]);
+        assert_eq!(access["span"]["http.response.status_code"], 200, "{access}");
+        assert!(access["span"]["enduser.id"].is_string(), "{access}");
+    }
+}
+
 /// `traceidratio` records about its share of new traces, and exactly those: every trace the
 /// responses call sampled is exported, no other is.
 #[tokio::test]
