@@ -1,8 +1,10 @@
-//! Where JSON log lines go: a buffer that a background thread writes to stdout a few
-//! milliseconds after the first line arrives, many lines per `write`.
+//! Where JSON log lines go: a buffer that a background thread writes to stdout every few
+//! milliseconds while lines keep coming, many lines per `write`.
 //!
-//! A `write` system call per line was most of what a request's access line cost the server
-//! (bench/README.md): on shared cores each system call is also where the thread gets preempted.
+//! A `write` system call per line was a large share of what a request's access line cost the
+//! server (bench/README.md). The writer thread wakes on a timer while there is traffic and sleeps
+//! on a condition variable once a batch comes back empty, so under load no logging thread ever
+//! makes a system call to hand its line over (waking a thread costs more than the line).
 //! Lines keep their order and are never dropped: when stdout cannot keep up and the buffer
 //! reaches `HIGH_WATER`, the thread logging writes it out itself, as an unbuffered writer would.
 //! What is lost on SIGKILL is at most the last `FLUSH_DELAY` of lines; `flush` runs at shutdown
@@ -12,7 +14,7 @@ use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-/// How long the first line of a batch waits for others to join it.
+/// How often the writer thread writes out what arrived, while lines keep arriving.
 const FLUSH_DELAY: Duration = Duration::from_millis(5);
 
 /// A buffer this large is written out at once, by the thread that filled it.
@@ -55,7 +57,7 @@ impl<W: Write + Send + 'static> LogWriter<W> {
         let mut pending = lock(&self.pending);
         pending.lines.extend_from_slice(line);
         if pending.writer_idle {
-            // Only the first line of a batch wakes the writer thread.
+            // Only the first line after a quiet spell wakes the writer thread.
             pending.writer_idle = false;
             self.wake.notify_one();
         }
@@ -82,14 +84,19 @@ impl<W: Write + Send + 'static> LogWriter<W> {
                     pending.writer_idle = true;
                     pending = self.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
                 }
-                pending.writer_idle = false;
             }
-            std::thread::sleep(FLUSH_DELAY);
-            let mut out = lock(&self.out);
-            std::mem::swap(&mut batch, &mut lock(&self.pending).lines);
-            let _ = out.write_all(&batch);
-            let _ = out.flush();
-            batch.clear();
+            // Lines are coming: write them out every FLUSH_DELAY until a batch is empty.
+            loop {
+                std::thread::sleep(FLUSH_DELAY);
+                let mut out = lock(&self.out);
+                std::mem::swap(&mut batch, &mut lock(&self.pending).lines);
+                if batch.is_empty() {
+                    break;
+                }
+                let _ = out.write_all(&batch);
+                let _ = out.flush();
+                batch.clear();
+            }
         }
     }
 }
