@@ -108,8 +108,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 static STDOUT: OnceLock<Arc<LogWriter<std::io::Stdout>>> = OnceLock::new();
 
-/// Sends log lines through the buffered writer from now on. Without it (unit tests, or if the
-/// thread cannot start) each line is written to stdout at once.
+/// Sends log lines through the buffered writer from now on. Without it (unit tests) each line
+/// is written to stdout at once.
 pub fn install() -> std::io::Result<()> {
     if STDOUT.get().is_none() {
         let _ = STDOUT.set(LogWriter::start(std::io::stdout())?);
