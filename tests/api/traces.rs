@@ -466,6 +466,7 @@ async fn lines_logged_inside_a_request_carry_its_fields_and_trace_id() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
         ("MAX_SESSIONS_PER_USER", "1"),
+        ("HEADER_LIMIT_BYTES", "2048"),
         ("RUST_LOG", "info"),
     ];
     env.extend(storage.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -495,6 +496,17 @@ async fn lines_logged_inside_a_request_carry_its_fields_and_trace_id() {
         let traceresponse = login.headers()["traceresponse"].to_str().unwrap().to_string();
         assert!(traceresponse.ends_with(&format!("-{flags}")), "{traceresponse}");
     }
+    // A request refused by a middleware's error (here: headers over the limit) still gets an
+    // access line with its fields.
+    let refused_trace = "1bf92f3577b34da6a3ce929d0e0e4736";
+    let refused = client
+        .get(format!("{}/auth/me", server.address()))
+        .header("traceparent", format!("00-{refused_trace}-b7ad6b7169203331-00"))
+        .header("x-padding", "p".repeat(4096))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 431);
     server.stop();
 
     let lines: Vec<Value> = server
@@ -525,6 +537,14 @@ async fn lines_logged_inside_a_request_carry_its_fields_and_trace_id() {
         assert_eq!(access["span"]["http.response.status_code"], 200, "{access}");
         assert!(access["span"]["enduser.id"].is_string(), "{access}");
     }
+    let refused: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["trace_id"] == refused_trace && l["target"] == "access")
+        .collect();
+    assert_eq!(refused.len(), 1, "{lines:#?}");
+    assert_eq!(refused[0]["status"], 431, "{}", refused[0]);
+    assert_eq!(refused[0]["span"]["http.route"], "/auth/me", "{}", refused[0]);
+    assert!(refused[0]["span"]["request_id"].is_string(), "{}", refused[0]);
 }
 
 /// `traceidratio` records about its share of new traces, and exactly those: every trace the
