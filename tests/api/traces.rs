@@ -18,13 +18,18 @@ const SECRET: &str = "tracing-test-signing-secret-0123456789abcdef";
 const PASSWORD: &str = "hunter2-but-longer-and-unique";
 
 fn server_exporting_to(endpoint: &str, protocol: &str, rust_log: &str, storage: &Storage) -> Running {
+    server_exporting_with(endpoint, protocol, storage, &[("RUST_LOG", rust_log)])
+}
+
+/// A server exporting to `endpoint`, with these variables besides.
+fn server_exporting_with(endpoint: &str, protocol: &str, storage: &Storage, extra: &[(&str, &str)]) -> Running {
     let mut env = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ("ACCESS_TOKEN_SECRET", SECRET),
-        ("RUST_LOG", rust_log),
     ];
+    env.extend_from_slice(extra);
     env.extend(storage.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     start_server(&env)
 }
@@ -460,17 +465,13 @@ async fn an_unsampled_caller_gets_no_spans_but_keeps_its_trace_id() {
 async fn lines_logged_inside_a_request_carry_its_fields_and_trace_id() {
     let storage = Storage::create(Backend::Embedded).await;
     let (addr, _received) = grpc_receiver().await;
-    let endpoint = format!("http://{addr}");
     // One session per user: each login evicts the previous one and logs that it did.
-    let mut env = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    let extra = [
         ("MAX_SESSIONS_PER_USER", "1"),
         ("HEADER_LIMIT_BYTES", "2048"),
         ("RUST_LOG", "info"),
     ];
-    env.extend(storage.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let mut server = start_server(&env);
+    let mut server = server_exporting_with(&format!("http://{addr}"), "grpc", &storage, &extra);
     let client = reqwest::Client::new();
     let credentials = json!({"username": "Evi", "email": "evi@example.com", "password": PASSWORD});
     let register = client
@@ -553,17 +554,12 @@ async fn lines_logged_inside_a_request_carry_its_fields_and_trace_id() {
 async fn a_ratio_sampler_exports_exactly_the_traces_it_sampled() {
     let storage = Storage::create(Backend::Embedded).await;
     let (addr, received) = http_receiver().await;
-    let endpoint = format!("http://{addr}");
-    let mut env = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    let extra = [
         ("OTEL_TRACES_SAMPLER", "traceidratio"),
         ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
         ("RUST_LOG", "info"),
     ];
-    env.extend(storage.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let server = start_server(&env);
+    let server = server_exporting_with(&format!("http://{addr}"), "http/protobuf", &storage, &extra);
     let client = reqwest::Client::new();
     let (mut sampled, mut unsampled) = (Vec::new(), Vec::new());
     for _ in 0..60 {
