@@ -64,9 +64,8 @@ impl RequestFields<'_> {
         } else {
             self.method.to_string()
         };
-        let text = |value: Option<&dyn Display>| value.map(|v| v.to_string()).unwrap_or_default();
-        let client = text(self.client.as_ref().map(|c| c as _));
-        let request_id = text(self.request_id.as_ref().map(|r| r as _));
+        let client = self.client.map(|ip| ip.to_string()).unwrap_or_default();
+        let request_id = self.request_id.map(|id| id.to_string()).unwrap_or_default();
         tracing::info_span!(
             REQUEST_SPAN,
             otel.name = name.as_str(),
@@ -143,7 +142,13 @@ impl RootSpanBuilder for RootSpan {
                 request_id,
             };
             let span = with_span.then(|| sampling::root_span(unrecorded.is_none(), || fields.span(route.is_some())));
-            (span, unrecorded.is_some().then(|| fields.log_fields()))
+            // With a span (pretty logs) the context only carries the ids: its fields would
+            // never be written.
+            let log_fields = match &span {
+                Some(_) => SpanFields::with_capacity(0),
+                None => fields.log_fields(),
+            };
+            (span, unrecorded.is_some().then_some(log_fields))
         };
         if let (Some(ids), Some(log_fields)) = (unrecorded, log_fields) {
             request.extensions_mut().insert(RequestContext::new(ids, log_fields));

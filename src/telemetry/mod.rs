@@ -5,7 +5,7 @@
 pub mod http;
 mod json_log;
 mod log_writer;
-pub mod request_context;
+mod request_context;
 pub mod sampling;
 
 use opentelemetry::trace::TracerProvider as _;

@@ -68,11 +68,6 @@ pub async fn scope<F: Future>(context: Rc<RequestContext>, future: F) -> F::Outp
     CURRENT.scope(context, future).await
 }
 
-/// Runs `f` with `context` as the current request's.
-pub fn sync_scope<R>(context: Rc<RequestContext>, f: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(context, f)
-}
-
 /// `f` of the current request's context, if code of a request that is not recorded is running.
 pub(super) fn with_current<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R> {
     CURRENT.try_with(|context| f(context)).ok()
