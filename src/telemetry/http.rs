@@ -88,19 +88,22 @@ impl RequestFields<'_> {
     /// The same fields as the span's, for the log lines of a request that has no span.
     fn log_fields(&self) -> SpanFields {
         let mut fields = SpanFields::with_capacity(12);
-        let mut text = |name, value: &str| fields.push(name, |json| json_log::write_str(json, value));
-        text("http.request.method", self.method);
-        text("http.route", self.route);
-        text("url.scheme", self.scheme);
-        text("url.path", self.path);
+        fields.push("http.request.method", text(self.method));
+        fields.push("http.route", text(self.route));
+        fields.push("url.scheme", text(self.scheme));
+        fields.push("url.path", text(self.path));
         // Written as they are formatted: no `String` of their own.
         fields.push("client.address", |json| write_display(json, self.client.as_ref()));
-        let mut text = |name, value: &str| fields.push(name, |json| json_log::write_str(json, value));
-        text("user_agent.original", self.user_agent);
-        text("network.protocol.version", self.protocol);
+        fields.push("user_agent.original", text(self.user_agent));
+        fields.push("network.protocol.version", text(self.protocol));
         fields.push("request_id", |json| write_display(json, self.request_id.as_ref()));
         fields
     }
+}
+
+/// Writes `value` as a JSON string.
+fn text(value: &str) -> impl FnOnce(&mut Vec<u8>) + '_ {
+    move |json| json_log::write_str(json, value)
 }
 
 /// `value` as a JSON string, escaped as it is formatted; `""` when there is none.
@@ -142,13 +145,16 @@ impl RootSpanBuilder for RootSpan {
                 request_id,
             };
             let span = with_span.then(|| sampling::root_span(unrecorded.is_none(), || fields.span(route.is_some())));
-            // With a span (pretty logs) the context only carries the ids: its fields would
-            // never be written.
-            let log_fields = match &span {
-                Some(_) => SpanFields::with_capacity(0),
-                None => fields.log_fields(),
-            };
-            (span, unrecorded.is_some().then_some(log_fields))
+            // With a span as well (pretty logs) the context only carries the ids: its fields
+            // would never be written.
+            let log_fields = unrecorded.is_some().then(|| {
+                if with_span {
+                    SpanFields::with_capacity(0)
+                } else {
+                    fields.log_fields()
+                }
+            });
+            (span, log_fields)
         };
         if let (Some(ids), Some(log_fields)) = (unrecorded, log_fields) {
             request.extensions_mut().insert(RequestContext::new(ids, log_fields));
