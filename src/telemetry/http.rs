@@ -2,7 +2,6 @@
 //! attributes, joined to the caller's trace through W3C `traceparent`; one access-log line per
 //! request; and the `traceresponse` header that hands the trace id back to the client.
 
-use std::fmt::Display;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +24,7 @@ use super::json_log::{self, REQUEST_SPAN, SpanFields};
 use super::request_context::{self, RequestContext};
 use super::sampling;
 
+use crate::domain::UserId;
 use crate::error::ApiError;
 
 /// Target of the access-log line, one per request.
@@ -65,7 +65,11 @@ impl RequestFields<'_> {
             self.method.to_string()
         };
         let client = self.client.map(|ip| ip.to_string()).unwrap_or_default();
-        let request_id = self.request_id.map(|id| id.to_string()).unwrap_or_default();
+        let mut id_buffer = uuid::Uuid::encode_buffer();
+        let request_id = match &self.request_id {
+            Some(id) => id.hyphenated().encode_lower(&mut id_buffer),
+            None => "",
+        };
         tracing::info_span!(
             REQUEST_SPAN,
             otel.name = name.as_str(),
@@ -81,7 +85,7 @@ impl RequestFields<'_> {
             network.protocol.version = self.protocol,
             error.type = Empty,
             enduser.id = Empty,
-            request_id = request_id.as_str(),
+            request_id = request_id,
         )
     }
 
@@ -92,11 +96,17 @@ impl RequestFields<'_> {
         fields.push("http.route", text(self.route));
         fields.push("url.scheme", text(self.scheme));
         fields.push("url.path", text(self.path));
-        // Written as they are formatted: no `String` of their own.
-        fields.push("client.address", |json| write_display(json, self.client.as_ref()));
+        // Written straight into the fields: no `String` of their own.
+        fields.push("client.address", |json| match self.client {
+            Some(ip) => json_log::write_ip(json, ip),
+            None => json_log::write_str(json, ""),
+        });
         fields.push("user_agent.original", text(self.user_agent));
         fields.push("network.protocol.version", text(self.protocol));
-        fields.push("request_id", |json| write_display(json, self.request_id.as_ref()));
+        fields.push("request_id", |json| match &self.request_id {
+            Some(id) => json_log::write_uuid(json, id),
+            None => json_log::write_str(json, ""),
+        });
         fields
     }
 }
@@ -104,14 +114,6 @@ impl RequestFields<'_> {
 /// Writes `value` as a JSON string.
 fn text(value: &str) -> impl FnOnce(&mut Vec<u8>) + '_ {
     move |json| json_log::write_str(json, value)
-}
-
-/// `value` as a JSON string, escaped as it is formatted; `""` when there is none.
-fn write_display(json: &mut Vec<u8>, value: Option<&impl Display>) {
-    match value {
-        Some(value) => json_log::write_quoted(json, format_args!("{value}")),
-        None => json_log::write_str(json, ""),
-    }
 }
 
 impl RootSpanBuilder for RootSpan {
@@ -128,12 +130,10 @@ impl RootSpanBuilder for RootSpan {
         let route = request.match_pattern();
         let request_id = request.extensions().get::<RequestId>().copied();
         let (span, log_fields) = {
-            // Borrows the request's extensions until the end of this block.
-            let info = request.connection_info();
             let fields = RequestFields {
                 method: request.method().as_str(),
                 route: route.as_deref().unwrap_or(crate::metrics::UNMATCHED),
-                scheme: info.scheme(),
+                scheme: url_scheme(request),
                 path: request.path(),
                 client: crate::client_ip::of(request.request()),
                 user_agent: request
@@ -169,6 +169,32 @@ impl RootSpanBuilder for RootSpan {
     /// access line, holding the request's context even when the request failed (an `Err`
     /// outcome has no request to find it in).
     fn on_request_end<B: MessageBody>(_: Span, _: &Result<ServiceResponse<B>, Error>) {}
+}
+
+/// The scheme the client used, as actix's `ConnectionInfo::scheme` decides it (`Forwarded`
+/// `proto`, then `X-Forwarded-Proto`, then whether this listener is TLS), without building the
+/// rest of `ConnectionInfo` (host and addresses as `String`s: a fifth of a request's logging).
+fn url_scheme(request: &ServiceRequest) -> &str {
+    let headers = request.headers();
+    let forwarded = headers
+        .get_all(header::FORWARDED)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split([',', ';']))
+        .find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("proto")
+                .then(|| value.trim().trim_matches('"'))
+        });
+    let forwarded = forwarded.or_else(|| {
+        let value = headers.get("x-forwarded-proto")?.to_str().ok()?;
+        Some(value.split(',').next().unwrap_or_default().trim())
+    });
+    match forwarded {
+        Some(scheme) => scheme,
+        None if request.app_config().secure() => "https",
+        None => "http",
+    }
 }
 
 /// `network.protocol.version` as the semantic conventions spell it.
@@ -272,13 +298,15 @@ fn record_outcome<B>(
 }
 
 /// Records the authenticated user on the request's root span or context (`enduser.id`).
-pub fn record_user(req: &HttpRequest, user: impl std::fmt::Display) {
+pub fn record_user(req: &HttpRequest, user: UserId) {
     let extensions = req.extensions();
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let user = &*user.as_uuid().hyphenated().encode_lower(&mut buffer);
     if let Some(context) = extensions.get::<Rc<RequestContext>>() {
-        context.record_display("enduser.id", &user);
+        context.record_str("enduser.id", user);
     }
     if let Some(root) = extensions.get::<tracing_actix_web::RootSpan>() {
-        root.record("enduser.id", tracing::field::display(user));
+        root.record("enduser.id", user);
     }
 }
 
@@ -302,6 +330,30 @@ mod tests {
 
     use super::*;
     use crate::telemetry::json_log::JsonLog;
+
+    /// `url.scheme` is what actix's `ConnectionInfo` says, for each way a proxy can say it.
+    #[test]
+    fn url_scheme_agrees_with_connection_info() {
+        use actix_web::test::TestRequest;
+        let cases: [&[(&str, &str)]; 7] = [
+            &[],
+            &[("x-forwarded-proto", "https")],
+            &[("x-forwarded-proto", "https, http")],
+            &[("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43")],
+            &[("forwarded", "for=192.0.2.43, for=198.51.100.17;Proto=\"https\"")],
+            &[("forwarded", "for=192.0.2.60"), ("x-forwarded-proto", "https")],
+            &[("forwarded", "proto=http"), ("x-forwarded-proto", "https")],
+        ];
+        for headers in cases {
+            let mut request = TestRequest::default();
+            for &header in headers {
+                request = request.insert_header(header);
+            }
+            let request = request.to_srv_request();
+            let expected = request.connection_info().scheme().to_string();
+            assert_eq!(url_scheme(&request), expected, "{headers:?}");
+        }
+    }
 
     /// A request's log lines say the same about it whether it has a root span or a context.
     #[test]

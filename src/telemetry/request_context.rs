@@ -8,7 +8,6 @@
 //! get this context, which the JSON log layer writes into each line as it would a span's fields.
 
 use std::cell::RefCell;
-use std::fmt::Display;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -54,12 +53,6 @@ impl RequestContext {
         self.fields
             .borrow_mut()
             .set(name, |json| json_log::write_str(json, value));
-    }
-
-    pub fn record_display(&self, name: &'static str, value: impl Display) {
-        self.fields
-            .borrow_mut()
-            .set(name, |json| json_log::write_quoted(json, format_args!("{value}")));
     }
 }
 
