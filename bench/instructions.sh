@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Instructions the server executes per GET /auth/me, per instrumentation mode, counted by
+# valgrind's callgrind: the same figure for the same build and inputs whatever else the machine
+# does, where wrk's throughput on shared cores drifts by more than the effect measured. It counts
+# user-space work only (all of the server's threads: workers, log writer, span exporter), not
+# the kernel's, and not what cache misses cost.
+# Each mode: the server under callgrind, one user, WARMUP requests, counters zeroed, then exactly
+# REQUESTS requests (4 keep-alive connections), counters dumped. ROUNDS rounds (default 1: runs
+# of one build agree within about 1 %). Modes and stores: bench/server.sh. Needs valgrind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS="${REQUESTS:-2000}"
+WARMUP="${WARMUP:-400}"
+ROUNDS="${ROUNDS:-1}"
+PORT=3902 METRICS_PORT=9902 SINK_PORT=4902
+BREAKDOWN="${BREAKDOWN:-1}"
+source bench/server.sh
+command -v callgrind_control >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+cargo build --release --quiet
+BIN="${CARGO_TARGET_DIR:-target}/release/auth-api"
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+python3 bench/otlp_sink.py "$SINK_PORT" 2>"$work/sink.log" &
+
+run_mode() {
+  local mode="$1"
+  rm -f "$work"/callgrind.out.*
+  start_server "$work" "$mode" valgrind --tool=callgrind "--callgrind-out-file=$work/callgrind.out.%p"
+  # valgrind runs the server: the pid callgrind_control needs is the server's own.
+  python3 bench/fixed_requests.py "$PORT" "$TOKEN" "$WARMUP" 4
+  callgrind_control --zero "$SERVER_PID" >/dev/null
+  python3 bench/fixed_requests.py "$PORT" "$TOKEN" "$REQUESTS" 4
+  callgrind_control --dump "$SERVER_PID" >/dev/null
+  stop_server
+  # The dump of the measured requests is part 1.
+  local total; total=$(awk '/^summary:/ {print $2}' "$work/callgrind.out.$SERVER_PID.1")
+  echo "$mode $(( total / REQUESTS ))"
+}
+
+read -r -a order <<<"$(mode_order)"
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in "${order[@]}"; do
+    echo "$round $(run_mode "$mode")"
+  done
+done >"$work/results"
+echo "stores: $STORES"
+echo "round mode instructions/request"
+cat "$work/results"
+echo
+median_costs "$work/results" "instructions-per-request:3:1"

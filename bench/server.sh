@@ -1,0 +1,87 @@
+# Shared by instrumentation.sh and instructions.sh (sourced): the instrumentation modes, the
+# stores, and a fresh release server with one registered user.
+# STORES=embedded (default: SQLite file + in-process sessions) or STORES=postgres (a fresh
+# database on BENCH_DATABASE_URL's server and a fresh key prefix on BENCH_REDIS_URL, as in
+# production; both default to the local servers). The OTLP sink listens on SINK_PORT.
+STORES="${STORES:-embedded}"
+BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+BENCH_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
+case "$STORES" in embedded | postgres) ;; *) echo "STORES is embedded or postgres" >&2; exit 2 ;; esac
+
+# Modes: everything off; metrics only; metrics + logs (no exporter: nothing is recorded, every
+# request still logs its access line with a trace id); everything on with every request traced
+# and exported; everything on with 10 % head sampling, as deploy/k8s runs it.
+declare -A MODES=(
+  [off]="METRICS_ADDR=off OTEL_SDK_DISABLED=true RUST_LOG=error"
+  [metrics]="METRICS_ADDR=127.0.0.1:$METRICS_PORT OTEL_SDK_DISABLED=true RUST_LOG=error"
+  [metrics+logs]="METRICS_ADDR=127.0.0.1:$METRICS_PORT RUST_LOG=info"
+  [on]="METRICS_ADDR=127.0.0.1:$METRICS_PORT RUST_LOG=info OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+  [on-sampled-10%]="METRICS_ADDR=127.0.0.1:$METRICS_PORT RUST_LOG=info OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1"
+)
+# The modes to run: MODES_RUN="off metrics+logs" runs those only ("off" must be among them).
+mode_order() {
+  if [ -n "${MODES_RUN:-}" ]; then
+    echo "$MODES_RUN"
+  elif [ "${BREAKDOWN:-0}" = 1 ]; then
+    echo "off metrics metrics+logs on on-sampled-10%"
+  else
+    echo "off on on-sampled-10%"
+  fi
+}
+
+# start_server WORKDIR MODE [COMMAND PREFIX...]: starts the server of MODE on PORT (under the
+# prefix, valgrind say), waits for it, registers a user; sets SERVER_PID and TOKEN.
+start_server() {
+  local work="$1" mode="$2"; shift 2
+  if curl -s "127.0.0.1:$PORT" >/dev/null; then
+    echo "port $PORT is taken by another process" >&2
+    exit 1
+  fi
+  local stores=(SQLITE_PATH="$work/$mode.db")
+  rm -f "$work/$mode.db"
+  if [ "$STORES" = postgres ]; then
+    psql -q "$BENCH_DATABASE_URL" -c "DROP DATABASE IF EXISTS auth_api_bench" -c "CREATE DATABASE auth_api_bench" 2>/dev/null
+    stores=(DATABASE_URL="${BENCH_DATABASE_URL%/*}/auth_api_bench" REDIS_URL="$BENCH_REDIS_URL"
+      REDIS_KEY_PREFIX="auth-api-bench-$$-$RANDOM:" ACCESS_TOKEN_SECRET=benchmark-secret-benchmark-secret-0123456789)
+  fi
+  # Rate limits out of the way: this measures instrumentation, and the client is one IP.
+  # shellcheck disable=SC2086
+  env -i PATH="$PATH" HOST_ADDR="127.0.0.1:$PORT" "${stores[@]}" LOG_FORMAT=json \
+    ACCESS_TOKEN_TTL=3600 RATE_LIMIT_PER_SECOND=100000000 RATE_LIMIT_BURST=100000000 \
+    RATE_LIMIT_AUTH_PER_MINUTE=100000000 ${MODES[$mode]} "$@" "$BIN" >/dev/null 2>"$work/server.err" &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do curl -sf "127.0.0.1:$PORT/health/live" >/dev/null && break; sleep 0.1; done
+  TOKEN=$(set -o pipefail; curl -sf "127.0.0.1:$PORT/auth/register" -H 'content-type: application/json' \
+    -d '{"username":"bench","email":"bench@example.com","password":"benchmark password"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["content"]["access_token"])')
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  wait "$SERVER_PID" || true
+}
+
+# Medians, per mode, of the per-round cost against "off" of the same round, from lines
+# "round mode value..." where column $3 + (i - 1) is the i-th figure; each figure is
+# "fewer is worse" (throughput: loss = 1 - v/off) when its sign is -1, else "more is worse".
+# usage: median_costs FILE "label:column:sign" ...
+median_costs() {
+  local file="$1"; shift
+  awk -v specs="$*" '
+    BEGIN { n_specs = split(specs, spec, " ") }
+    $2 == "off" { for (s = 1; s <= n_specs; s++) { split(spec[s], f, ":"); off[$1, s] = $(f[2]) }; next }
+    { n[$2]++; for (s = 1; s <= n_specs; s++) { split(spec[s], f, ":")
+        cost[$2, s, n[$2]] = (f[3] < 0 ? 1 - $(f[2]) / off[$1, s] : $(f[2]) / off[$1, s] - 1) * 100 } }
+    function median(mode, s, count,   i, j, t, v) {
+      for (i = 1; i <= count; i++) v[i] = cost[mode, s, i]
+      for (i = 1; i <= count; i++) for (j = i + 1; j <= count; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      return count % 2 ? v[(count + 1) / 2] : (v[count / 2] + v[count / 2 + 1]) / 2
+    }
+    END {
+      for (mode in n) {
+        line = sprintf("cost of %s against off (median of %d rounds):", mode, n[mode])
+        for (s = 1; s <= n_specs; s++) { split(spec[s], f, ":"); line = line sprintf(" %.1f%% %s%s", median(mode, s, n[mode]), f[1], s < n_specs ? "," : "") }
+        print line
+      }
+    }' "$file"
+}
