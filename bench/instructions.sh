@@ -29,9 +29,9 @@ run_mode() {
   start_server "$work" "$mode" valgrind --tool=callgrind "--callgrind-out-file=$work/callgrind.out.%p"
   # valgrind runs the server: the pid callgrind_control needs is the server's own.
   python3 bench/fixed_requests.py "$PORT" "$TOKEN" "$WARMUP" 4
-  callgrind_control --zero "$SERVER_PID" >/dev/null
+  callgrind_control --zero "$SERVER_PID" >/dev/null 2>&1
   python3 bench/fixed_requests.py "$PORT" "$TOKEN" "$REQUESTS" 4
-  callgrind_control --dump "$SERVER_PID" >/dev/null
+  callgrind_control --dump "$SERVER_PID" >/dev/null 2>&1
   stop_server
   # The dump of the measured requests is part 1.
   local total; total=$(awk '/^summary:/ {print $2}' "$work/callgrind.out.$SERVER_PID.1")

@@ -30,6 +30,10 @@ use crate::error::ApiError;
 /// Target of the access-log line, one per request.
 pub const ACCESS_TARGET: &str = "access";
 
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 /// Whether requests that are not recorded get a root span anyway: the `fmt` layer of pretty
 /// logs only knows spans' fields. JSON logs read the request's `RequestContext` instead.
 static SPAN_FOR_UNRECORDED: AtomicBool = AtomicBool::new(false);
@@ -122,8 +126,14 @@ impl RootSpanBuilder for RootSpan {
         if !tracing::span_enabled!(Level::INFO) {
             return Span::none();
         }
-        // The propagator `init` installs, without the global's lock shared by every worker.
-        let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
+        // The propagator `init` installs, without the global's lock shared by every worker; and
+        // only when there is a `traceparent` (a lookup by a ready header name, where the
+        // propagator's by `&str` parses the name first).
+        let parent = if request.headers().contains_key(&TRACEPARENT) {
+            TraceContextPropagator::new().extract(&Headers(request.headers()))
+        } else {
+            opentelemetry::Context::new()
+        };
         let unrecorded = sampling::unrecorded_ids(parent.span().span_context());
         let with_span = unrecorded.is_none() || SPAN_FOR_UNRECORDED.load(Ordering::Relaxed);
 
@@ -187,7 +197,7 @@ fn url_scheme(request: &ServiceRequest) -> &str {
                 .then(|| value.trim().trim_matches('"'))
         });
     let forwarded = forwarded.or_else(|| {
-        let value = headers.get("x-forwarded-proto")?.to_str().ok()?;
+        let value = headers.get(&X_FORWARDED_PROTO)?.to_str().ok()?;
         Some(value.split(',').next().unwrap_or_default().trim())
     });
     match forwarded {
@@ -257,7 +267,7 @@ pub async fn request_scope(
         if let Ok(value) = HeaderValue::from_bytes(&value) {
             response
                 .headers_mut()
-                .insert(HeaderName::from_static("traceresponse"), value);
+                .insert(TRACERESPONSE, value);
         }
     }
     outcome
