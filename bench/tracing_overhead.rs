@@ -16,11 +16,12 @@ use actix_web::{App, HttpRequest, HttpResponse, test, web};
 use tracing_actix_web::TracingLogger;
 
 use auth_api::config::Settings;
+use auth_api::domain::UserId;
 use auth_api::telemetry;
 
 #[tracing::instrument(name = "token.verify", skip_all)]
-fn verify() -> u64 {
-    std::hint::black_box(42)
+fn verify() -> UserId {
+    UserId::from_uuid(std::hint::black_box(uuid::Uuid::from_u128(42)))
 }
 
 #[tracing::instrument(name = "sessions.is_active", skip_all, fields(db.system = "sqlite", db.operation = "exists"))]

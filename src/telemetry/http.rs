@@ -265,9 +265,7 @@ pub async fn request_scope(
         value.push(b'-');
         json_log::write_hex(&mut value, &[ids.trace_flags().to_u8()]);
         if let Ok(value) = HeaderValue::from_bytes(&value) {
-            response
-                .headers_mut()
-                .insert(TRACERESPONSE, value);
+            response.headers_mut().insert(TRACERESPONSE, value);
         }
     }
     outcome
