@@ -56,4 +56,4 @@ echo "stores: $STORES"
 echo "round mode req/s server-cpu-us/request"
 cat "$work/results"
 echo
-median_costs "$work/results" "throughput:3:-1" "server-CPU-per-request:4:1"
+report_costs "$work/results" "throughput:3:-1" "server-CPU-per-request:4:1"

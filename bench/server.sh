@@ -8,22 +8,25 @@ BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pos
 BENCH_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 case "$STORES" in embedded | postgres) ;; *) echo "STORES is embedded or postgres" >&2; exit 2 ;; esac
 
-# Modes: everything off; metrics only; metrics + logs (no exporter: nothing is recorded, every
-# request still logs its access line with a trace id); everything on with every request traced
-# and exported; everything on with 10 % head sampling, as deploy/k8s runs it.
+# Modes: everything off; logs only (the JSON access line of every request, with a trace id;
+# metrics and tracing off: the baseline of the issue's "metrics + tracing against both off");
+# metrics only; metrics + logs (no exporter: nothing is recorded); everything on with every
+# request traced and exported; everything on with 10 % head sampling, as deploy/k8s runs it.
 declare -A MODES=(
   [off]="METRICS_ADDR=off OTEL_SDK_DISABLED=true RUST_LOG=error"
+  [logs]="METRICS_ADDR=off OTEL_SDK_DISABLED=true RUST_LOG=info"
   [metrics]="METRICS_ADDR=127.0.0.1:$METRICS_PORT OTEL_SDK_DISABLED=true RUST_LOG=error"
   [metrics+logs]="METRICS_ADDR=127.0.0.1:$METRICS_PORT RUST_LOG=info"
   [on]="METRICS_ADDR=127.0.0.1:$METRICS_PORT RUST_LOG=info OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
   [on-sampled-10%]="METRICS_ADDR=127.0.0.1:$METRICS_PORT RUST_LOG=info OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1"
 )
-# The modes to run: MODES_RUN="off metrics+logs" runs those only ("off" must be among them).
+# The modes to run: MODES_RUN="off metrics+logs" runs those only ("off" must be among them;
+# with "logs" among them too, the "on" modes are also compared with it).
 mode_order() {
   if [ -n "${MODES_RUN:-}" ]; then
     echo "$MODES_RUN"
   elif [ "${BREAKDOWN:-0}" = 1 ]; then
-    echo "off metrics metrics+logs on on-sampled-10%"
+    echo "off logs metrics metrics+logs on on-sampled-10%"
   else
     echo "off on on-sampled-10%"
   fi
@@ -61,15 +64,16 @@ stop_server() {
   wait "$SERVER_PID" || true
 }
 
-# Medians, per mode, of the per-round cost against "off" of the same round, from lines
-# "round mode value..." where column $3 + (i - 1) is the i-th figure; each figure is
-# "fewer is worse" (throughput: loss = 1 - v/off) when its sign is -1, else "more is worse".
-# usage: median_costs FILE "label:column:sign" ...
+# Medians, per mode, of the per-round cost against the BASE mode of the same round, from lines
+# "round mode value..."; each "label:column:sign" names a figure's column, and its sign says
+# whether fewer is worse (-1, throughput: loss = 1 - v/base) or more is worse (1, v/base - 1).
+# usage: median_costs FILE BASE "label:column:sign" ...
 median_costs() {
-  local file="$1"; shift
-  awk -v specs="$*" '
+  local file="$1" base="$2"; shift 2
+  awk -v specs="$*" -v base="$base" '
     BEGIN { n_specs = split(specs, spec, " ") }
-    $2 == "off" { for (s = 1; s <= n_specs; s++) { split(spec[s], f, ":"); off[$1, s] = $(f[2]) }; next }
+    $2 == base { for (s = 1; s <= n_specs; s++) { split(spec[s], f, ":"); off[$1, s] = $(f[2]) }; next }
+    base == "logs" && $2 !~ /^on/ { next }
     { n[$2]++; for (s = 1; s <= n_specs; s++) { split(spec[s], f, ":")
         cost[$2, s, n[$2]] = (f[3] < 0 ? 1 - $(f[2]) / off[$1, s] : $(f[2]) / off[$1, s] - 1) * 100 } }
     function median(mode, s, count,   i, j, t, v) {
@@ -79,9 +83,18 @@ median_costs() {
     }
     END {
       for (mode in n) {
-        line = sprintf("cost of %s against off (median of %d rounds):", mode, n[mode])
+        line = sprintf("cost of %s against %s (median of %d rounds):", mode, base, n[mode])
         for (s = 1; s <= n_specs; s++) { split(spec[s], f, ":"); line = line sprintf(" %.1f%% %s%s", median(mode, s, n[mode]), f[1], s < n_specs ? "," : "") }
         print line
       }
     }' "$file"
+}
+
+# The costs against "off", and of the "on" modes against "logs" when it ran.
+report_costs() {
+  local file="$1"; shift
+  median_costs "$file" off "$@"
+  if grep -q '^[0-9]* logs ' "$file"; then
+    median_costs "$file" logs "$@"
+  fi
 }
