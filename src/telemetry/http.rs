@@ -183,7 +183,7 @@ impl RootSpanBuilder for RootSpan {
 
 /// The scheme the client used, as actix's `ConnectionInfo::scheme` decides it (`Forwarded`
 /// `proto`, then `X-Forwarded-Proto`, then whether this listener is TLS), without building the
-/// rest of `ConnectionInfo` (host and addresses as `String`s: a fifth of a request's logging).
+/// rest of `ConnectionInfo` (host and addresses as `String`s: an eighth of a request's logging).
 fn url_scheme(request: &ServiceRequest) -> &str {
     let headers = request.headers();
     let forwarded = headers

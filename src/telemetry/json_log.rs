@@ -310,7 +310,7 @@ pub(super) fn write_uuid(out: &mut Vec<u8>, id: &uuid::Uuid) {
     out.push(b'"');
 }
 
-/// Whether any byte of `bytes` is one JSON escapes: a control character, `"` or `\\`. Eight
+/// Whether any byte of `bytes` is one JSON escapes: a control character, `"` or a backslash. Eight
 /// bytes at a time, with the usual "has a zero byte" trick on each test.
 fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
