@@ -16,17 +16,12 @@ PORT=3902 METRICS_PORT=9902 SINK_PORT=4902
 BREAKDOWN="${BREAKDOWN:-1}"
 source bench/server.sh
 command -v callgrind_control >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-cargo build --release --quiet
-BIN="${CARGO_TARGET_DIR:-target}/release/auth-api"
-work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-python3 bench/otlp_sink.py "$SINK_PORT" 2>"$work/sink.log" &
+bench_setup
 
 run_mode() {
   local mode="$1"
-  rm -f "$work"/callgrind.out.*
-  start_server "$work" "$mode" valgrind --tool=callgrind "--callgrind-out-file=$work/callgrind.out.%p"
+  rm -f "$WORK"/callgrind.out.*
+  start_server "$WORK" "$mode" valgrind --tool=callgrind "--callgrind-out-file=$WORK/callgrind.out.%p"
   # valgrind runs the server: the pid callgrind_control needs is the server's own.
   python3 bench/fixed_requests.py "$PORT" "$TOKEN" "$WARMUP" 4
   callgrind_control --zero "$SERVER_PID" >/dev/null 2>&1
@@ -34,7 +29,7 @@ run_mode() {
   callgrind_control --dump "$SERVER_PID" >/dev/null 2>&1
   stop_server
   # The dump of the measured requests is part 1.
-  local dump="$work/callgrind.out.$SERVER_PID.1"
+  local dump="$WORK/callgrind.out.$SERVER_PID.1"
   local total; total=$(awk '/^summary:/ {print $2}' "$dump")
   # valgrind's CPU has no SHA extensions, so the token's HMAC-SHA-256 runs sha2's software path
   # under it, ~30k instructions where the real CPU spends a few thousand: also given without.
@@ -43,14 +38,4 @@ run_mode() {
   echo "$mode $(( total / REQUESTS )) $(( (total - ${sha:-0}) / REQUESTS ))"
 }
 
-read -r -a order <<<"$(mode_order)"
-for round in $(seq 1 "$ROUNDS"); do
-  for mode in "${order[@]}"; do
-    echo "$round $(run_mode "$mode")"
-  done
-done >"$work/results"
-echo "stores: $STORES"
-echo "round mode instructions/request without-SHA-256"
-cat "$work/results"
-echo
-report_costs "$work/results" "instructions-per-request:3:1" "without-SHA-256:4:1"
+run_rounds "instructions/request without-SHA-256" "instructions-per-request:3:1" "without-SHA-256:4:1"

@@ -14,46 +14,29 @@ ROUNDS="${ROUNDS:-5}"
 PORT=3901 METRICS_PORT=9901 SINK_PORT=4901
 source bench/server.sh
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --quiet
-BIN="${CARGO_TARGET_DIR:-target}/release/auth-api"
-work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-python3 bench/otlp_sink.py "$SINK_PORT" 2>"$work/sink.log" &
+bench_setup
 
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run_mode() {
   local mode="$1"
-  start_server "$work" "$mode"
+  start_server "$WORK" "$mode"
   local me=(-H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/auth/me")
   wrk -t2 -c32 -d2s "${me[@]}" >/dev/null # warm-up
   local cpu_before; cpu_before=$(cpu_ticks "$SERVER_PID")
-  wrk -t2 -c32 -d"${DURATION}s" "${me[@]}" >"$work/run.wrk"
+  wrk -t2 -c32 -d"${DURATION}s" "${me[@]}" >"$WORK/run.wrk"
   local cpu_after; cpu_after=$(cpu_ticks "$SERVER_PID")
   stop_server
-  if grep -q "Non-2xx" "$work/run.wrk"; then
+  if grep -q "Non-2xx" "$WORK/run.wrk"; then
     echo "$mode: some responses were not 200, the figures would be meaningless:" >&2
-    cat "$work/run.wrk" >&2
+    cat "$WORK/run.wrk" >&2
     exit 1
   fi
-  local requests; requests=$(awk '/requests in/ {print $1}' "$work/run.wrk")
+  local requests; requests=$(awk '/requests in/ {print $1}' "$WORK/run.wrk")
   # Server CPU time per request (user + system): what the instrumentation itself spends.
-  echo "$mode $(awk '/Requests\/sec/ {print $2}' "$work/run.wrk") \
+  echo "$mode $(awk '/Requests\/sec/ {print $2}' "$WORK/run.wrk") \
     $(( (cpu_after - cpu_before) * 1000000 / $(getconf CLK_TCK) / requests ))"
 }
 
-# Rounds interleave the modes, and each mode is compared with "off" of the same round: on shared
-# cores the machine's speed drifts by more than the effect being measured.
-read -r -a order <<<"$(mode_order)"
-for round in $(seq 1 "$ROUNDS"); do
-  for mode in "${order[@]}"; do
-    echo "$round $(run_mode "$mode")"
-  done
-done >"$work/results"
-echo "stores: $STORES"
-echo "round mode req/s server-cpu-us/request"
-cat "$work/results"
-echo
-report_costs "$work/results" "throughput:3:-1" "server-CPU-per-request:4:1"
+run_rounds "req/s server-cpu-us/request" "throughput:3:-1" "server-CPU-per-request:4:1"

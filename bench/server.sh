@@ -98,3 +98,34 @@ report_costs() {
     median_costs "$file" logs "$@"
   fi
 }
+
+# Builds the release binary, makes WORK (removed on exit, when the background jobs are stopped
+# too) and starts the OTLP sink on SINK_PORT. Sets BIN and WORK.
+bench_setup() {
+  cargo build --release --quiet
+  BIN="${CARGO_TARGET_DIR:-target}/release/auth-api"
+  WORK="$(mktemp -d)"
+  trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  python3 bench/otlp_sink.py "$SINK_PORT" 2>"$WORK/sink.log" &
+}
+
+# ROUNDS rounds of the caller's `run_mode MODE` (which prints its figures) over the modes, then
+# the table (HEADER names the figures) and the costs (report_costs' specs). Rounds interleave the
+# modes and each mode is compared with the baseline of its own round: on shared cores the
+# machine's speed drifts by more than the effect being measured.
+# usage: run_rounds HEADER "label:column:sign" ...
+run_rounds() {
+  local header="$1"; shift
+  local order round mode
+  read -r -a order <<<"$(mode_order)"
+  for round in $(seq 1 "$ROUNDS"); do
+    for mode in "${order[@]}"; do
+      echo "$round $(run_mode "$mode")"
+    done
+  done >"$WORK/results"
+  echo "stores: $STORES"
+  echo "round mode $header"
+  cat "$WORK/results"
+  echo
+  report_costs "$WORK/results" "$@"
+}
