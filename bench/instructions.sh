@@ -21,7 +21,7 @@ bench_setup
 run_mode() {
   local mode="$1"
   rm -f "$WORK"/callgrind.out.*
-  start_server "$WORK" "$mode" valgrind --tool=callgrind "--callgrind-out-file=$WORK/callgrind.out.%p"
+  start_server "$mode" valgrind --tool=callgrind "--callgrind-out-file=$WORK/callgrind.out.%p"
   # valgrind runs the server: the pid callgrind_control needs is the server's own.
   python3 bench/fixed_requests.py "$PORT" "$TOKEN" "$WARMUP" 4
   callgrind_control --zero "$SERVER_PID" >/dev/null 2>&1

@@ -21,7 +21,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run_mode() {
   local mode="$1"
-  start_server "$WORK" "$mode"
+  start_server "$mode"
   local me=(-H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/auth/me")
   wrk -t2 -c32 -d2s "${me[@]}" >/dev/null # warm-up
   local cpu_before; cpu_before=$(cpu_ticks "$SERVER_PID")

@@ -32,10 +32,10 @@ mode_order() {
   fi
 }
 
-# start_server WORKDIR MODE [COMMAND PREFIX...]: starts the server of MODE on PORT (under the
-# prefix, valgrind say), waits for it, registers a user; sets SERVER_PID and TOKEN.
+# start_server MODE [COMMAND PREFIX...]: starts the server of MODE on PORT (under the prefix,
+# valgrind say), its files in WORK, waits for it, registers a user; sets SERVER_PID and TOKEN.
 start_server() {
-  local work="$1" mode="$2"; shift 2
+  local work="$WORK" mode="$1"; shift
   if curl -s "127.0.0.1:$PORT" >/dev/null; then
     echo "port $PORT is taken by another process" >&2
     exit 1
@@ -43,7 +43,9 @@ start_server() {
   local stores=(SQLITE_PATH="$work/$mode.db")
   rm -f "$work/$mode.db"
   if [ "$STORES" = postgres ]; then
-    psql -q "$BENCH_DATABASE_URL" -c "DROP DATABASE IF EXISTS auth_api_bench" -c "CREATE DATABASE auth_api_bench" 2>/dev/null
+    # Errors still show; the NOTICE that a database to drop does not exist does not.
+    PGOPTIONS="-c client_min_messages=warning" psql -q "$BENCH_DATABASE_URL" \
+      -c "DROP DATABASE IF EXISTS auth_api_bench" -c "CREATE DATABASE auth_api_bench" >&2
     stores=(DATABASE_URL="${BENCH_DATABASE_URL%/*}/auth_api_bench" REDIS_URL="$BENCH_REDIS_URL"
       REDIS_KEY_PREFIX="auth-api-bench-$$-$RANDOM:" ACCESS_TOKEN_SECRET=benchmark-secret-benchmark-secret-0123456789)
   fi
@@ -64,16 +66,17 @@ stop_server() {
   wait "$SERVER_PID" || true
 }
 
-# Medians, per mode, of the per-round cost against the BASE mode of the same round, from lines
-# "round mode value..."; each "label:column:sign" names a figure's column, and its sign says
-# whether fewer is worse (-1, throughput: loss = 1 - v/base) or more is worse (1, v/base - 1).
-# usage: median_costs FILE BASE "label:column:sign" ...
+# Medians, per mode matching the regular expression MODES, of the per-round cost against the
+# BASE mode of the same round, from lines "round mode value..."; each "label:column:sign" names a
+# figure's column, and its sign says whether fewer is worse (-1, throughput: loss = 1 - v/base)
+# or more is worse (1, v/base - 1).
+# usage: median_costs FILE BASE MODES "label:column:sign" ...
 median_costs() {
-  local file="$1" base="$2"; shift 2
-  awk -v specs="$*" -v base="$base" '
+  local file="$1" base="$2" modes="$3"; shift 3
+  awk -v specs="$*" -v base="$base" -v modes="$modes" '
     BEGIN { n_specs = split(specs, spec, " ") }
     $2 == base { for (s = 1; s <= n_specs; s++) { split(spec[s], f, ":"); off[$1, s] = $(f[2]) }; next }
-    base == "logs" && $2 !~ /^on/ { next }
+    $2 !~ modes { next }
     { n[$2]++; for (s = 1; s <= n_specs; s++) { split(spec[s], f, ":")
         cost[$2, s, n[$2]] = (f[3] < 0 ? 1 - $(f[2]) / off[$1, s] : $(f[2]) / off[$1, s] - 1) * 100 } }
     function median(mode, s, count,   i, j, t, v) {
@@ -93,9 +96,9 @@ median_costs() {
 # The costs against "off", and of the "on" modes against "logs" when it ran.
 report_costs() {
   local file="$1"; shift
-  median_costs "$file" off "$@"
+  median_costs "$file" off . "$@"
   if grep -q '^[0-9]* logs ' "$file"; then
-    median_costs "$file" logs "$@"
+    median_costs "$file" logs '^on' "$@"
   fi
 }
 
