@@ -13,16 +13,16 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest};
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::field::Empty;
 use tracing::{Level, Span};
 use tracing_actix_web::{RequestId, RootSpanBuilder};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::json_log::{self, REQUEST_SPAN, SpanFields};
 use super::request_context::{self, RequestContext};
-use super::sampling;
+use super::sampling::{self, RequestTrace};
+use super::span_export;
 
 use crate::domain::UserId;
 use crate::error::ApiError;
@@ -129,13 +129,14 @@ impl RootSpanBuilder for RootSpan {
         // The propagator `init` installs, without the global's lock shared by every worker; and
         // only when there is a `traceparent` (a lookup by a ready header name, where the
         // propagator's by `&str` parses the name first).
-        let parent = if request.headers().contains_key(&TRACEPARENT) {
-            TraceContextPropagator::new().extract(&Headers(request.headers()))
+        let trace = if request.headers().contains_key(&TRACEPARENT) {
+            let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
+            RequestTrace::decide(parent.span().span_context())
         } else {
-            opentelemetry::Context::new()
+            RequestTrace::decide(&SpanContext::NONE)
         };
-        let unrecorded = sampling::unrecorded_ids(parent.span().span_context());
-        let with_span = unrecorded.is_none() || SPAN_FOR_UNRECORDED.load(Ordering::Relaxed);
+        let unrecorded = (!trace.recorded).then(|| trace.unrecorded_ids());
+        let with_span = trace.recorded || SPAN_FOR_UNRECORDED.load(Ordering::Relaxed);
 
         let route = request.match_pattern();
         let request_id = request.extensions().get::<RequestId>().copied();
@@ -154,7 +155,7 @@ impl RootSpanBuilder for RootSpan {
                 protocol: protocol_version(request.version()),
                 request_id,
             };
-            let span = with_span.then(|| sampling::root_span(unrecorded.is_none(), || fields.span(route.is_some())));
+            let span = with_span.then(|| sampling::root_span(trace, || fields.span(route.is_some())));
             // With a span as well (pretty logs) the context only carries the ids: its fields
             // would never be written.
             let log_fields = unrecorded.is_some().then(|| {
@@ -169,10 +170,7 @@ impl RootSpanBuilder for RootSpan {
         if let (Some(ids), Some(log_fields)) = (unrecorded, log_fields) {
             request.extensions_mut().insert(RequestContext::new(ids, log_fields));
         }
-        span.map_or_else(Span::none, |span| {
-            let _ = span.set_parent(parent);
-            span
-        })
+        span.unwrap_or_else(Span::none)
     }
 
     /// Nothing left to do: `request_scope`, just inside, recorded the outcome and wrote the
@@ -253,7 +251,7 @@ pub async fn request_scope(
     };
     let ids = match (&context, &root) {
         (Some(context), _) => Some(context.ids().clone()),
-        (None, Some(root)) => Some(root.context().span().span_context().clone()),
+        (None, Some(root)) => span_export::recorded_ids_of(root),
         (None, None) => None,
     };
     if let (Ok(response), Some(ids)) = (&mut outcome, ids.filter(|ids| ids.is_valid())) {

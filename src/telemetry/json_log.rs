@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::ops::Range;
 
-use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use opentelemetry::trace::SpanContext;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -21,7 +21,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use super::{log_writer, request_context};
+use super::{log_writer, request_context, span_export};
 
 pub struct JsonLog;
 
@@ -68,8 +68,7 @@ where
         };
         // Enclosing spans, innermost first.
         let scope: Vec<SpanRef<'_, S>> = leaf.scope().collect();
-        // Asked only while no extensions are held here: the OpenTelemetry layer locks them.
-        let ids = recorded_ids(&leaf.id());
+        let ids = span_export::recorded_ids(&leaf);
         let guards: Vec<_> = scope.iter().map(|span| span.extensions()).collect();
         let spans: Vec<(&str, Option<&SpanFields>)> = scope
             .iter()
@@ -133,12 +132,6 @@ fn write_line(event: &Event<'_>, spans: &[(&str, Option<&SpanFields>)], ids: Opt
         // Whole lines, so lines from several threads never interleave.
         log_writer::write_line(line);
     });
-}
-
-/// The ids the OpenTelemetry layer gave a recorded span, if it is installed.
-fn recorded_ids(span: &Id) -> Option<SpanContext> {
-    tracing::dispatcher::get_default(|dispatch| tracing_opentelemetry::get_otel_context(span, dispatch))
-        .map(|cx| cx.span().span_context().clone())
 }
 
 thread_local! {

@@ -7,12 +7,14 @@ mod json_log;
 mod log_writer;
 mod request_context;
 pub mod sampling;
+mod span_export;
 
-use opentelemetry::trace::TracerProvider as _;
+use std::sync::Arc;
+
 use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanProcessor as _};
 use tracing_subscriber::Registry;
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -20,9 +22,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, OtlpProtocol, TelemetrySettings};
 
-/// Keeps the tracer provider so buffered spans can be flushed at shutdown.
+/// Keeps the span processor so buffered spans can be flushed at shutdown.
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
+    spans: Option<Arc<BatchSpanProcessor>>,
 }
 
 impl Telemetry {
@@ -30,8 +32,8 @@ impl Telemetry {
     /// after the server stopped and its last line was logged, outside any async context (the
     /// HTTP exporter's blocking client must not be dropped in one).
     pub fn shutdown(self) {
-        if let Some(provider) = self.provider
-            && let Err(e) = provider.shutdown()
+        if let Some(spans) = self.spans
+            && let Err(e) = spans.shutdown()
         {
             eprintln!("auth-api: flushing spans at shutdown failed: {e}");
         }
@@ -57,7 +59,7 @@ pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<T
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     // Spans are only built when something receives them; without an exporter a request still
     // gets a trace id (for its log lines and `traceresponse`), at no span cost.
-    let provider = if settings.sdk_disabled || !settings.export {
+    let spans = if settings.sdk_disabled || !settings.export {
         sampling::install(None);
         None
     } else {
@@ -76,27 +78,12 @@ pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<T
         };
         // Batching keeps export off the request path: a slow or absent collector only fills
         // (then drops from) a bounded queue. The sampling decision was taken per request
-        // (sampling.rs): whatever reaches the SDK is recorded.
-        let builder = SdkTracerProvider::builder()
-            .with_resource(resource)
-            .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
-            .with_batch_exporter(exporter);
-        Some(builder.build())
+        // (sampling.rs): whatever reaches the processor is recorded.
+        let mut processor = BatchSpanProcessor::builder(exporter).build();
+        processor.set_resource(&resource);
+        Some(Arc::new(processor))
     };
-    // Per-poll bookkeeping (busy/idle time, context activation) and per-span thread and
-    // source-location attributes cost more than the spans of a fast request are worth.
-    // Span context is read explicitly where it is needed (traceresponse, log lines).
-    let otel = provider.as_ref().map(|p| {
-        let layer = tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("auth-api"))
-            .with_tracked_inactivity(false)
-            .with_threads(false)
-            .with_location(false)
-            .with_context_activation(false)
-            // The module path of each span says nothing the semantic attributes do not.
-            .with_target(false);
-        sampling::RecordedOnly(layer)
-    });
+    let otel = spans.clone().map(span_export::SpanExport::new);
     let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let registry = tracing_subscriber::registry()
         .with(filter)
@@ -115,7 +102,7 @@ pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<T
         tracing::error!(panic = %info, "panic");
         log_writer::flush();
     }));
-    Ok(Telemetry { provider })
+    Ok(Telemetry { spans })
 }
 
 #[cfg(test)]

@@ -1,24 +1,23 @@
 //! Head sampling, decided once per request before any of its spans exists.
 //!
-//! The OpenTelemetry SDK samples when tracing-opentelemetry builds a span, after it has already
-//! turned every field of every span into attributes: an unsampled request paid nearly the whole
-//! price of a sampled one (bench/instrumentation.sh). Here the root span's decision comes from
-//! the standard `OTEL_TRACES_SAMPLER`/`_ARG` and the caller's `traceparent`; the spans of a
-//! request that is not recorded never reach the OpenTelemetry layer (`RecordedOnly`), and
+//! The OpenTelemetry SDK's tracer samples when it builds a span, after every field of every span
+//! has been turned into attributes: an unsampled request paid nearly the whole price of a sampled
+//! one (bench/instrumentation.sh). Here the root span's decision comes from the standard
+//! `OTEL_TRACES_SAMPLER`/`_ARG` and the caller's `traceparent`; the spans of a request that is
+//! not recorded are not created (`SkipUnrecordedChildren`) or not recorded (span_export.rs), and
 //! the request keeps a trace id of its own (the caller's, or a random one) for its log lines and
-//! its `traceresponse` header. The SDK itself then samples always on.
+//! its `traceresponse` header.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
-use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Metadata, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::{LookupSpan, SpanRef};
+use tracing_subscriber::registry::LookupSpan;
 
 /// The samplers of the OpenTelemetry specification (`OTEL_TRACES_SAMPLER`).
 #[derive(Clone, Debug, PartialEq)]
@@ -76,141 +75,67 @@ pub(super) fn install(sampler: Option<Sampler>) {
     let _ = SAMPLER.set(sampler);
 }
 
-thread_local! {
-    /// The decision for the root span being created right now on this thread, if any, so the
-    /// filter below applies it instead of deciding again.
-    static CREATING_ROOT: Cell<Option<bool>> = const { Cell::new(None) };
+/// A request's place in a trace, decided once before any of its spans exists.
+pub struct RequestTrace {
+    /// The caller's span, from its `traceparent`.
+    pub remote_parent: Option<SpanContext>,
+    /// The caller's trace id, or a new one: the one its spans, log lines and `traceresponse`
+    /// carry, and the one a ratio sampler decided on.
+    pub trace_id: TraceId,
+    pub recorded: bool,
 }
 
-/// Decides for a request with this remote parent (invalid when the caller sent none). `None`
-/// when it is recorded (the OpenTelemetry layer gives its root span ids), else the ids it
-/// reports in its log lines and `traceresponse`: the caller's trace id, or a new one.
-pub fn unrecorded_ids(remote: &SpanContext) -> Option<SpanContext> {
-    let parent = remote.is_valid().then_some(remote);
-    let trace_id = parent.map_or_else(random_trace_id, |p| p.trace_id());
-    if decide(parent, trace_id) {
-        return None;
+impl RequestTrace {
+    /// Decides for a request with this remote parent (invalid when the caller sent none).
+    pub fn decide(remote: &SpanContext) -> Self {
+        let remote_parent = remote.is_valid().then(|| remote.clone());
+        let trace_id = remote_parent
+            .as_ref()
+            .map_or_else(random_trace_id, SpanContext::trace_id);
+        let recorded = decide(remote_parent.as_ref(), trace_id);
+        Self {
+            remote_parent,
+            trace_id,
+            recorded,
+        }
     }
-    Some(SpanContext::new(
-        trace_id,
-        random_span_id(),
-        TraceFlags::default(),
-        false,
-        TraceState::default(),
-    ))
+
+    /// The ids a request that is not recorded reports in its log lines and `traceresponse`: its
+    /// trace id, a span id of its own, not sampled.
+    pub fn unrecorded_ids(&self) -> SpanContext {
+        SpanContext::new(
+            self.trace_id,
+            random_span_id(),
+            TraceFlags::default(),
+            false,
+            TraceState::default(),
+        )
+    }
 }
 
-/// Creates a request's root span with `make`, recorded or not as decided by `unrecorded_ids`.
-pub fn root_span(recorded: bool, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
-    CREATING_ROOT.set(Some(recorded));
+thread_local! {
+    /// The request whose root span is being created right now on this thread, if any, so the
+    /// filter below and the span export layer apply its decision instead of deciding again.
+    static CREATING_ROOT: RefCell<Option<RequestTrace>> = const { RefCell::new(None) };
+}
+
+/// Creates a request's root span with `make`, recorded or not as `trace` says.
+pub fn root_span(trace: RequestTrace, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    CREATING_ROOT.set(Some(trace));
     let span = make();
     CREATING_ROOT.set(None);
     span
 }
 
-/// Wraps the OpenTelemetry layer so it only sees the spans and events of recorded requests.
-/// Outside any request (start-up, shutdown) the sampler decides as for a root; a child follows
-/// its parent.
-///
-/// Not a per-layer filter: `Filtered` looks the span up and updates thread-local filter state on
-/// every enter, exit, record and close of every span, which cost an unrecorded request more
-/// than its log line (bench/tracing_overhead.rs). Here only creation, records and events are
-/// checked; close is passed through (the OpenTelemetry layer treats a span it never saw as
-/// nothing to do: no data in its extensions), and enter and exit are not passed on (see below).
-pub struct RecordedOnly<L>(pub L);
-
-/// In the extensions of a span the wrapped layer has seen.
-struct Recorded;
-
-impl<S, L> Layer<S> for RecordedOnly<L>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    L: Layer<S>,
-{
-    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
-        self.0.on_register_dispatch(subscriber);
-    }
-
-    fn on_layer(&mut self, subscriber: &mut S) {
-        self.0.on_layer(subscriber);
-    }
-
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, cx: Context<'_, S>) {
-        let record = match CREATING_ROOT.get() {
-            Some(record) => record,
-            None => {
-                let parent = match attrs.parent() {
-                    Some(parent) => cx.span(parent),
-                    None if attrs.is_contextual() => cx.lookup_current(),
-                    None => None,
-                };
-                match parent {
-                    Some(parent) => parent.extensions().get::<Recorded>().is_some(),
-                    None => decide(None, random_trace_id()),
-                }
-            }
-        };
-        if record {
-            if let Some(span) = cx.span(id) {
-                span.extensions_mut().insert(Recorded);
-            }
-            self.0.on_new_span(attrs, id, cx);
-        }
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, cx: Context<'_, S>) {
-        if is_recorded(cx.span(id)) {
-            self.0.on_record(id, values, cx);
-        }
-    }
-
-    fn on_follows_from(&self, id: &Id, follows: &Id, cx: Context<'_, S>) {
-        if is_recorded(cx.span(id)) {
-            self.0.on_follows_from(id, follows, cx);
-        }
-    }
-
-    fn on_event(&self, event: &tracing::Event<'_>, cx: Context<'_, S>) {
-        // The access line would only repeat the root span's status and duration as a span event.
-        if event.metadata().target() == super::http::ACCESS_TARGET {
-            return;
-        }
-        if is_recorded(cx.event_span(event)) {
-            self.0.on_event(event, cx);
-        }
-    }
-
-    // Enter and exit are not passed on. Without context activation and inactivity tracking
-    // (telemetry::init) the OpenTelemetry layer does nothing on enter, and on exit only looks
-    // the span up, locks it and stamps an end time, at every poll of every instrumented future.
-    // Unstamped, a span ends when it closes: for a child span right after its last poll, for
-    // the request's root span once the response has been sent, which is what an HTTP server
-    // span should cover.
-
-    fn on_close(&self, id: Id, cx: Context<'_, S>) {
-        self.0.on_close(id, cx);
-    }
-
-    fn on_id_change(&self, old: &Id, new: &Id, cx: Context<'_, S>) {
-        self.0.on_id_change(old, new, cx);
-    }
-
-    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
-        // tracing-opentelemetry finds its span context through this (`OpenTelemetrySpanExt`).
-        if id == std::any::TypeId::of::<Self>() {
-            Some(self as *const Self as *const ())
-        } else {
-            // SAFETY: forwarded unchanged to the wrapped layer, which upholds the contract.
-            unsafe { self.0.downcast_raw(id) }
-        }
-    }
+/// `f` of the request whose root span is being created on this thread, if one is.
+pub(super) fn with_creating_root<R>(f: impl FnOnce(Option<&RequestTrace>) -> R) -> R {
+    CREATING_ROOT.with_borrow(|root| f(root.as_ref()))
 }
 
-fn is_recorded<S>(span: Option<SpanRef<'_, S>>) -> bool
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    span.is_some_and(|span| span.extensions().get::<Recorded>().is_some())
+/// A new trace id for a span outside any request, if the sampler records it.
+pub(super) fn decide_new_trace() -> Option<TraceId> {
+    let trace_id = random_trace_id();
+    decide(None, trace_id).then_some(trace_id)
 }
 
 /// The installed sampler's decision.
@@ -224,7 +149,7 @@ fn decide(parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
 }
 
 /// A global filter: inside a request that is not recorded, spans are not created at all. Their
-/// consumers would be the OpenTelemetry layer, which never sees them, and the `span` fields of
+/// consumers would be the span export layer, which would not record them, and the `span` fields of
 /// log lines written inside them; such lines keep the request's fields (route, request id,
 /// trace id) from its `RequestContext`. Every event stays. Creating, entering and closing a span
 /// costs more than the rest of a log line (bench/README.md).
@@ -245,7 +170,7 @@ where
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
-        if !metadata.is_span() || CREATING_ROOT.get().is_some() {
+        if !metadata.is_span() || with_creating_root(|root| root.is_some()) {
             return true;
         }
         // Only requests that are not recorded have a context.
@@ -258,7 +183,7 @@ fn random_trace_id() -> TraceId {
     RandomIdGenerator::default().new_trace_id()
 }
 
-fn random_span_id() -> SpanId {
+pub(super) fn random_span_id() -> SpanId {
     RandomIdGenerator::default().new_span_id()
 }
 

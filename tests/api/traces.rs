@@ -587,6 +587,14 @@ async fn a_ratio_sampler_exports_exactly_the_traces_it_sampled() {
         "{} of 60 sampled at 50 %",
         sampled.len()
     );
+    // The specification's rule, on the trace id the request carries: recorded exactly when the
+    // id's low 63 bits fall under the ratio, so a service downstream with the same ratio agrees.
+    let under_half = |id: &String| (u64::from_str_radix(&id[16..], 16).unwrap() >> 1) < 1 << 62;
+    assert!(sampled.iter().all(under_half), "a sampled trace id is over the ratio");
+    assert!(
+        !unsampled.iter().any(under_half),
+        "an unsampled trace id is under the ratio"
+    );
     for trace_id in &sampled {
         wait_for(&received, trace_id, "GET /auth/me").await;
     }
