@@ -118,10 +118,10 @@ where
             events: SpanEvents::default(),
             status: Status::Unset,
         };
-        attrs.record(&mut SpanFields {
+        attrs.record(&mut Fields(&mut SpanFields {
             span: &mut open,
             new: true,
-        });
+        }));
         span.extensions_mut().insert(open);
     }
 
@@ -129,7 +129,7 @@ where
         if let Some(span) = cx.span(id)
             && let Some(open) = span.extensions_mut().get_mut::<OpenSpan>()
         {
-            values.record(&mut SpanFields { span: open, new: false });
+            values.record(&mut Fields(&mut SpanFields { span: open, new: false }));
         }
     }
 
@@ -158,7 +158,7 @@ where
         };
         fields.attributes.push(KeyValue::new("level", meta.level().as_str()));
         fields.attributes.push(KeyValue::new("target", meta.target()));
-        event.record(&mut fields);
+        event.record(&mut Fields(&mut fields));
         let name = fields.message.map_or(Cow::Borrowed(meta.name()), Cow::Owned);
         open.events.events.push(SpanEvent::new(
             name,
@@ -241,21 +241,10 @@ where
     }
 }
 
-/// A field's value as an attribute value, as tracing-opentelemetry converts them.
-fn attribute_value(value: FieldValue<'_>) -> Value {
-    match value {
-        FieldValue::Str(text) => Value::String(text.to_string().into()),
-        FieldValue::Owned(text) => Value::String(text.into()),
-        FieldValue::I64(n) => Value::I64(n),
-        // Beyond i64 an integer is kept exactly, as text.
-        FieldValue::U64(n) => i64::try_from(n).map_or_else(|_| Value::String(n.to_string().into()), Value::I64),
-        FieldValue::F64(x) => Value::F64(x),
-        FieldValue::Bool(b) => Value::Bool(b),
-    }
-}
-
+/// A field's value as `tracing` records it.
 enum FieldValue<'a> {
     Str(&'a str),
+    /// A `Debug` value, formatted.
     Owned(String),
     I64(i64),
     U64(u64),
@@ -263,8 +252,59 @@ enum FieldValue<'a> {
     Bool(bool),
 }
 
-/// Records a span's fields: the `otel.*` ones into its name, kind and status, the others as
-/// attributes.
+impl FieldValue<'_> {
+    fn text(&self) -> Option<&str> {
+        match self {
+            FieldValue::Str(text) => Some(text),
+            FieldValue::Owned(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// As an attribute value, as tracing-opentelemetry converts them.
+    fn into_attribute(self) -> Value {
+        match self {
+            FieldValue::Str(text) => Value::String(text.to_string().into()),
+            FieldValue::Owned(text) => Value::String(text.into()),
+            FieldValue::I64(n) => Value::I64(n),
+            // Beyond i64 an integer is kept exactly, as text.
+            FieldValue::U64(n) => i64::try_from(n).map_or_else(|_| Value::String(n.to_string().into()), Value::I64),
+            FieldValue::F64(x) => Value::F64(x),
+            FieldValue::Bool(b) => Value::Bool(b),
+        }
+    }
+}
+
+/// Where the fields a `Fields` visitor reads go: a span's data, or a span event's.
+trait FieldSink {
+    fn set(&mut self, field: &Field, value: FieldValue<'_>);
+}
+
+/// Reads a span's or an event's fields into a `FieldSink`.
+struct Fields<'a, S>(&'a mut S);
+
+impl<S: FieldSink> Visit for Fields<'_, S> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.set(field, FieldValue::Str(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.set(field, FieldValue::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.set(field, FieldValue::U64(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.set(field, FieldValue::F64(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.set(field, FieldValue::Bool(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.set(field, FieldValue::Owned(format!("{value:?}")));
+    }
+}
+
+/// A span's fields: the `otel.*` ones into its name, kind and status, the others as attributes.
 struct SpanFields<'a> {
     span: &'a mut OpenSpan,
     /// At creation the fields of one callsite are distinct; recorded later, a field may replace
@@ -285,10 +325,17 @@ impl SpanFields<'_> {
         }
         true
     }
+}
 
+impl FieldSink for SpanFields<'_> {
     fn set(&mut self, field: &Field, value: FieldValue<'_>) {
         let name = field.name();
-        let value = attribute_value(value);
+        if let Some(text) = value.text()
+            && self.special(name, text)
+        {
+            return;
+        }
+        let value = value.into_attribute();
         let attributes = &mut self.span.attributes;
         if !self.new
             && let Some(existing) = attributes.iter_mut().find(|kv| kv.key.as_str() == name)
@@ -302,32 +349,6 @@ impl SpanFields<'_> {
     }
 }
 
-impl Visit for SpanFields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if !self.special(field.name(), value) {
-            self.set(field, FieldValue::Str(value));
-        }
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field, FieldValue::I64(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field, FieldValue::U64(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field, FieldValue::F64(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field, FieldValue::Bool(value));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format!("{value:?}");
-        if !self.special(field.name(), &text) {
-            self.set(field, FieldValue::Owned(text));
-        }
-    }
-}
-
 /// An event's message (its span event's name) and its other fields as attributes.
 struct EventFields {
     message: Option<String>,
@@ -335,42 +356,26 @@ struct EventFields {
     dropped_attributes: u32,
 }
 
-impl EventFields {
+impl FieldSink for EventFields {
     fn set(&mut self, field: &Field, value: FieldValue<'_>) {
+        // `info!("text {x}")` records its message as `fmt::Arguments`, a `Debug` value.
+        let value = match (field.name(), value) {
+            ("message", FieldValue::Str(text)) => {
+                self.message = Some(text.to_string());
+                return;
+            }
+            ("message", FieldValue::Owned(text)) => {
+                self.message = Some(text);
+                return;
+            }
+            (_, value) => value,
+        };
         if self.attributes.len() < MAX_ATTRIBUTES {
-            let value = attribute_value(value);
+            let value = value.into_attribute();
             self.attributes
                 .push(KeyValue::new(Key::from_static_str(field.name()), value));
         } else {
             self.dropped_attributes += 1;
-        }
-    }
-}
-
-impl Visit for EventFields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "message" => self.message = Some(value.to_string()),
-            _ => self.set(field, FieldValue::Str(value)),
-        }
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field, FieldValue::I64(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field, FieldValue::U64(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field, FieldValue::F64(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field, FieldValue::Bool(value));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        match field.name() {
-            // `info!("text {x}")` records its message as `fmt::Arguments`.
-            "message" => self.message = Some(format!("{value:?}")),
-            _ => self.set(field, FieldValue::Owned(format!("{value:?}"))),
         }
     }
 }
