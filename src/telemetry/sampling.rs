@@ -1,12 +1,12 @@
 //! Head sampling, decided once per request before any of its spans exists.
 //!
-//! The OpenTelemetry SDK's tracer samples when it builds a span, after every field of every span
-//! has been turned into attributes: an unsampled request paid nearly the whole price of a sampled
-//! one (bench/instrumentation.sh). Here the root span's decision comes from the standard
-//! `OTEL_TRACES_SAMPLER`/`_ARG` and the caller's `traceparent`; the spans of a request that is
-//! not recorded are not created (`SkipUnrecordedChildren`) or not recorded (span_export.rs), and
-//! the request keeps a trace id of its own (the caller's, or a random one) for its log lines and
-//! its `traceresponse` header.
+//! The OpenTelemetry SDK's tracer, which this service used to build spans with, samples when it
+//! builds a span, after every field of every span has been turned into attributes: an unsampled
+//! request paid nearly the whole price of a sampled one (bench/instrumentation.sh). Here the root
+//! span's decision comes from the standard `OTEL_TRACES_SAMPLER`/`_ARG` and the caller's
+//! `traceparent`; the spans of a request that is not recorded are not created
+//! (`SkipUnrecordedChildren`) or not recorded (span_export.rs), and the request keeps a trace id
+//! of its own (the caller's, or a random one) for its log lines and its `traceresponse` header.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
