@@ -126,9 +126,11 @@ impl RootSpanBuilder for RootSpan {
         if !tracing::span_enabled!(Level::INFO) {
             return Span::none();
         }
-        // The propagator `init` installs, without the global's lock shared by every worker; and
-        // only when there is a `traceparent` (a lookup by a ready header name, where the
-        // propagator's by `&str` parses the name first).
+        // The W3C propagator, built here rather than read from OpenTelemetry's global (a lock
+        // shared by every worker), and only when there is a `traceparent` (a lookup by a ready
+        // header name, where the propagator's by `&str` parses the name first). The caller's
+        // span reaches the root span through `RequestTrace`, not a context: nothing reads the
+        // global propagator, so none is installed.
         let trace = if request.headers().contains_key(&TRACEPARENT) {
             let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
             RequestTrace::decide(parent.span().span_context())

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanProcessor as _};
 use tracing_subscriber::Registry;
 use tracing_subscriber::filter::{EnvFilter, Targets};
@@ -53,10 +52,9 @@ fn log_filter(spec: Option<&str>) -> Box<dyn tracing_subscriber::Layer<Registry>
     }
 }
 
-/// Installs the global subscriber and propagator. Must run inside a tokio runtime context
+/// Installs the global subscriber. Must run inside a tokio runtime context
 /// (`Runtime::enter`): the gRPC exporter binds its channel to that runtime.
 pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     // Spans are only built when something receives them; without an exporter a request still
     // gets a trace id (for its log lines and `traceresponse`), at no span cost.
     let spans = if settings.sdk_disabled || !settings.export {
