@@ -4,7 +4,7 @@ use crate::auth::access_token::AccessTokens;
 use crate::auth::password::PasswordHasher;
 use std::sync::Arc;
 
-use crate::client_ip::Cidr;
+use crate::config::Cidr;
 use crate::config::{CookieSettings, Settings};
 use crate::metrics::Metrics;
 use crate::store::login_throttle::LoginThrottle;

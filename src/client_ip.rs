@@ -6,63 +6,37 @@
 //! the nearest trusted proxy actually saw.
 
 use std::net::IpAddr;
-use std::str::FromStr;
+use std::rc::Rc;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderMap;
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage as _, HttpRequest};
 
-/// An address block such as `10.0.0.0/8` or `fd00::/8`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+use crate::config::Cidr;
 
-impl Cidr {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+/// The client address of a request, resolved once by [`record`] and kept in its extensions.
+#[derive(Clone, Copy, Debug)]
+struct ClientAddr(IpAddr);
+
+/// Resolves the client address of `req` with the `trusted` proxies, for [`of`] to read; the
+/// middleware that runs first, so that every later layer sees the same address.
+pub async fn record(
+    trusted: Rc<[Cidr]>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(peer) = req.peer_addr() {
+        let client = resolve(peer.ip(), req.headers(), &trusted);
+        req.extensions_mut().insert(ClientAddr(client));
     }
+    next.call(req).await
 }
 
-impl FromStr for Cidr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
-        let network: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{s}` is not an address or CIDR block"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = if prefix.is_empty() {
-            max
-        } else {
-            prefix
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{s}` has a bad prefix length"))?
-        };
-        Ok(Self { network, prefix })
-    }
-}
-
-/// The client address of `req`, with the application's trusted proxies.
-pub fn of(req: &actix_web::HttpRequest) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    let trusted = req
-        .app_data::<actix_web::web::Data<crate::app_state::AppState>>()
-        .map_or(&[][..], |state| state.trusted_proxies.as_slice());
-    Some(resolve(peer, req.headers(), trusted))
+/// The client address [`record`] resolved; `None` without a peer address (test requests).
+pub fn of(req: &HttpRequest) -> Option<IpAddr> {
+    req.extensions().get::<ClientAddr>().map(|client| client.0)
 }
 
 /// The client address for a request from `peer` carrying `headers`.
@@ -218,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn cidr_parsing() {
+    fn cidr_parsing_and_matching() {
         assert!("10.0.0.0/8".parse::<Cidr>().unwrap().contains(ip("10.255.1.1")));
         assert!(!"10.0.0.0/8".parse::<Cidr>().unwrap().contains(ip("11.0.0.1")));
         assert!("192.168.1.7".parse::<Cidr>().unwrap().contains(ip("192.168.1.7")));

@@ -8,26 +8,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::auth::access_token::TokenError;
+use crate::domain::ValidationError;
 use crate::envelope::Envelope;
+use crate::store::users::InsertError;
+use crate::store::{Dependency, StoreError};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
-
-/// The external service a 503 is about; named in the body so operators can tell them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Dependency {
-    Database,
-    SessionStore,
-}
-
-impl Dependency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Database => "database",
-            Self::SessionStore => "session_store",
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -261,6 +248,39 @@ impl ResponseError for ApiError {
             _ => {}
         }
         response.json(Envelope::new(status, content))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(dependency, source) => ApiError::Unavailable { dependency, source },
+            StoreError::Failed(_, source) => ApiError::Internal(source),
+        }
+    }
+}
+
+impl From<InsertError> for ApiError {
+    fn from(e: InsertError) -> Self {
+        match e {
+            InsertError::EmailTaken => ApiError::EmailTaken,
+            InsertError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::validation(e.field, e.message)
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Expired => ApiError::ExpiredAccessToken,
+            TokenError::Invalid => ApiError::InvalidAccessToken,
+        }
     }
 }
 

@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     let telemetry = {
         let _context = runtime.enter();
-        match telemetry::init(settings.log_format, &settings.telemetry) {
+        match telemetry::init(&settings) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("auth-api: cannot set up telemetry: {e:#}");

@@ -185,18 +185,3 @@ impl Default for Metrics {
         Self::new()
     }
 }
-
-/// `GET /metrics` on the metrics listener: pool gauges are read now, then everything rendered.
-pub async fn endpoint(state: actix_web::web::Data<crate::app_state::AppState>) -> actix_web::HttpResponse {
-    let metrics = &state.metrics;
-    let (idle, in_use) = state.users.pool_connections();
-    metrics.db_pool.with_label_values(&["idle"]).set(i64::from(idle));
-    metrics.db_pool.with_label_values(&["in_use"]).set(i64::from(in_use));
-    if let Some((idle, in_use)) = state.sessions.pool_connections() {
-        metrics.redis_pool.with_label_values(&["idle"]).set(i64::from(idle));
-        metrics.redis_pool.with_label_values(&["in_use"]).set(i64::from(in_use));
-    }
-    actix_web::HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render())
-}

@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use crate::config::TokenSettings;
 use crate::domain::UserId;
-use crate::error::ApiError;
 
 const TYP: &str = "at+jwt";
 /// Tokens longer than this are rejected before any parsing: ours are about 400 bytes.
@@ -47,7 +46,14 @@ pub struct IssuedToken {
 
 impl AccessTokens {
     pub fn new(settings: &TokenSettings) -> Self {
-        let secret = settings.secret.expose_secret().as_bytes();
+        let drawn;
+        let secret = match &settings.secret {
+            Some(secret) => secret.expose_secret().as_bytes(),
+            None => {
+                drawn = super::refresh_token::random_token();
+                drawn.as_bytes()
+            }
+        };
         // Pin HS256: a token that names another algorithm (`none`, RS256 with our secret as a
         // "public key") is rejected rather than verified its way.
         let mut validation = Validation::new(Algorithm::HS256);
@@ -88,24 +94,33 @@ impl AccessTokens {
         })
     }
 
-    /// The claims of a valid token; `ExpiredAccessToken` or `InvalidAccessToken` otherwise.
+    /// The claims of a valid token.
     #[tracing::instrument(name = "token.verify", skip_all)]
-    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(ApiError::InvalidAccessToken);
+            return Err(TokenError::Invalid);
         }
         // `typ` is not covered by `Validation`; `kid`/`jku` are never consulted (one static key).
-        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidAccessToken)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.typ.as_deref() != Some(TYP) {
-            return Err(ApiError::InvalidAccessToken);
+            return Err(TokenError::Invalid);
         }
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => ApiError::ExpiredAccessToken,
-                _ => ApiError::InvalidAccessToken,
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
             })
     }
+}
+
+/// Why an access token was refused. Expiry is told apart: a client then refreshes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("access token expired")]
+    Expired,
+    #[error("access token invalid")]
+    Invalid,
 }
 
 #[cfg(test)]
@@ -115,8 +130,7 @@ mod tests {
 
     fn settings() -> TokenSettings {
         TokenSettings {
-            secret: SecretString::from("k".repeat(32)),
-            secret_generated: false,
+            secret: Some(SecretString::from("k".repeat(32))),
             access_ttl: Duration::from_secs(300),
             refresh_ttl: Duration::from_secs(60),
             session_lifetime: Duration::from_secs(60),
@@ -148,7 +162,7 @@ mod tests {
             .token;
         assert!(matches!(
             AccessTokens::new(&settings()).verify(&foreign),
-            Err(ApiError::InvalidAccessToken)
+            Err(TokenError::Invalid)
         ));
     }
 }

@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 
 /// argon2id on tokio's blocking threads, at most `concurrency` at once.
 ///
-/// Hashing costs ~26 ms of CPU and 19 MiB of memory, so it must never run on an async worker
+/// Hashing costs tens of milliseconds of CPU and 19 MiB of memory, so it must never run on an async worker
 /// (it would stall every request on that worker), and an unbounded number at once would let
 /// a burst of logins exhaust memory. Callers wait for a permit instead.
 #[derive(Clone)]

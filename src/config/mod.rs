@@ -12,11 +12,13 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use opentelemetry_sdk::trace::Sampler;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::client_ip::Cidr;
-
+mod cidr;
 mod variables;
+
+pub use cidr::Cidr;
 
 pub use variables::{VARIABLES, Variable};
 
@@ -74,9 +76,9 @@ impl std::fmt::Debug for DatabaseUrl {
 /// Token lifetimes and JWT identity.
 #[derive(Clone, Debug)]
 pub struct TokenSettings {
-    pub secret: SecretString,
-    /// True when no secret was configured and one was drawn at random for this process.
-    pub secret_generated: bool,
+    /// `None` only in embedded mode without a configured secret: the service then draws one
+    /// at start-up, and access tokens die with the process.
+    pub secret: Option<SecretString>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub session_lifetime: Duration,
@@ -147,8 +149,9 @@ pub struct TelemetrySettings {
     pub protocol: OtlpProtocol,
     pub service_name: String,
     pub sdk_disabled: bool,
-    /// `OTEL_TRACES_SAMPLER`/`_ARG`, applied per request before spans exist.
-    pub sampler: crate::telemetry::sampling::Sampler,
+    /// `OTEL_TRACES_SAMPLER`/`_ARG`: the tracer provider's sampler, also asked once per request
+    /// before any of its spans exists.
+    pub sampler: Sampler,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +187,8 @@ pub struct Settings {
     pub body_limit: usize,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    /// `RUST_LOG`, the log filter in tracing-subscriber's syntax (`info` when unset).
+    pub log_filter: Option<String>,
     /// `None` when metrics are off.
     pub metrics_addr: Option<SocketAddr>,
     pub telemetry: TelemetrySettings,
@@ -225,14 +230,21 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::read(lookup).0
+    }
+
+    /// The settings, and the name of every variable read on the way.
+    fn read(lookup: impl Fn(&str) -> Option<String>) -> (Result<Self, ConfigError>, Vec<&'static str>) {
+        use variables::*;
         let mut r = Reader {
             lookup: &lookup,
             errors: Vec::new(),
+            read: Vec::new(),
         };
 
-        let database = match r.secret("DATABASE_URL") {
+        let database = match r.secret(&DATABASE_URL) {
             None => DatabaseSettings::Sqlite {
-                path: r.parse("SQLITE_PATH", PathBuf::from("./data/auth.db")),
+                path: r.parse(&SQLITE_PATH),
             },
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 DatabaseSettings::Postgres {
@@ -250,13 +262,13 @@ impl Settings {
                 }
             },
         };
-        let redis_url = r.secret("REDIS_URL");
+        let redis_url = r.secret(&REDIS_URL);
         let embedded = redis_url.is_none() && matches!(database, DatabaseSettings::Sqlite { .. });
         let sessions = match redis_url {
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => SessionSettings::Redis {
                 url: DatabaseUrl::new(url),
-                key_prefix: r.parse("REDIS_KEY_PREFIX", "auth:".to_string()),
-                pool_max: r.positive("REDIS_POOL_MAX", 16),
+                key_prefix: r.parse(&REDIS_KEY_PREFIX),
+                pool_max: r.positive(&REDIS_POOL_MAX),
             },
             Some(_) => {
                 r.errors.push("REDIS_URL: expected a redis:// or rediss:// URL".into());
@@ -265,117 +277,138 @@ impl Settings {
             None => SessionSettings::Memory,
         };
 
-        let (secret, secret_generated) = match r.secret("ACCESS_TOKEN_SECRET") {
-            Some(s) if s.len() >= 32 => (SecretString::from(s), false),
+        let secret = match r.secret(&ACCESS_TOKEN_SECRET) {
+            Some(s) if s.len() >= 32 => Some(SecretString::from(s)),
             Some(_) => {
                 r.errors
                     .push("ACCESS_TOKEN_SECRET: must be at least 32 bytes (e.g. `openssl rand -base64 48`)".into());
-                (SecretString::from(String::new()), false)
+                None
             }
-            None if embedded => (SecretString::from(crate::auth::refresh_token::random_token()), true),
+            None if embedded => None,
             None => {
                 r.errors.push("ACCESS_TOKEN_SECRET: required when DATABASE_URL or REDIS_URL is set (sessions would not survive a restart or be shared between replicas)".into());
-                (SecretString::from(String::new()), false)
+                None
             }
         };
-        let refresh_ttl = r.seconds("REFRESH_TOKEN_TTL", 172_800);
-        let session_lifetime = r.seconds("SESSION_MAX_LIFETIME", 2_592_000);
+        let refresh_ttl = r.seconds(&REFRESH_TOKEN_TTL);
+        let session_lifetime = r.seconds(&SESSION_MAX_LIFETIME);
         if session_lifetime < refresh_ttl {
             r.errors
                 .push("SESSION_MAX_LIFETIME: must not be shorter than REFRESH_TOKEN_TTL".into());
         }
-        let leeway = r.parse("JWT_LEEWAY", 5u64);
+        let leeway: u64 = r.parse(&JWT_LEEWAY);
         if leeway > 5 {
             r.errors.push("JWT_LEEWAY: at most 5 seconds".into());
         }
         let tokens = TokenSettings {
             secret,
-            secret_generated,
-            access_ttl: r.seconds("ACCESS_TOKEN_TTL", 300),
+            access_ttl: r.seconds(&ACCESS_TOKEN_TTL),
             refresh_ttl,
             session_lifetime,
-            reuse_grace: Duration::from_secs(r.parse("REFRESH_REUSE_GRACE", 10)),
-            issuer: r.parse("JWT_ISSUER", "auth-api".to_string()),
-            audience: r.parse("JWT_AUDIENCE", "auth-api".to_string()),
+            reuse_grace: Duration::from_secs(r.parse(&REFRESH_REUSE_GRACE)),
+            issuer: r.parse(&JWT_ISSUER),
+            audience: r.parse(&JWT_AUDIENCE),
             leeway: Duration::from_secs(leeway),
         };
 
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let terminal_format = if std::io::stdout().is_terminal() {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        };
         let settings = Settings {
-            host_addr: r.parse("HOST_ADDR", SocketAddr::from(([127, 0, 0, 1], 3001))),
+            host_addr: r.parse(&HOST_ADDR),
             database,
-            database_pool_max: r.positive("DATABASE_POOL_MAX", 10),
-            run_migrations: r.parse("RUN_MIGRATIONS", true),
+            database_pool_max: r.positive(&DATABASE_POOL_MAX),
+            run_migrations: r.parse(&RUN_MIGRATIONS),
             sessions,
-            store_timeout: Duration::from_millis(r.positive("STORE_TIMEOUT_MS", 1000)),
+            store_timeout: Duration::from_millis(r.positive(&STORE_TIMEOUT_MS)),
             tokens,
-            max_sessions_per_user: r.positive("MAX_SESSIONS_PER_USER", 1),
+            max_sessions_per_user: r.positive(&MAX_SESSIONS_PER_USER),
             cookie: CookieSettings {
-                secure: r.parse("COOKIE_SECURE", true),
-                same_site: r.parse("COOKIE_SAMESITE", SameSite::Lax),
+                secure: r.parse(&COOKIE_SECURE),
+                same_site: r.parse(&COOKIE_SAMESITE),
             },
             hashing: HashSettings {
-                concurrency: r.positive("HASH_CONCURRENCY", cpus),
-                memory_kib: r.positive("ARGON2_MEMORY_KIB", 19_456),
-                iterations: r.positive("ARGON2_ITERATIONS", 2),
-                parallelism: r.positive("ARGON2_PARALLELISM", 1),
+                concurrency: r.positive_or(&HASH_CONCURRENCY, cpus),
+                memory_kib: r.positive(&ARGON2_MEMORY_KIB),
+                iterations: r.positive(&ARGON2_ITERATIONS),
+                parallelism: r.positive(&ARGON2_PARALLELISM),
             },
-            body_limit: r.positive("BODY_LIMIT_BYTES", 16 * 1024),
-            shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT", 30)),
-            log_format: r.parse(
-                "LOG_FORMAT",
-                if std::io::stdout().is_terminal() {
-                    LogFormat::Pretty
-                } else {
-                    LogFormat::Json
-                },
-            ),
-            metrics_addr: match r.raw("METRICS_ADDR").as_deref() {
+            body_limit: r.positive(&BODY_LIMIT_BYTES),
+            shutdown_timeout: Duration::from_secs(r.parse(&SHUTDOWN_TIMEOUT)),
+            log_format: r.parse_or(&LOG_FORMAT, terminal_format),
+            log_filter: r.raw(&RUST_LOG),
+            metrics_addr: match r.raw(&METRICS_ADDR).as_deref() {
                 Some("off") => None,
-                _ => Some(r.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))),
+                _ => Some(r.parse(&METRICS_ADDR)),
             },
             telemetry: TelemetrySettings {
-                export: r.raw("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
-                    || r.raw("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some(),
-                protocol: r.parse("OTEL_EXPORTER_OTLP_PROTOCOL", OtlpProtocol::Grpc),
-                service_name: r.parse("OTEL_SERVICE_NAME", "auth-api".to_string()),
-                sdk_disabled: r.parse("OTEL_SDK_DISABLED", false),
-                sampler: crate::telemetry::sampling::Sampler::from_variables(
-                    r.raw("OTEL_TRACES_SAMPLER").as_deref(),
-                    r.raw("OTEL_TRACES_SAMPLER_ARG").as_deref(),
+                export: r.raw(&OTEL_EXPORTER_OTLP_ENDPOINT).is_some()
+                    || r.raw(&OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).is_some(),
+                protocol: r.parse(&OTEL_EXPORTER_OTLP_PROTOCOL),
+                service_name: r.parse(&OTEL_SERVICE_NAME),
+                sdk_disabled: r.parse(&OTEL_SDK_DISABLED),
+                sampler: sampler(
+                    r.raw(&OTEL_TRACES_SAMPLER).as_deref(),
+                    r.raw(&OTEL_TRACES_SAMPLER_ARG).as_deref(),
                 ),
             },
-            cors_origins: r.list("CORS_ALLOWED_ORIGINS", parse_origin),
-            trusted_proxies: r.list("TRUSTED_PROXIES", |c| c.parse::<Cidr>()),
+            cors_origins: r.list(&CORS_ALLOWED_ORIGINS, parse_origin),
+            trusted_proxies: r.list(&TRUSTED_PROXIES, |c| c.parse::<Cidr>()),
             rate_limits: RateLimitSettings {
-                per_second: r.positive("RATE_LIMIT_PER_SECOND", 20),
-                burst: r.positive("RATE_LIMIT_BURST", 40),
-                auth_per_minute: r.positive("RATE_LIMIT_AUTH_PER_MINUTE", 10),
+                per_second: r.positive(&RATE_LIMIT_PER_SECOND),
+                burst: r.positive(&RATE_LIMIT_BURST),
+                auth_per_minute: r.positive(&RATE_LIMIT_AUTH_PER_MINUTE),
             },
             lockout: LockoutSettings {
-                max_failures: r.positive("LOGIN_MAX_FAILURES", 5),
-                base: r.seconds("LOGIN_LOCKOUT", 60),
-                max: r.seconds("LOGIN_LOCKOUT_MAX", 900),
+                max_failures: r.positive(&LOGIN_MAX_FAILURES),
+                base: r.seconds(&LOGIN_LOCKOUT),
+                max: r.seconds(&LOGIN_LOCKOUT_MAX),
             },
-            request_timeout: r.seconds("REQUEST_TIMEOUT", 30),
-            header_timeout: r.seconds("CLIENT_HEADER_TIMEOUT", 5),
-            keep_alive: r.seconds("KEEP_ALIVE", 5),
-            header_limit: r.positive("HEADER_LIMIT_BYTES", 16 * 1024),
+            request_timeout: r.seconds(&REQUEST_TIMEOUT),
+            header_timeout: r.seconds(&CLIENT_HEADER_TIMEOUT),
+            keep_alive: r.seconds(&KEEP_ALIVE),
+            header_limit: r.positive(&HEADER_LIMIT_BYTES),
         };
+        // Read by the OpenTelemetry SDK itself; listed so that they are documented.
+        r.read
+            .extend([OTEL_RESOURCE_ATTRIBUTES.name, OTEL_BSP_SCHEDULE_DELAY.name]);
         if settings.cookie.same_site == SameSite::None && !settings.cookie.secure {
             r.errors
                 .push("COOKIE_SAMESITE: None requires COOKIE_SECURE=true (browsers drop such cookies)".into());
         }
-        if r.errors.is_empty() {
+        let result = if r.errors.is_empty() {
             Ok(settings)
         } else {
             Err(ConfigError(r.errors))
-        }
+        };
+        (result, r.read)
     }
 
     /// True when both stores are the embedded ones (one process owns all state).
     pub fn is_embedded(&self) -> bool {
         matches!(self.database, DatabaseSettings::Sqlite { .. }) && matches!(self.sessions, SessionSettings::Memory)
+    }
+}
+
+/// The SDK's sampler named by `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`, as the
+/// specification defines them: an unknown name is the default, `parentbased_always_on`; a ratio
+/// that is missing or outside 0..=1 is 1.
+fn sampler(name: Option<&str>, arg: Option<&str>) -> Sampler {
+    let ratio = || {
+        let ratio = arg.and_then(|a| a.trim().parse::<f64>().ok());
+        Sampler::TraceIdRatioBased(ratio.filter(|r| (0.0..=1.0).contains(r)).unwrap_or(1.0))
+    };
+    let parent_based = |root| Sampler::ParentBased(Box::new(root));
+    match name.map(str::trim) {
+        Some("always_on") => Sampler::AlwaysOn,
+        Some("always_off") => Sampler::AlwaysOff,
+        Some("traceidratio") => ratio(),
+        Some("parentbased_always_off") => parent_based(Sampler::AlwaysOff),
+        Some("parentbased_traceidratio") => parent_based(ratio()),
+        _ => parent_based(Sampler::AlwaysOn),
     }
 }
 
@@ -397,26 +430,43 @@ fn parse_origin(raw: &str) -> Result<String, String> {
     Ok(origin)
 }
 
-/// Collects one error per bad variable instead of stopping at the first.
+/// The documented default of `var`, which is a value wherever the parser relies on it.
+fn default_of<T: FromStr>(var: &Variable) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    var.default.parse().unwrap_or_else(|e| {
+        panic!(
+            "the default of {} (`{}`) must be a valid value: {e}",
+            var.name, var.default
+        )
+    })
+}
+
+/// Collects one error per bad variable instead of stopping at the first, and the name of every
+/// variable read.
 struct Reader<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<String>,
+    read: Vec<&'static str>,
 }
 
 impl Reader<'_> {
-    fn raw(&self, name: &str) -> Option<String> {
-        (self.lookup)(name)
+    fn raw(&mut self, var: &Variable) -> Option<String> {
+        self.read.push(var.name);
+        (self.lookup)(var.name)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     }
 
     /// A secret from `NAME`, or from the file named by `NAME_FILE`.
-    fn secret(&mut self, name: &str) -> Option<String> {
-        if let Some(value) = self.raw(name) {
+    fn secret(&mut self, var: &Variable) -> Option<String> {
+        if let Some(value) = self.raw(var) {
             return Some(value);
         }
-        let path = self.raw(&format!("{name}_FILE"))?;
-        match std::fs::read_to_string(&path) {
+        let name = var.name;
+        let path = (self.lookup)(&format!("{name}_FILE")).filter(|p| !p.trim().is_empty())?;
+        match std::fs::read_to_string(path.trim()) {
             Ok(value) => Some(value.trim().to_string()).filter(|v| !v.is_empty()),
             Err(e) => {
                 self.errors.push(format!("{name}_FILE: cannot read {path}: {e}"));
@@ -425,46 +475,62 @@ impl Reader<'_> {
         }
     }
 
-    fn parse<T: FromStr>(&mut self, name: &str, default: T) -> T
+    /// The variable's value, or its documented default.
+    fn parse<T: FromStr>(&mut self, var: &Variable) -> T
     where
         T::Err: std::fmt::Display,
     {
-        let Some(raw) = self.raw(name) else {
+        self.parse_or(var, default_of(var))
+    }
+
+    /// The variable's value, or `default` where the documented one is a description.
+    fn parse_or<T: FromStr>(&mut self, var: &Variable, default: T) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        let Some(raw) = self.raw(var) else {
             return default;
         };
         raw.parse().unwrap_or_else(|e| {
-            self.errors.push(format!("{name}: cannot use `{raw}`: {e}"));
+            self.errors.push(format!("{}: cannot use `{raw}`: {e}", var.name));
             default
         })
     }
 
-    fn positive<T: FromStr + PartialOrd + Default + Copy>(&mut self, name: &str, default: T) -> T
+    fn positive<T: FromStr + PartialOrd + Default + Copy>(&mut self, var: &Variable) -> T
     where
         T::Err: std::fmt::Display,
     {
-        let value = self.parse(name, default);
+        self.positive_or(var, default_of(var))
+    }
+
+    fn positive_or<T: FromStr + PartialOrd + Default + Copy>(&mut self, var: &Variable, default: T) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        let value = self.parse_or(var, default);
         if value <= T::default() {
-            self.errors.push(format!("{name}: must be greater than zero"));
+            self.errors.push(format!("{}: must be greater than zero", var.name));
             return default;
         }
         value
     }
 
     /// A comma-separated list, each item parsed by `parse`; empty when unset.
-    fn list<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Vec<T> {
-        let Some(raw) = self.raw(name) else { return Vec::new() };
+    fn list<T>(&mut self, var: &Variable, parse: impl Fn(&str) -> Result<T, String>) -> Vec<T> {
+        let Some(raw) = self.raw(var) else { return Vec::new() };
         let mut items = Vec::new();
         for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             match parse(item) {
                 Ok(value) => items.push(value),
-                Err(e) => self.errors.push(format!("{name}: {e}")),
+                Err(e) => self.errors.push(format!("{}: {e}", var.name)),
             }
         }
         items
     }
 
-    fn seconds(&mut self, name: &str, default: u64) -> Duration {
-        Duration::from_secs(self.positive(name, default))
+    fn seconds(&mut self, var: &Variable) -> Duration {
+        Duration::from_secs(self.positive(var))
     }
 }
 
@@ -479,11 +545,10 @@ mod tests {
     }
 
     #[test]
-    fn bare_environment_is_embedded_with_random_secret() {
+    fn bare_environment_is_embedded_without_a_secret() {
         let s = settings(&[]).expect("defaults are valid");
         assert!(s.is_embedded());
-        assert!(s.tokens.secret_generated);
-        assert!(s.tokens.secret.expose_secret().len() >= 32);
+        assert!(s.tokens.secret.is_none(), "drawn at start-up, not by the settings");
         assert_eq!(s.host_addr.to_string(), "127.0.0.1:3001");
         assert_eq!(s.tokens.access_ttl, Duration::from_secs(300));
         assert_eq!(s.max_sessions_per_user, 1);
@@ -574,6 +639,54 @@ mod tests {
         assert_eq!(ok.cors_origins, ["https://app.example.com", "http://localhost:5173"]);
     }
 
+    /// The parser reads exactly the variables of the table, and every value default parses.
+    #[test]
+    fn the_parser_reads_every_listed_variable() {
+        let all_branches: HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://u:p@db/auth"),
+            ("REDIS_URL", "redis://cache"),
+            ("ACCESS_TOKEN_SECRET", "0123456789abcdef0123456789abcdef"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let (settings, mut read) = Settings::read(|k| all_branches.get(k).cloned());
+        settings.expect("the documented defaults are valid");
+        let (_, embedded) = Settings::read(|_| None);
+        read.extend(embedded);
+        read.sort_unstable();
+        read.dedup();
+        let mut listed: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        listed.sort_unstable();
+        assert_eq!(read, listed);
+    }
+
+    #[test]
+    fn sampler_variables_name_the_specifications_samplers() {
+        use Sampler::*;
+        let parent_based = |root| ParentBased(Box::new(root));
+        let cases = [
+            (None, None, parent_based(AlwaysOn)),
+            (Some("always_off"), None, AlwaysOff),
+            (Some("traceidratio"), Some("0.25"), TraceIdRatioBased(0.25)),
+            (
+                Some("parentbased_traceidratio"),
+                Some("0.1"),
+                parent_based(TraceIdRatioBased(0.1)),
+            ),
+            (Some("traceidratio"), Some("7"), TraceIdRatioBased(1.0)),
+            (Some("jaeger_remote"), None, parent_based(AlwaysOn)),
+        ];
+        for (name, arg, expected) in cases {
+            // The SDK's sampler has no `PartialEq`; its `Debug` names the variant and ratio.
+            assert_eq!(
+                format!("{:?}", sampler(name, arg)),
+                format!("{expected:?}"),
+                "{name:?} {arg:?}"
+            );
+        }
+    }
+
     #[test]
     fn secret_can_come_from_a_file() {
         let path = std::env::temp_dir().join(format!("auth-api-secret-{}", uuid::Uuid::new_v4()));
@@ -581,9 +694,8 @@ mod tests {
         let s = settings(&[("ACCESS_TOKEN_SECRET_FILE", path.to_str().unwrap())]).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(
-            s.tokens.secret.expose_secret(),
-            "a-secret-that-is-long-enough-for-hs256"
+            s.tokens.secret.as_ref().map(|s| s.expose_secret()),
+            Some("a-secret-that-is-long-enough-for-hs256")
         );
-        assert!(!s.tokens.secret_generated);
     }
 }

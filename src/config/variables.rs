@@ -1,257 +1,127 @@
-//! The one list of settings: `auth-api --help` prints it and the README's table must match it.
+//! The one list of settings: each variable's name, default and help are written here once.
+//! The parser reads every variable through its entry here (a default that is a value, not a
+//! description in parentheses, is parsed from this text), `auth-api --help` prints the list,
+//! and a test holds the README's settings table to it row by row.
 
-/// One environment variable: its name, its default (as text, for the docs) and what it does.
+/// One environment variable: its name, its default (as text: parsed when it is a value, shown
+/// in the docs) and what it does.
+#[derive(Debug)]
 pub struct Variable {
     pub name: &'static str,
     pub default: &'static str,
     pub help: &'static str,
 }
 
-/// Every setting the service reads. Keep in step with `Settings::from_lookup` and the README.
-pub const VARIABLES: &[Variable] = &[
-    Variable {
-        name: "HOST_ADDR",
-        default: "127.0.0.1:3001",
-        help: "address the API listens on",
-    },
-    Variable {
-        name: "DATABASE_URL",
-        default: "(unset: SQLite)",
-        help: "postgres://… for PostgreSQL; unset uses the SQLite file SQLITE_PATH",
-    },
-    Variable {
-        name: "SQLITE_PATH",
-        default: "./data/auth.db",
-        help: "SQLite file of the embedded user store (created if missing)",
-    },
-    Variable {
-        name: "DATABASE_POOL_MAX",
-        default: "10",
-        help: "most PostgreSQL/SQLite connections",
-    },
-    Variable {
-        name: "RUN_MIGRATIONS",
-        default: "true",
-        help: "apply pending migrations at start (else run `auth-api migrate`)",
-    },
-    Variable {
-        name: "REDIS_URL",
-        default: "(unset: in-process)",
-        help: "redis://… for refresh sessions; unset keeps them in this process (one instance only)",
-    },
-    Variable {
-        name: "REDIS_KEY_PREFIX",
-        default: "auth:",
-        help: "prefix of every Redis key",
-    },
-    Variable {
-        name: "REDIS_POOL_MAX",
-        default: "16",
-        help: "most Redis connections",
-    },
-    Variable {
-        name: "STORE_TIMEOUT_MS",
-        default: "1000",
-        help: "bound on acquiring a connection and on one store call; past it the request answers 503",
-    },
-    Variable {
-        name: "ACCESS_TOKEN_SECRET",
-        default: "(required; random in embedded mode)",
-        help: "HS256 signing key, at least 32 bytes",
-    },
-    Variable {
-        name: "ACCESS_TOKEN_TTL",
-        default: "300",
-        help: "access token lifetime, seconds",
-    },
-    Variable {
-        name: "REFRESH_TOKEN_TTL",
-        default: "172800",
-        help: "refresh token lifetime (idle timeout of a session), seconds",
-    },
-    Variable {
-        name: "SESSION_MAX_LIFETIME",
-        default: "2592000",
-        help: "absolute session lifetime whatever the refreshes, seconds",
-    },
-    Variable {
-        name: "REFRESH_REUSE_GRACE",
-        default: "10",
-        help: "seconds a just-rotated refresh token still answers with its successor",
-    },
-    Variable {
-        name: "MAX_SESSIONS_PER_USER",
-        default: "1",
-        help: "sessions kept per user; the oldest is evicted beyond it",
-    },
-    Variable {
-        name: "JWT_ISSUER",
-        default: "auth-api",
-        help: "`iss` of access tokens, checked on verify",
-    },
-    Variable {
-        name: "JWT_AUDIENCE",
-        default: "auth-api",
-        help: "`aud` of access tokens, checked on verify",
-    },
-    Variable {
-        name: "JWT_LEEWAY",
-        default: "5",
-        help: "clock skew allowed on `exp`/`nbf`, seconds (0..=5)",
-    },
-    Variable {
-        name: "COOKIE_SECURE",
-        default: "true",
-        help: "Secure attribute of the refresh cookie; false only for plain-http local use",
-    },
-    Variable {
-        name: "COOKIE_SAMESITE",
-        default: "Lax",
-        help: "SameSite of the refresh cookie: Strict, Lax or None",
-    },
-    Variable {
-        name: "HASH_CONCURRENCY",
-        default: "(CPU count)",
-        help: "argon2 computations at once; more wait in line",
-    },
-    Variable {
-        name: "ARGON2_MEMORY_KIB",
-        default: "19456",
-        help: "argon2id memory cost (OWASP baseline)",
-    },
-    Variable {
-        name: "ARGON2_ITERATIONS",
-        default: "2",
-        help: "argon2id time cost",
-    },
-    Variable {
-        name: "ARGON2_PARALLELISM",
-        default: "1",
-        help: "argon2id lanes",
-    },
-    Variable {
-        name: "BODY_LIMIT_BYTES",
-        default: "16384",
-        help: "largest accepted request body",
-    },
-    Variable {
-        name: "SHUTDOWN_TIMEOUT",
-        default: "30",
-        help: "seconds in-flight requests get after SIGTERM/SIGINT",
-    },
-    Variable {
-        name: "CORS_ALLOWED_ORIGINS",
-        default: "(none)",
-        help: "comma-separated exact origins (https://app.example.com) allowed to call the API with credentials; `*` and `null` are refused",
-    },
-    Variable {
-        name: "TRUSTED_PROXIES",
-        default: "(none)",
-        help: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded is believed",
-    },
-    Variable {
-        name: "RATE_LIMIT_PER_SECOND",
-        default: "20",
-        help: "general per-client-IP request rate (GET / and the health routes are exempt)",
-    },
-    Variable {
-        name: "RATE_LIMIT_BURST",
-        default: "40",
-        help: "burst allowed above RATE_LIMIT_PER_SECOND",
-    },
-    Variable {
-        name: "RATE_LIMIT_AUTH_PER_MINUTE",
-        default: "10",
-        help: "per-client-IP rate of register, login, POST /auth and refresh (the same number as burst)",
-    },
-    Variable {
-        name: "LOGIN_MAX_FAILURES",
-        default: "5",
-        help: "failed logins per account (per normalised email) before it is locked",
-    },
-    Variable {
-        name: "LOGIN_LOCKOUT",
-        default: "60",
-        help: "first lock, seconds; doubles with each further failure",
-    },
-    Variable {
-        name: "LOGIN_LOCKOUT_MAX",
-        default: "900",
-        help: "longest lock, seconds",
-    },
-    Variable {
-        name: "REQUEST_TIMEOUT",
-        default: "30",
-        help: "seconds a request may take, body included, before 408",
-    },
-    Variable {
-        name: "CLIENT_HEADER_TIMEOUT",
-        default: "5",
-        help: "seconds a client has to send its request head (slow-loris bound)",
-    },
-    Variable {
-        name: "HEADER_LIMIT_BYTES",
-        default: "16384",
-        help: "largest accepted request head (all header names and values), else 431",
-    },
-    Variable {
-        name: "KEEP_ALIVE",
-        default: "5",
-        help: "seconds an idle keep-alive connection stays open",
-    },
-    Variable {
-        name: "METRICS_ADDR",
-        default: "127.0.0.1:9100",
-        help: "address of the Prometheus /metrics listener (never the API port); `off` disables metrics",
-    },
-    Variable {
-        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
-        default: "(unset: no export)",
-        help: "OTLP collector, e.g. http://collector:4317 (grpc) or http://collector:4318 (http/protobuf); OTEL_EXPORTER_OTLP_TRACES_ENDPOINT also works",
-    },
-    Variable {
-        name: "OTEL_EXPORTER_OTLP_PROTOCOL",
-        default: "grpc",
-        help: "grpc or http/protobuf",
-    },
-    Variable {
-        name: "OTEL_SERVICE_NAME",
-        default: "auth-api",
-        help: "service.name of exported spans",
-    },
-    Variable {
-        name: "OTEL_RESOURCE_ATTRIBUTES",
-        default: "(none)",
-        help: "extra resource attributes, key=value,… (read by the OpenTelemetry SDK)",
-    },
-    Variable {
-        name: "OTEL_TRACES_SAMPLER",
-        default: "parentbased_always_on",
-        help: "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio; decided per request before its spans exist",
-    },
-    Variable {
-        name: "OTEL_TRACES_SAMPLER_ARG",
-        default: "1.0",
-        help: "the ratio (0 to 1) of the traceidratio samplers",
-    },
-    Variable {
-        name: "OTEL_BSP_SCHEDULE_DELAY",
-        default: "5000",
-        help: "batch export delay, ms; the other OTEL_BSP_* variables work too (read by the OpenTelemetry SDK)",
-    },
-    Variable {
-        name: "OTEL_SDK_DISABLED",
-        default: "false",
-        help: "true turns tracing instrumentation off entirely (no trace ids in logs, no traceresponse)",
-    },
-    Variable {
-        name: "LOG_FORMAT",
-        default: "json (pretty on a terminal)",
-        help: "json or pretty",
-    },
-    Variable {
-        name: "RUST_LOG",
-        default: "info",
-        help: "log filter, tracing-subscriber syntax",
-    },
-];
+macro_rules! variables {
+    ($($name:ident = $default:literal, $help:literal;)*) => {
+        $(
+            #[doc = $help]
+            pub const $name: Variable = Variable { name: stringify!($name), default: $default, help: $help };
+        )*
+        /// Every setting the service reads, in the order of the README's table.
+        pub const VARIABLES: &[Variable] = &[$($name),*];
+    };
+}
+
+variables! {
+    HOST_ADDR = "127.0.0.1:3001",
+        "address the API listens on";
+    DATABASE_URL = "(unset: SQLite)",
+        "postgres://… for PostgreSQL; unset uses the SQLite file SQLITE_PATH";
+    SQLITE_PATH = "./data/auth.db",
+        "SQLite file of the embedded user store (created if missing)";
+    DATABASE_POOL_MAX = "10",
+        "most PostgreSQL/SQLite connections";
+    RUN_MIGRATIONS = "true",
+        "apply pending migrations at start (else run `auth-api migrate`)";
+    REDIS_URL = "(unset: in-process)",
+        "redis://… for refresh sessions; unset keeps them in this process (one instance only)";
+    REDIS_KEY_PREFIX = "auth:",
+        "prefix of every Redis key";
+    REDIS_POOL_MAX = "16",
+        "most Redis connections";
+    STORE_TIMEOUT_MS = "1000",
+        "bound on acquiring a connection and on one store call; past it the request answers 503";
+    ACCESS_TOKEN_SECRET = "(required; random in embedded mode)",
+        "HS256 signing key, at least 32 bytes";
+    ACCESS_TOKEN_TTL = "300",
+        "access token lifetime, seconds";
+    REFRESH_TOKEN_TTL = "172800",
+        "refresh token lifetime (idle timeout of a session), seconds";
+    SESSION_MAX_LIFETIME = "2592000",
+        "absolute session lifetime whatever the refreshes, seconds";
+    REFRESH_REUSE_GRACE = "10",
+        "seconds a just-rotated refresh token still answers with its successor";
+    MAX_SESSIONS_PER_USER = "1",
+        "sessions kept per user; the oldest is evicted beyond it";
+    JWT_ISSUER = "auth-api",
+        "`iss` of access tokens, checked on verify";
+    JWT_AUDIENCE = "auth-api",
+        "`aud` of access tokens, checked on verify";
+    JWT_LEEWAY = "5",
+        "clock skew allowed on `exp`/`nbf`, seconds (0..=5)";
+    COOKIE_SECURE = "true",
+        "Secure attribute of the refresh cookie; false only for plain-http local use";
+    COOKIE_SAMESITE = "Lax",
+        "SameSite of the refresh cookie: Strict, Lax or None";
+    HASH_CONCURRENCY = "(CPU count)",
+        "argon2 computations at once; more wait in line";
+    ARGON2_MEMORY_KIB = "19456",
+        "argon2id memory cost (OWASP baseline)";
+    ARGON2_ITERATIONS = "2",
+        "argon2id time cost";
+    ARGON2_PARALLELISM = "1",
+        "argon2id lanes";
+    BODY_LIMIT_BYTES = "16384",
+        "largest accepted request body";
+    SHUTDOWN_TIMEOUT = "30",
+        "seconds in-flight requests get after SIGTERM/SIGINT";
+    CORS_ALLOWED_ORIGINS = "(none)",
+        "comma-separated exact origins (https://app.example.com) allowed to call the API with credentials; `*` and `null` are refused";
+    TRUSTED_PROXIES = "(none)",
+        "comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded is believed";
+    RATE_LIMIT_PER_SECOND = "20",
+        "general per-client-IP request rate (GET / and the health routes are exempt)";
+    RATE_LIMIT_BURST = "40",
+        "burst allowed above RATE_LIMIT_PER_SECOND";
+    RATE_LIMIT_AUTH_PER_MINUTE = "10",
+        "per-client-IP rate of register, login, POST /auth and refresh (the same number as burst)";
+    LOGIN_MAX_FAILURES = "5",
+        "failed logins per account (per normalised email) before it is locked";
+    LOGIN_LOCKOUT = "60",
+        "first lock, seconds; doubles with each further failure";
+    LOGIN_LOCKOUT_MAX = "900",
+        "longest lock, seconds";
+    REQUEST_TIMEOUT = "30",
+        "seconds a request may take, body included, before 408";
+    CLIENT_HEADER_TIMEOUT = "5",
+        "seconds a client has to send its request head (slow-loris bound)";
+    HEADER_LIMIT_BYTES = "16384",
+        "largest accepted request head (all header names and values), else 431";
+    KEEP_ALIVE = "5",
+        "seconds an idle keep-alive connection stays open";
+    METRICS_ADDR = "127.0.0.1:9100",
+        "address of the Prometheus /metrics listener (never the API port); `off` disables metrics";
+    OTEL_EXPORTER_OTLP_ENDPOINT = "(unset: no export)",
+        "OTLP collector, e.g. http://collector:4317 (grpc) or http://collector:4318 (http/protobuf)";
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "(unset: OTEL_EXPORTER_OTLP_ENDPOINT)",
+        "OTLP endpoint for traces only, used as it is (the generic endpoint gets /v1/traces appended for http/protobuf)";
+    OTEL_EXPORTER_OTLP_PROTOCOL = "grpc",
+        "grpc or http/protobuf";
+    OTEL_SERVICE_NAME = "auth-api",
+        "service.name of exported spans";
+    OTEL_RESOURCE_ATTRIBUTES = "(none)",
+        "extra resource attributes, key=value,… (read by the OpenTelemetry SDK)";
+    OTEL_TRACES_SAMPLER = "parentbased_always_on",
+        "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio; decided per request before its spans exist";
+    OTEL_TRACES_SAMPLER_ARG = "1.0",
+        "the ratio (0 to 1) of the traceidratio samplers";
+    OTEL_BSP_SCHEDULE_DELAY = "5000",
+        "batch export delay, ms; the other OTEL_BSP_* variables work too (read by the OpenTelemetry SDK)";
+    OTEL_SDK_DISABLED = "false",
+        "true turns tracing instrumentation off entirely (no trace ids in logs, no traceresponse)";
+    LOG_FORMAT = "(json; pretty on a terminal)",
+        "json or pretty";
+    RUST_LOG = "info",
+        "log filter, tracing-subscriber syntax";
+}

@@ -1,4 +1,4 @@
-use crate::error::ApiError;
+use super::ValidationError;
 
 /// A trimmed, lower-cased email address with a plausible shape. Lower-casing makes lookups and
 /// the unique index case-insensitive, so `Bob@X.io` and `bob@x.io` are one account.
@@ -6,8 +6,8 @@ use crate::error::ApiError;
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let invalid = |why: &str| ApiError::validation("email", format!("email {why}"));
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let invalid = |why: &str| ValidationError::new("email", format!("email {why}"));
         let email = raw.trim().to_lowercase();
         if email.is_empty() {
             return Err(invalid("is required"));

@@ -5,8 +5,10 @@ mod email;
 mod password;
 mod user;
 mod username;
+mod validation;
 
 pub use email::Email;
 pub use password::{LoginPassword, NewPassword};
 pub use user::{User, UserId};
 pub use username::Username;
+pub use validation::ValidationError;

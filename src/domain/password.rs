@@ -3,7 +3,7 @@ use std::sync::LazyLock;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::ApiError;
+use super::ValidationError;
 
 /// The 10,000 most common passwords: SecLists' `10-million-password-list-top-10000` (MIT,
 /// Daniel Miessler and Jason Haddix, from Mark Burnett's data set), lower-cased so the check
@@ -23,22 +23,22 @@ const MAX_CHARS: usize = 128;
 pub struct NewPassword(SecretString);
 
 impl NewPassword {
-    pub fn parse(raw: SecretString) -> Result<Self, ApiError> {
+    pub fn parse(raw: SecretString) -> Result<Self, ValidationError> {
         let chars = raw.expose_secret().chars().count();
         if chars < MIN_CHARS {
-            return Err(ApiError::validation(
+            return Err(ValidationError::new(
                 "password",
                 "password must have at least 8 characters",
             ));
         }
         if chars > MAX_CHARS {
-            return Err(ApiError::validation(
+            return Err(ValidationError::new(
                 "password",
                 "password must have at most 128 characters",
             ));
         }
         if COMMON.contains(raw.expose_secret().to_lowercase().as_str()) {
-            return Err(ApiError::validation(
+            return Err(ValidationError::new(
                 "password",
                 "password is too common, choose another",
             ));
@@ -56,13 +56,13 @@ impl NewPassword {
 pub struct LoginPassword(SecretString);
 
 impl LoginPassword {
-    pub fn parse(raw: SecretString) -> Result<Self, ApiError> {
+    pub fn parse(raw: SecretString) -> Result<Self, ValidationError> {
         let chars = raw.expose_secret().chars().count();
         if chars == 0 {
-            return Err(ApiError::validation("password", "password is required"));
+            return Err(ValidationError::new("password", "password is required"));
         }
         if chars > MAX_CHARS {
-            return Err(ApiError::validation(
+            return Err(ValidationError::new(
                 "password",
                 "password must have at most 128 characters",
             ));
@@ -79,7 +79,7 @@ impl LoginPassword {
 mod tests {
     use super::*;
 
-    fn new(p: &str) -> Result<NewPassword, ApiError> {
+    fn new(p: &str) -> Result<NewPassword, ValidationError> {
         NewPassword::parse(SecretString::from(p))
     }
 

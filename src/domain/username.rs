@@ -1,4 +1,4 @@
-use crate::error::ApiError;
+use super::ValidationError;
 
 /// A display name: 1..=64 characters after trimming, no control characters. Stored verbatim
 /// otherwise (quotes, SQL-looking text and emoji included); it is data, never markup or SQL.
@@ -8,20 +8,20 @@ pub struct Username(String);
 impl Username {
     pub const MAX_CHARS: usize = 64;
 
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let name = raw.trim();
         let chars = name.chars().count();
         if chars == 0 {
-            return Err(ApiError::validation("username", "username is required"));
+            return Err(ValidationError::new("username", "username is required"));
         }
         if chars > Self::MAX_CHARS {
-            return Err(ApiError::validation(
+            return Err(ValidationError::new(
                 "username",
                 "username is longer than 64 characters",
             ));
         }
         if name.chars().any(char::is_control) {
-            return Err(ApiError::validation("username", "username contains control characters"));
+            return Err(ValidationError::new("username", "username contains control characters"));
         }
         Ok(Self(name.to_string()))
     }

@@ -2,9 +2,9 @@
 
 use actix_web::{HttpResponse, web};
 
+use super::bearer::Authenticated;
 use super::resource;
 use crate::app_state::AppState;
-use crate::auth::bearer::Authenticated;
 use crate::envelope;
 use crate::error::{ApiError, Result};
 

@@ -2,10 +2,12 @@
 //! for a method it does not serve, and the app answers 404 in the envelope for unknown paths.
 
 mod auth;
+mod bearer;
 mod csrf;
 mod health;
 mod json;
 mod me;
+pub mod metrics;
 pub mod rate_limit;
 mod refresh;
 mod sessions;

@@ -4,9 +4,9 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::bearer::Authenticated;
 use super::resource;
 use crate::app_state::AppState;
-use crate::auth::bearer::Authenticated;
 use crate::auth::cookie;
 use crate::envelope;
 use crate::error::{ApiError, Result};

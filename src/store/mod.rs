@@ -2,18 +2,14 @@
 //! Each pair is one enum with the same methods, so handlers never know which is in use.
 
 pub mod login_throttle;
-pub mod memory_sessions;
-mod postgres_users;
 pub mod redis_pool;
-pub mod redis_sessions;
 pub mod sessions;
-mod sqlite_users;
 pub mod users;
 
 use std::future::Future;
 use std::time::Duration;
 
-use crate::error::{ApiError, Dependency};
+use serde::Serialize;
 
 pub use sessions::SessionStore;
 pub use users::UserStore;
@@ -29,11 +25,19 @@ pub enum StoreError {
     Failed(Dependency, #[source] anyhow::Error),
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(dependency, source) => ApiError::Unavailable { dependency, source },
-            StoreError::Failed(_, source) => ApiError::Internal(source),
+/// The external service a 503 is about; named in the body so operators can tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dependency {
+    Database,
+    SessionStore,
+}
+
+impl Dependency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::SessionStore => "session_store",
         }
     }
 }

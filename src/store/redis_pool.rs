@@ -12,8 +12,8 @@ use bb8::Pool;
 use bb8_redis::redis::aio::MultiplexedConnection;
 use bb8_redis::redis::{self, AsyncConnectionConfig, Client, RedisError};
 
+use super::Dependency;
 use super::StoreError;
-use crate::error::Dependency;
 
 pub struct RedisManager {
     client: Client,

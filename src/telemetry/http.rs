@@ -12,17 +12,18 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest};
+use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::field::Empty;
 use tracing::{Level, Span};
 use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::json_log::{self, REQUEST_SPAN, SpanFields};
 use super::request_context::{self, RequestContext};
-use super::sampling::{self, RequestTrace};
-use super::span_export;
+use super::sampling::RequestTrace;
 
 use crate::domain::UserId;
 use crate::error::ApiError;
@@ -35,7 +36,8 @@ const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Whether requests that are not recorded get a root span anyway: the `fmt` layer of pretty
-/// logs only knows spans' fields. JSON logs read the request's `RequestContext` instead.
+/// logs only knows spans' fields. JSON logs read the request's `RequestContext` instead. Never
+/// with an exporter: the OpenTelemetry layer would record the span.
 static SPAN_FOR_UNRECORDED: AtomicBool = AtomicBool::new(false);
 
 pub(super) fn set_span_for_unrecorded(on: bool) {
@@ -60,8 +62,8 @@ struct RequestFields<'a> {
 
 impl RequestFields<'_> {
     /// The root span, named `{METHOD} {route}`. Plain `&str` values, not `%`/`?` formatting:
-    /// every field is stored for the log lines, and going through `fmt` for each one was a
-    /// measurable share of a request's cost.
+    /// every field is stored for the log lines, and `fmt` for each one would be paid on every
+    /// recorded request.
     fn span(&self, matched: bool) -> Span {
         let name = if matched {
             format!("{} {}", self.method, self.route)
@@ -102,13 +104,13 @@ impl RequestFields<'_> {
         fields.push("url.path", text(self.path));
         // Written straight into the fields: no `String` of their own.
         fields.push("client.address", |json| match self.client {
-            Some(ip) => json_log::write_ip(json, ip),
+            Some(ip) => json_log::write_value(json, ip),
             None => json_log::write_str(json, ""),
         });
         fields.push("user_agent.original", text(self.user_agent));
         fields.push("network.protocol.version", text(self.protocol));
         fields.push("request_id", |json| match &self.request_id {
-            Some(id) => json_log::write_uuid(json, id),
+            Some(id) => json_log::write_value(json, **id),
             None => json_log::write_str(json, ""),
         });
         fields
@@ -127,16 +129,13 @@ impl RootSpanBuilder for RootSpan {
             return Span::none();
         }
         // The W3C propagator, built here rather than read from OpenTelemetry's global (a lock
-        // shared by every worker), and only when there is a `traceparent` (a lookup by a ready
-        // header name, where the propagator's by `&str` parses the name first). The caller's
-        // span reaches the root span through `RequestTrace`, not a context: nothing reads the
-        // global propagator, so none is installed.
-        let trace = if request.headers().contains_key(&TRACEPARENT) {
-            let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
-            RequestTrace::decide(parent.span().span_context())
+        // shared by every worker), and only when there is a `traceparent`.
+        let remote = if request.headers().contains_key(&TRACEPARENT) {
+            TraceContextPropagator::new().extract(&Headers(request.headers()))
         } else {
-            RequestTrace::decide(&SpanContext::NONE)
+            Context::new()
         };
+        let trace = RequestTrace::decide(remote, request.method().as_str());
         let unrecorded = (!trace.recorded).then(|| trace.unrecorded_ids());
         let with_span = trace.recorded || SPAN_FOR_UNRECORDED.load(Ordering::Relaxed);
 
@@ -157,7 +156,13 @@ impl RootSpanBuilder for RootSpan {
                 protocol: protocol_version(request.version()),
                 request_id,
             };
-            let span = with_span.then(|| sampling::root_span(trace, || fields.span(route.is_some())));
+            let span = with_span.then(|| fields.span(route.is_some()));
+            if let Some(span) = span.as_ref().filter(|_| trace.recorded) {
+                // Joins the caller's trace, and starts the span now, on this thread, so that a new
+                // trace gets the trace id the sampler decided on.
+                let _ = span.set_parent(trace.remote_parent.clone());
+                trace.start_root(|| span.context());
+            }
             // With a span as well (pretty logs) the context only carries the ids: its fields
             // would never be written.
             let log_fields = unrecorded.is_some().then(|| {
@@ -253,18 +258,17 @@ pub async fn request_scope(
     };
     let ids = match (&context, &root) {
         (Some(context), _) => Some(context.ids().clone()),
-        (None, Some(root)) => span_export::recorded_ids_of(root),
+        (None, Some(root)) => Some(root.context().span().span_context().clone()),
         (None, None) => None,
     };
     if let (Ok(response), Some(ids)) = (&mut outcome, ids.filter(|ids| ids.is_valid())) {
-        let mut value = Vec::with_capacity(55);
-        value.extend_from_slice(b"00-");
-        json_log::write_hex(&mut value, &ids.trace_id().to_bytes());
-        value.push(b'-');
-        json_log::write_hex(&mut value, &ids.span_id().to_bytes());
-        value.push(b'-');
-        json_log::write_hex(&mut value, &[ids.trace_flags().to_u8()]);
-        if let Ok(value) = HeaderValue::from_bytes(&value) {
+        let value = format!(
+            "00-{}-{}-{:02x}",
+            ids.trace_id(),
+            ids.span_id(),
+            ids.trace_flags().to_u8()
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(TRACERESPONSE, value);
         }
     }
@@ -376,7 +380,7 @@ mod tests {
             protocol: "1.1",
             request_id: None,
         };
-        let subscriber = tracing_subscriber::registry().with(JsonLog);
+        let subscriber = tracing_subscriber::registry().with(JsonLog::new(std::io::sink));
         tracing::subscriber::with_default(subscriber, || {
             let span = fields.span(true);
             let checked = span.with_subscriber(|(id, dispatch)| {

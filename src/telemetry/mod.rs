@@ -4,39 +4,39 @@
 
 pub mod http;
 mod json_log;
-mod log_writer;
 mod request_context;
-pub mod sampling;
-mod span_export;
+mod sampling;
 
-use std::sync::Arc;
-
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanProcessor as _};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::Registry;
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogFormat, OtlpProtocol, TelemetrySettings};
+use crate::config::{LogFormat, OtlpProtocol, Settings};
 
-/// Keeps the span processor so buffered spans can be flushed at shutdown.
+/// Keeps what must be flushed at shutdown: the tracer provider's batch of spans and the
+/// background log writer.
 pub struct Telemetry {
-    spans: Option<Arc<BatchSpanProcessor>>,
+    provider: Option<SdkTracerProvider>,
+    log_writer: Option<WorkerGuard>,
 }
 
 impl Telemetry {
-    /// Exports what the batch processor still holds and writes out buffered log lines. Call
-    /// after the server stopped and its last line was logged, outside any async context (the
-    /// HTTP exporter's blocking client must not be dropped in one).
+    /// Exports the spans still batched and writes out buffered log lines. Call after the
+    /// server stopped and its last line was logged, outside any async context (the HTTP
+    /// exporter's blocking client must not be dropped in one).
     pub fn shutdown(self) {
-        if let Some(spans) = self.spans
-            && let Err(e) = spans.shutdown()
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
         {
             eprintln!("auth-api: flushing spans at shutdown failed: {e}");
         }
-        log_writer::flush();
+        drop(self.log_writer);
     }
 }
 
@@ -54,17 +54,15 @@ fn log_filter(spec: Option<&str>) -> Box<dyn tracing_subscriber::Layer<Registry>
 
 /// Installs the global subscriber. Must run inside a tokio runtime context
 /// (`Runtime::enter`): the gRPC exporter binds its channel to that runtime.
-pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
+pub fn init(all: &Settings) -> anyhow::Result<Telemetry> {
+    let (format, settings) = (all.log_format, &all.telemetry);
     // Spans are only built when something receives them; without an exporter a request still
     // gets a trace id (for its log lines and `traceresponse`), at no span cost.
-    let spans = if settings.sdk_disabled || !settings.export {
+    let provider = if settings.sdk_disabled || !settings.export {
         sampling::install(None);
         None
     } else {
         sampling::install(Some(settings.sampler.clone()));
-        let resource = Resource::builder()
-            .with_service_name(settings.service_name.clone())
-            .build();
         // Endpoints, headers, timeouts and OTEL_BSP_* come from the standard variables, which
         // the exporter and the batch processor read themselves.
         let exporter = match settings.protocol {
@@ -74,33 +72,49 @@ pub fn init(format: LogFormat, settings: &TelemetrySettings) -> anyhow::Result<T
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .build()?,
         };
+        let resource = Resource::builder()
+            .with_service_name(settings.service_name.clone())
+            .build();
         // Batching keeps export off the request path: a slow or absent collector only fills
-        // (then drops from) a bounded queue. The sampling decision was taken per request
-        // (sampling.rs): whatever reaches the processor is recorded.
-        let mut processor = BatchSpanProcessor::builder(exporter).build();
-        processor.set_resource(&resource);
-        Some(Arc::new(processor))
+        // (then drops from) a bounded queue.
+        Some(
+            SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_sampler(settings.sampler.clone())
+                .with_id_generator(sampling::DecidedTraceIds::default())
+                .with_resource(resource)
+                .build(),
+        )
     };
-    let otel = spans.clone().map(span_export::SpanExport::new);
-    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    let otel = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("auth-api")));
+    let filter = log_filter(all.log_filter.as_deref());
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(sampling::SkipUnrecordedChildren)
         .with(otel);
-    http::set_span_for_unrecorded(format == LogFormat::Pretty);
-    match format {
+    http::set_span_for_unrecorded(format == LogFormat::Pretty && provider.is_none());
+    let log_writer = match format {
         LogFormat::Json => {
-            log_writer::install()?;
-            registry.with(json_log::JsonLog).try_init()?
+            // Lossless: when stdout cannot keep up, logging waits rather than dropping lines.
+            let (writer, guard) = NonBlockingBuilder::default()
+                .lossy(false)
+                .thread_name("log-writer")
+                .finish(std::io::stdout());
+            registry.with(json_log::JsonLog::new(writer)).try_init()?;
+            Some(guard)
         }
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init()?,
-    }
+        LogFormat::Pretty => {
+            registry.with(tracing_subscriber::fmt::layer()).try_init()?;
+            None
+        }
+    };
     // A panic is logged like any error, once, in the configured format.
     std::panic::set_hook(Box::new(|info| {
         tracing::error!(panic = %info, "panic");
-        log_writer::flush();
     }));
-    Ok(Telemetry { spans })
+    Ok(Telemetry { provider, log_writer })
 }
 
 #[cfg(test)]

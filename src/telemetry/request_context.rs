@@ -3,7 +3,7 @@
 //!
 //! A `tracing` span costs a registry slot, reference counting and a thread-local stack push at
 //! every poll of the request's future and body, and every lookup of it goes through the layers;
-//! a request that ends up as one access line paid more for its span than for the line
+//! for a request that ends up as one access line that is more than the line itself
 //! (bench/tracing_overhead.rs). So with JSON logs, only recorded requests get a span; the others
 //! get this context, which the JSON log layer writes into each line as it would a span's fields.
 
@@ -46,7 +46,7 @@ impl RequestContext {
     pub fn record_u64(&self, name: &'static str, value: u64) {
         self.fields
             .borrow_mut()
-            .set(name, |json| json_log::write_number(json, value));
+            .set(name, |json| json_log::write_value(json, value));
     }
 
     pub fn record_str(&self, name: &'static str, value: &str) {

@@ -4,7 +4,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::users::{NewUser, UserRow};
+use super::{NewUser, UserRow};
 
 pub(super) async fn insert(pool: &PgPool, user: &NewUser, now: OffsetDateTime) -> sqlx::Result<()> {
     sqlx::query(

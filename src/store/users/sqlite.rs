@@ -4,7 +4,7 @@ use sqlx::SqlitePool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::users::{NewUser, UserRow};
+use super::{NewUser, UserRow};
 
 pub(super) async fn insert(pool: &SqlitePool, user: &NewUser, now: OffsetDateTime) -> sqlx::Result<()> {
     sqlx::query(

@@ -17,14 +17,11 @@ use std::time::Duration;
 use bb8_redis::redis::{self, Script};
 use uuid::Uuid;
 
-use super::StoreError;
-use super::redis_pool::RedisClient;
-use super::sessions::{
-    ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp,
-};
+use super::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp};
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
-use crate::error::Dependency;
+use crate::store::redis_pool::RedisClient;
+use crate::store::{Dependency, StoreError};
 
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/create.lua")));
 static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rotate.lua")));

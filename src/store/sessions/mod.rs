@@ -14,12 +14,15 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub mod memory;
+pub mod redis;
+
 use super::StoreError;
-use super::memory_sessions::MemorySessionStore;
-use super::redis_sessions::RedisSessionStore;
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 use crate::metrics::Metrics;
+use memory::MemorySessionStore;
+use redis::RedisSessionStore;
 
 /// How long an expired token is remembered by either store, to answer "expired" rather than
 /// "invalid" (and to still recognise a replayed one).
@@ -120,7 +123,7 @@ impl SessionStore {
     }
 
     /// The Redis pool, for other state that must be shared by replicas (the login throttle).
-    pub fn redis_client(&self) -> Option<&super::redis_pool::RedisClient> {
+    pub fn redis_client(&self) -> Option<&crate::store::redis_pool::RedisClient> {
         match &self.backend {
             SessionBackend::Redis(s) => Some(s.client()),
             SessionBackend::Memory(_) => None,

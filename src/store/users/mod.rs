@@ -7,9 +7,11 @@ use sqlx::{PgPool, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{StoreError, bounded, postgres_users, sql_error, sqlite_users};
+mod postgres;
+mod sqlite;
+
+use super::{Dependency, StoreError, bounded, sql_error};
 use crate::domain::{Email, User, UserId, Username};
-use crate::error::{ApiError, Dependency};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -45,15 +47,6 @@ pub enum InsertError {
     EmailTaken,
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<InsertError> for ApiError {
-    fn from(e: InsertError) -> Self {
-        match e {
-            InsertError::EmailTaken => ApiError::EmailTaken,
-            InsertError::Store(e) => e.into(),
-        }
-    }
 }
 
 /// A `users` row as both backends return it.
@@ -131,8 +124,8 @@ impl UserStore {
         let result = self
             .call("users.insert", async {
                 match &self.backend {
-                    Backend::Postgres(pool) => postgres_users::insert(pool, &user, now).await,
-                    Backend::Sqlite(pool) => sqlite_users::insert(pool, &user, now).await,
+                    Backend::Postgres(pool) => postgres::insert(pool, &user, now).await,
+                    Backend::Sqlite(pool) => sqlite::insert(pool, &user, now).await,
                 }
             })
             .await;
@@ -153,8 +146,8 @@ impl UserStore {
         let row = self
             .call("users.find_by_email", async {
                 match &self.backend {
-                    Backend::Postgres(pool) => postgres_users::find_by_email(pool, email.as_str()).await,
-                    Backend::Sqlite(pool) => sqlite_users::find_by_email(pool, email.as_str()).await,
+                    Backend::Postgres(pool) => postgres::find_by_email(pool, email.as_str()).await,
+                    Backend::Sqlite(pool) => sqlite::find_by_email(pool, email.as_str()).await,
                 }
             })
             .await?;
@@ -166,8 +159,8 @@ impl UserStore {
         let row = self
             .call("users.find_by_id", async {
                 match &self.backend {
-                    Backend::Postgres(pool) => postgres_users::find_by_id(pool, id.as_uuid()).await,
-                    Backend::Sqlite(pool) => sqlite_users::find_by_id(pool, id.as_uuid()).await,
+                    Backend::Postgres(pool) => postgres::find_by_id(pool, id.as_uuid()).await,
+                    Backend::Sqlite(pool) => sqlite::find_by_id(pool, id.as_uuid()).await,
                 }
             })
             .await?;

@@ -8,13 +8,10 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::StoreError;
-use super::now_ms;
-use super::sessions::{
-    ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp,
-};
+use super::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp};
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
+use crate::store::{StoreError, now_ms};
 
 struct Session {
     user: UserId,

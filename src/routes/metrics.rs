@@ -1,0 +1,20 @@
+//! `GET /metrics`, served on the metrics listener only (never the API port).
+
+use actix_web::{HttpResponse, web};
+
+use crate::app_state::AppState;
+
+/// `GET /metrics` on the metrics listener: pool gauges are read now, then everything rendered.
+pub async fn endpoint(state: web::Data<AppState>) -> HttpResponse {
+    let metrics = &state.metrics;
+    let (idle, in_use) = state.users.pool_connections();
+    metrics.db_pool.with_label_values(&["idle"]).set(i64::from(idle));
+    metrics.db_pool.with_label_values(&["in_use"]).set(i64::from(in_use));
+    if let Some((idle, in_use)) = state.sessions.pool_connections() {
+        metrics.redis_pool.with_label_values(&["idle"]).set(i64::from(idle));
+        metrics.redis_pool.with_label_values(&["in_use"]).set(i64::from(in_use));
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render())
+}

@@ -1,0 +1,167 @@
+//! Builds the application: stores, shared state, middleware and routes, bound to a listener.
+//! Tests build it with port 0 and read the port back.
+
+mod middleware;
+mod stores;
+
+use std::net::TcpListener;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{Condition, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+
+use crate::app_state::AppState;
+use crate::auth::password::PasswordHasher;
+use crate::config::{Cidr, SessionSettings, Settings};
+use crate::metrics::Metrics;
+use crate::routes;
+use crate::routes::rate_limit::Limiters;
+use crate::store::login_throttle::LoginThrottle;
+use crate::{client_ip, telemetry};
+use middleware::{bounded_request, catch_panic, cors, security_headers};
+use stores::{connect_sessions, log_backends};
+
+pub use stores::{connect_users, migrate};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    metrics: Option<(u16, Server)>,
+}
+
+impl Application {
+    /// Connects the stores (migrating when configured), then binds `settings.host_addr` and,
+    /// unless metrics are off, `settings.metrics_addr`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let users = connect_users(&settings, metrics.clone()).await?;
+        if settings.run_migrations {
+            migrate(&users).await?;
+        }
+        let sessions = connect_sessions(&settings, metrics.clone())?;
+        let throttle = match (&settings.sessions, sessions.redis_client()) {
+            (SessionSettings::Redis { key_prefix, .. }, Some(client)) => {
+                LoginThrottle::redis(client.clone(), key_prefix.clone(), settings.lockout.clone())
+            }
+            _ => LoginThrottle::memory(settings.lockout.clone()),
+        };
+        let limiters = Limiters::new(&settings.rate_limits, &settings.trusted_proxies, metrics.clone());
+        let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
+        log_backends(&settings);
+
+        let http_metrics = metrics.http_middleware();
+        let metrics_on = settings.metrics_addr.is_some();
+        let state = web::Data::new(AppState::new(&settings, users, sessions, hasher, metrics, throttle));
+        let body_limit = settings.body_limit;
+        let listener =
+            TcpListener::bind(settings.host_addr).with_context(|| format!("cannot bind {}", settings.host_addr))?;
+        let port = listener.local_addr()?.port();
+        let app_state = state.clone();
+        let (origins, request_timeout) = (settings.cors_origins.clone(), settings.request_timeout);
+        let header_limit = settings.header_limit;
+        let trusted_proxies = settings.trusted_proxies.clone();
+        let server = HttpServer::new(move || {
+            let trusted: Rc<[Cidr]> = trusted_proxies.clone().into();
+            App::new()
+                .wrap(from_fn(catch_panic))
+                .wrap(from_fn(move |req, next| {
+                    bounded_request(request_timeout, header_limit, req, next)
+                }))
+                .wrap(security_headers())
+                .wrap(cors(&origins))
+                .wrap(from_fn(telemetry::http::request_scope))
+                .wrap(TracingLogger::<telemetry::http::RootSpan>::new())
+                .wrap(Condition::new(metrics_on, http_metrics.clone()))
+                .wrap(from_fn(move |req, next| client_ip::record(trusted.clone(), req, next)))
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(body_limit))
+                .configure(|cfg| routes::configure(cfg, &limiters))
+        })
+        .client_request_timeout(settings.header_timeout)
+        .keep_alive(settings.keep_alive)
+        .listen(listener)?
+        // Signals are handled in `run_until_stopped`: actix would stop abruptly on SIGINT.
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .run();
+
+        let metrics = match settings.metrics_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).with_context(|| format!("cannot bind METRICS_ADDR {addr}"))?;
+                let metrics_port = listener.local_addr()?.port();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .route("/metrics", web::get().to(routes::metrics::endpoint))
+                        .default_service(web::to(routes::not_found))
+                })
+                .listen(listener)?
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .run();
+                tracing::info!(address = %addr.ip(), port = metrics_port, "metrics listening");
+                Some((metrics_port, server))
+            }
+            None => None,
+        };
+        Ok(Self { port, server, metrics })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Port of the metrics listener, if metrics are on.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops accepting and lets in-flight requests finish
+    /// (up to `SHUTDOWN_TIMEOUT`); the metrics listener stops after the API.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        // Handlers are installed before "listening" is logged: a signal sent as soon as the
+        // port is known must not find the default disposition (immediate death).
+        let signal = shutdown_signal()?;
+        // An actix Server only runs while polled: the metrics one gets its own task.
+        let metrics = self.metrics.map(|(_, server)| (server.handle(), tokio::spawn(server)));
+        tracing::info!(port = self.port, "listening");
+        tokio::spawn(async move {
+            signal.await;
+            tracing::info!("shutdown signal received, draining in-flight requests");
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
+        result
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; the handlers are registered when this returns.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        })
+    }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}

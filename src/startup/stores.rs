@@ -1,0 +1,108 @@
+//! Connecting the stores the settings name, and the migrations.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+use crate::config::{DatabaseSettings, SessionSettings, Settings};
+use crate::metrics::Metrics;
+use crate::store::sessions::memory::MemorySessionStore;
+use crate::store::sessions::redis::RedisSessionStore;
+use crate::store::sessions::{SessionBackend, SessionPolicy, SessionStore};
+use crate::store::users::{Backend, UserStore};
+
+/// The user store the settings name; pools connect lazily, so a database that is down at
+/// start only fails the requests (503) until it is back, unless migrations must run first.
+pub async fn connect_users(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<UserStore> {
+    let timeout = settings.store_timeout;
+    let backend = match &settings.database {
+        DatabaseSettings::Postgres { url } => {
+            let options =
+                PgConnectOptions::from_str(url.expose()).context("DATABASE_URL is not a valid PostgreSQL URL")?;
+            Backend::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(settings.database_pool_max)
+                    .acquire_timeout(timeout)
+                    .connect_lazy_with(options),
+            )
+        }
+        DatabaseSettings::Sqlite { path } => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(timeout);
+            Backend::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(settings.database_pool_max)
+                    .acquire_timeout(timeout)
+                    .connect_lazy_with(options),
+            )
+        }
+    };
+    Ok(UserStore::new(backend, timeout, metrics))
+}
+
+/// Applies the migrations embedded in the binary.
+pub async fn migrate(users: &UserStore) -> anyhow::Result<()> {
+    match users.backend() {
+        Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+    }
+    .context("running database migrations")
+}
+
+pub fn connect_sessions(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<SessionStore> {
+    let tokens = &settings.tokens;
+    let policy = SessionPolicy {
+        refresh_ttl: tokens.refresh_ttl,
+        lifetime: tokens.session_lifetime,
+        grace: tokens.reuse_grace,
+        max_per_user: settings.max_sessions_per_user,
+    };
+    let backend = match &settings.sessions {
+        SessionSettings::Redis {
+            url,
+            key_prefix,
+            pool_max,
+        } => SessionBackend::Redis(RedisSessionStore::new(
+            url.expose(),
+            key_prefix.clone(),
+            *pool_max,
+            policy,
+            settings.store_timeout,
+        )?),
+        SessionSettings::Memory => SessionBackend::Memory(MemorySessionStore::new(policy)),
+    };
+    Ok(SessionStore::new(backend, metrics))
+}
+
+pub fn log_backends(settings: &Settings) {
+    let users = match &settings.database {
+        DatabaseSettings::Postgres { url } => format!("postgresql ({url:?})"),
+        DatabaseSettings::Sqlite { path } => format!("sqlite ({})", path.display()),
+    };
+    match &settings.sessions {
+        SessionSettings::Redis { url, key_prefix, .. } => {
+            tracing::info!(
+                users,
+                sessions = format!("redis ({url:?}, prefix {key_prefix:?})"),
+                "storage backends"
+            )
+        }
+        SessionSettings::Memory => tracing::warn!(
+            users,
+            sessions = "in-process",
+            "storage backends: sessions live in this process only, so run a single instance and expect logouts on restart"
+        ),
+    }
+    if settings.tokens.secret.is_none() {
+        tracing::warn!("ACCESS_TOKEN_SECRET is unset: using a random key, so access tokens die with this process");
+    }
+}
