@@ -102,11 +102,14 @@ report_costs() {
   fi
 }
 
-# Builds the release binary, makes WORK (removed on exit, when the background jobs are stopped
-# too) and starts the OTLP sink on SINK_PORT. Sets BIN and WORK.
+# Builds the release binary unless BIN names one (to compare two builds), makes WORK (removed on
+# exit, when the background jobs are stopped too) and starts the OTLP sink on SINK_PORT. Sets BIN
+# and WORK.
 bench_setup() {
-  cargo build --release --quiet
-  BIN="${CARGO_TARGET_DIR:-target}/release/auth-api"
+  if [ -z "${BIN:-}" ]; then
+    cargo build --release --quiet
+    BIN="${CARGO_TARGET_DIR:-target}/release/auth-api"
+  fi
   WORK="$(mktemp -d)"
   trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
   python3 bench/otlp_sink.py "$SINK_PORT" 2>"$WORK/sink.log" &

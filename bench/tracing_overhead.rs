@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(300_000);
     let system = actix_web::rt::System::new();
     let telemetry = system.block_on(async {
-        let telemetry = telemetry::init(settings.log_format, &settings.telemetry)?;
+        let telemetry = telemetry::init(&settings)?;
         let app = test::init_service(
             App::new()
                 .wrap(from_fn(telemetry::http::request_scope))
