@@ -1,175 +1,29 @@
 //! Typed settings, read once from the environment (and an optional `.env`) and validated at
 //! start. Every bad value yields its own message; all of them are reported together.
 //!
-//! [`VARIABLES`] is the one list of settings: `auth-api --help` prints it, and a test checks
-//! that the README's settings table names every entry. Secrets (`ACCESS_TOKEN_SECRET`,
+//! [`VARIABLES`] is the one list of settings: the parser reads every variable through it,
+//! `auth-api --help` prints it, and tests hold the README's table to it. Secrets (`ACCESS_TOKEN_SECRET`,
 //! `DATABASE_URL`, `REDIS_URL`) may instead be given as a file path in `<NAME>_FILE`, the
 //! usual way container orchestrators mount them.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use opentelemetry_sdk::trace::Sampler;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
+
+use reader::{Reader, parse_origin, sampler};
 
 mod cidr;
+mod reader;
+mod sections;
 mod variables;
 
 pub use cidr::Cidr;
+pub use sections::*;
 
 pub use variables::{VARIABLES, Variable};
-
-/// Where users live.
-#[derive(Clone, Debug)]
-pub enum DatabaseSettings {
-    Postgres { url: DatabaseUrl },
-    Sqlite { path: PathBuf },
-}
-
-/// Where refresh sessions live.
-#[derive(Clone, Debug)]
-pub enum SessionSettings {
-    Redis {
-        url: DatabaseUrl,
-        key_prefix: String,
-        pool_max: u32,
-    },
-    Memory,
-}
-
-/// A connection URL whose `Debug` hides the password, so it can sit in a logged struct.
-#[derive(Clone)]
-pub struct DatabaseUrl(SecretString);
-
-impl DatabaseUrl {
-    pub fn new(url: impl Into<String>) -> Self {
-        Self(SecretString::from(url.into()))
-    }
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-    /// The URL with any password replaced by `***`.
-    pub fn masked(&self) -> String {
-        let url = self.expose();
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return "***".into();
-        };
-        match rest.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-                None => format!("{scheme}://{userinfo}@{host}"),
-            },
-            None => url.to_string(),
-        }
-    }
-}
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.masked())
-    }
-}
-
-/// Token lifetimes and JWT identity.
-#[derive(Clone, Debug)]
-pub struct TokenSettings {
-    /// `None` only in embedded mode without a configured secret: the service then draws one
-    /// at start-up, and access tokens die with the process.
-    pub secret: Option<SecretString>,
-    pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
-    pub session_lifetime: Duration,
-    pub reuse_grace: Duration,
-    pub issuer: String,
-    pub audience: String,
-    pub leeway: Duration,
-}
-
-/// SameSite attribute of the refresh cookie.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SameSite {
-    Strict,
-    Lax,
-    None,
-}
-
-impl FromStr for SameSite {
-    type Err = &'static str;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "strict" => Ok(Self::Strict),
-            "lax" => Ok(Self::Lax),
-            "none" => Ok(Self::None),
-            _ => Err("expected Strict, Lax or None"),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct CookieSettings {
-    pub secure: bool,
-    pub same_site: SameSite,
-}
-
-/// argon2id cost and the size of the hashing pool.
-#[derive(Clone, Debug)]
-pub struct HashSettings {
-    pub concurrency: usize,
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-}
-
-/// OTLP transport.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OtlpProtocol {
-    Grpc,
-    HttpProtobuf,
-}
-
-impl FromStr for OtlpProtocol {
-    type Err = &'static str;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "grpc" => Ok(Self::Grpc),
-            "http/protobuf" => Ok(Self::HttpProtobuf),
-            _ => Err("expected grpc or http/protobuf"),
-        }
-    }
-}
-
-/// Tracing export. Only what we decide on is here; the SDK reads the other `OTEL_*` itself.
-#[derive(Clone, Debug)]
-pub struct TelemetrySettings {
-    /// Whether any OTLP endpoint is configured (export is off otherwise).
-    pub export: bool,
-    pub protocol: OtlpProtocol,
-    pub service_name: String,
-    pub sdk_disabled: bool,
-    /// `OTEL_TRACES_SAMPLER`/`_ARG`: the tracer provider's sampler, also asked once per request
-    /// before any of its spans exists.
-    pub sampler: Sampler,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
-
-impl FromStr for LogFormat {
-    type Err = &'static str;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "json" => Ok(Self::Json),
-            "pretty" => Ok(Self::Pretty),
-            _ => Err("expected json or pretty"),
-        }
-    }
-}
 
 /// Everything the service needs to start. Fields are public so tests can adjust a parsed value.
 #[derive(Clone, Debug)]
@@ -200,21 +54,6 @@ pub struct Settings {
     pub header_timeout: Duration,
     pub keep_alive: Duration,
     pub header_limit: usize,
-}
-
-#[derive(Clone, Debug)]
-pub struct RateLimitSettings {
-    pub per_second: u32,
-    pub burst: u32,
-    pub auth_per_minute: u32,
-}
-
-/// Per-account brute-force protection.
-#[derive(Clone, Debug)]
-pub struct LockoutSettings {
-    pub max_failures: u32,
-    pub base: Duration,
-    pub max: Duration,
 }
 
 /// All the problems found in the environment, one line each.
@@ -393,150 +232,11 @@ impl Settings {
     }
 }
 
-/// The SDK's sampler named by `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`, as the
-/// specification defines them: an unknown name is the default, `parentbased_always_on`; a ratio
-/// that is missing or outside 0..=1 is 1.
-fn sampler(name: Option<&str>, arg: Option<&str>) -> Sampler {
-    let ratio = || {
-        let ratio = arg.and_then(|a| a.trim().parse::<f64>().ok());
-        Sampler::TraceIdRatioBased(ratio.filter(|r| (0.0..=1.0).contains(r)).unwrap_or(1.0))
-    };
-    let parent_based = |root| Sampler::ParentBased(Box::new(root));
-    match name.map(str::trim) {
-        Some("always_on") => Sampler::AlwaysOn,
-        Some("always_off") => Sampler::AlwaysOff,
-        Some("traceidratio") => ratio(),
-        Some("parentbased_always_off") => parent_based(Sampler::AlwaysOff),
-        Some("parentbased_traceidratio") => parent_based(ratio()),
-        _ => parent_based(Sampler::AlwaysOn),
-    }
-}
-
-/// An exact origin, `scheme://host[:port]`, lower-cased. `*` and `null` are refused: with
-/// credentials allowed, either would let any website act as the user.
-fn parse_origin(raw: &str) -> Result<String, String> {
-    if raw == "*" || raw.eq_ignore_ascii_case("null") {
-        return Err(format!(
-            "`{raw}` is not allowed: list exact origins (credentials are allowed, so a wildcard would let any site act as the user)"
-        ));
-    }
-    let origin = raw.trim_end_matches('/').to_ascii_lowercase();
-    let valid = origin.split_once("://").is_some_and(|(scheme, host)| {
-        matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains(['/', '?', '#', '*', ' '])
-    });
-    if !valid {
-        return Err(format!("`{raw}` is not an origin like https://app.example.com"));
-    }
-    Ok(origin)
-}
-
-/// The documented default of `var`, which is a value wherever the parser relies on it.
-fn default_of<T: FromStr>(var: &Variable) -> T
-where
-    T::Err: std::fmt::Display,
-{
-    var.default.parse().unwrap_or_else(|e| {
-        panic!(
-            "the default of {} (`{}`) must be a valid value: {e}",
-            var.name, var.default
-        )
-    })
-}
-
-/// Collects one error per bad variable instead of stopping at the first, and the name of every
-/// variable read.
-struct Reader<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-    errors: Vec<String>,
-    read: Vec<&'static str>,
-}
-
-impl Reader<'_> {
-    fn raw(&mut self, var: &Variable) -> Option<String> {
-        self.read.push(var.name);
-        (self.lookup)(var.name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// A secret from `NAME`, or from the file named by `NAME_FILE`.
-    fn secret(&mut self, var: &Variable) -> Option<String> {
-        if let Some(value) = self.raw(var) {
-            return Some(value);
-        }
-        let name = var.name;
-        let path = (self.lookup)(&format!("{name}_FILE")).filter(|p| !p.trim().is_empty())?;
-        match std::fs::read_to_string(path.trim()) {
-            Ok(value) => Some(value.trim().to_string()).filter(|v| !v.is_empty()),
-            Err(e) => {
-                self.errors.push(format!("{name}_FILE: cannot read {path}: {e}"));
-                None
-            }
-        }
-    }
-
-    /// The variable's value, or its documented default.
-    fn parse<T: FromStr>(&mut self, var: &Variable) -> T
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.parse_or(var, default_of(var))
-    }
-
-    /// The variable's value, or `default` where the documented one is a description.
-    fn parse_or<T: FromStr>(&mut self, var: &Variable, default: T) -> T
-    where
-        T::Err: std::fmt::Display,
-    {
-        let Some(raw) = self.raw(var) else {
-            return default;
-        };
-        raw.parse().unwrap_or_else(|e| {
-            self.errors.push(format!("{}: cannot use `{raw}`: {e}", var.name));
-            default
-        })
-    }
-
-    fn positive<T: FromStr + PartialOrd + Default + Copy>(&mut self, var: &Variable) -> T
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.positive_or(var, default_of(var))
-    }
-
-    fn positive_or<T: FromStr + PartialOrd + Default + Copy>(&mut self, var: &Variable, default: T) -> T
-    where
-        T::Err: std::fmt::Display,
-    {
-        let value = self.parse_or(var, default);
-        if value <= T::default() {
-            self.errors.push(format!("{}: must be greater than zero", var.name));
-            return default;
-        }
-        value
-    }
-
-    /// A comma-separated list, each item parsed by `parse`; empty when unset.
-    fn list<T>(&mut self, var: &Variable, parse: impl Fn(&str) -> Result<T, String>) -> Vec<T> {
-        let Some(raw) = self.raw(var) else { return Vec::new() };
-        let mut items = Vec::new();
-        for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            match parse(item) {
-                Ok(value) => items.push(value),
-                Err(e) => self.errors.push(format!("{}: {e}", var.name)),
-            }
-        }
-        items
-    }
-
-    fn seconds(&mut self, var: &Variable) -> Duration {
-        Duration::from_secs(self.positive(var))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_sdk::trace::Sampler;
+    use secrecy::ExposeSecret;
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {

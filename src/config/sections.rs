@@ -1,0 +1,172 @@
+//! The typed sections of the settings, each a value the rest of the service can rely on.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use opentelemetry_sdk::trace::Sampler;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where users live.
+#[derive(Clone, Debug)]
+pub enum DatabaseSettings {
+    Postgres { url: DatabaseUrl },
+    Sqlite { path: PathBuf },
+}
+
+/// Where refresh sessions live.
+#[derive(Clone, Debug)]
+pub enum SessionSettings {
+    Redis {
+        url: DatabaseUrl,
+        key_prefix: String,
+        pool_max: u32,
+    },
+    Memory,
+}
+
+/// A connection URL whose `Debug` hides the password, so it can sit in a logged struct.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+    /// The URL with any password replaced by `***`.
+    pub fn masked(&self) -> String {
+        let url = self.expose();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return "***".into();
+        };
+        match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+                None => format!("{scheme}://{userinfo}@{host}"),
+            },
+            None => url.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// Token lifetimes and JWT identity.
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    /// `None` only in embedded mode without a configured secret: the service then draws one
+    /// at start-up, and access tokens die with the process.
+    pub secret: Option<SecretString>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub session_lifetime: Duration,
+    pub reuse_grace: Duration,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway: Duration,
+}
+
+/// SameSite attribute of the refresh cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+impl FromStr for SameSite {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "strict" => Ok(Self::Strict),
+            "lax" => Ok(Self::Lax),
+            "none" => Ok(Self::None),
+            _ => Err("expected Strict, Lax or None"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CookieSettings {
+    pub secure: bool,
+    pub same_site: SameSite,
+}
+
+/// argon2id cost and the size of the hashing pool.
+#[derive(Clone, Debug)]
+pub struct HashSettings {
+    pub concurrency: usize,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// OTLP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+impl FromStr for OtlpProtocol {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            _ => Err("expected grpc or http/protobuf"),
+        }
+    }
+}
+
+/// Tracing export. Only what we decide on is here; the SDK reads the other `OTEL_*` itself.
+#[derive(Clone, Debug)]
+pub struct TelemetrySettings {
+    /// Whether any OTLP endpoint is configured (export is off otherwise).
+    pub export: bool,
+    pub protocol: OtlpProtocol,
+    pub service_name: String,
+    pub sdk_disabled: bool,
+    /// `OTEL_TRACES_SAMPLER`/`_ARG`: the tracer provider's sampler, also asked once per request
+    /// before any of its spans exists.
+    pub sampler: Sampler,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            _ => Err("expected json or pretty"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimitSettings {
+    pub per_second: u32,
+    pub burst: u32,
+    pub auth_per_minute: u32,
+}
+
+/// Per-account brute-force protection.
+#[derive(Clone, Debug)]
+pub struct LockoutSettings {
+    pub max_failures: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
