@@ -1,6 +1,7 @@
 //! What every handler shares: the stores, the hashing pool, the token issuer, cookie policy.
 
 use crate::auth::access_token::AccessTokens;
+use crate::auth::keys::KeyRing;
 use crate::auth::password::PasswordHasher;
 use std::sync::Arc;
 
@@ -24,22 +25,28 @@ pub struct AppState {
     pub trusted_proxies: Vec<Cidr>,
     /// Origins allowed cross-site (CORS and the CSRF check of the cookie routes).
     pub allowed_origins: Vec<String>,
+    /// The published signing keys (`None` with HS256), and how long clients may cache them.
+    pub signing_keys: Option<Arc<KeyRing>>,
+    pub keys_cache_max_age: u64,
 }
 
 impl AppState {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: &Settings,
         users: UserStore,
         sessions: SessionStore,
         hasher: PasswordHasher,
+        tokens: AccessTokens,
         metrics: Arc<Metrics>,
         throttle: LoginThrottle,
+        signing_keys: Option<Arc<KeyRing>>,
     ) -> Self {
         Self {
             users,
             sessions,
             hasher,
-            tokens: AccessTokens::new(&settings.tokens),
+            tokens,
             cookie: settings.cookie.clone(),
             refresh_ttl_secs: settings.tokens.refresh_ttl.as_secs(),
             body_limit: settings.body_limit,
@@ -47,6 +54,8 @@ impl AppState {
             throttle,
             trusted_proxies: settings.trusted_proxies.clone(),
             allowed_origins: settings.cors_origins.clone(),
+            signing_keys,
+            keys_cache_max_age: settings.keys.cache_max_age.as_secs(),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use auth_api::config::{Settings, VARIABLES};
+use auth_api::startup::keys::KeyManager;
 use auth_api::startup::{self, Application};
 use auth_api::{healthcheck, telemetry};
 
@@ -23,6 +24,27 @@ enum Command {
     Migrate,
     /// Exit 0 when the local instance's /health/ready answers 200, else 1 (for containers).
     Healthcheck,
+    /// Signing keys of EdDSA/ES256 access tokens, in the database the settings name.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Every key: kid, algorithm, state (next, active, retired, revoked) and times.
+    List,
+    /// Publishes a new key now; it signs once every verifier's cached JWKS knows it.
+    Rotate {
+        /// Emergency: the new key signs at once (verifiers with a cached JWKS refuse its
+        /// tokens until they fetch it again).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Unpublishes a compromised key at once: its tokens are refused on every instance within
+    /// KEYS_RELOAD_INTERVAL. If it was signing, a new key signs from now.
+    Revoke { kid: String },
 }
 
 fn settings_help() -> String {
@@ -31,8 +53,49 @@ fn settings_help() -> String {
     for v in VARIABLES {
         text.push_str(&format!("  {:<width$} {}  [default: {}]\n", v.name, v.help, v.default));
     }
-    text.push_str("  ACCESS_TOKEN_SECRET, DATABASE_URL and REDIS_URL may be read from a file named by <NAME>_FILE.");
+    text.push_str(
+        "  ACCESS_TOKEN_SECRET, KEYS_ENCRYPTION_KEY, DATABASE_URL and REDIS_URL may be read from a file named by <NAME>_FILE.",
+    );
     text
+}
+
+async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
+    let users = startup::connect_users(settings, Default::default()).await?;
+    if settings.run_migrations {
+        startup::migrate(&users).await?;
+    }
+    let manager = KeyManager::start(settings, &users, Default::default())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("ACCESS_TOKEN_ALG is HS256: there are no signing keys"))?;
+    match action {
+        KeysAction::List => {}
+        KeysAction::Rotate { now } => manager.rotate(now).await?,
+        KeysAction::Revoke { kid } => {
+            anyhow::ensure!(manager.revoke(&kid).await?, "no live key has kid {kid}");
+        }
+    }
+    let time = |ms: i64| {
+        time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default()
+    };
+    println!(
+        "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  revoked",
+        "kid", "alg", "state", "created", "signs from"
+    );
+    for (key, state) in manager.list().await? {
+        println!(
+            "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {}",
+            key.kid,
+            key.alg,
+            state.as_str(),
+            time(key.created_at_ms),
+            time(key.activates_at_ms),
+            key.revoked_at_ms.map(time).unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -72,6 +135,7 @@ fn main() -> ExitCode {
                 let users = startup::connect_users(&settings, Default::default()).await?;
                 startup::migrate(&users).await
             }
+            Some(Command::Keys { action }) => keys(&settings, action).await,
             _ => Ok(Application::build(settings).await?.run_until_stopped().await?),
         }
     });

@@ -36,6 +36,12 @@ pub struct Metrics {
     pub db_pool: IntGaugeVec,
     pub redis_pool: IntGaugeVec,
     pub dependency_duration: HistogramVec,
+    /// Published signing keys by state (next, active, retired).
+    pub signing_keys: IntGaugeVec,
+    /// New signing keys by trigger: schedule, manual, emergency, revoke.
+    pub key_rotations: IntCounterVec,
+    /// Unix time the active signing key was created (0 with HS256).
+    pub signing_key_created: IntGauge,
 }
 
 /// Label values that exist from the start, so every series is 0 rather than absent.
@@ -45,6 +51,8 @@ const REFRESH_OUTCOMES: &[&str] = &["success", "grace_replay", "expired", "inval
 const REVOKE_REASONS: &[&str] = &["logout", "reuse", "evicted", "user"];
 const VALIDATION_OUTCOMES: &[&str] = &["valid", "expired", "invalid"];
 const POOL_STATES: &[&str] = &["idle", "in_use"];
+const KEY_STATES: &[&str] = &["next", "active", "retired"];
+const KEY_TRIGGERS: &[&str] = &["schedule", "manual", "emergency", "revoke"];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -135,6 +143,33 @@ impl Metrics {
                 .expect("valid metric");
                 registry.register(Box::new(h.clone())).expect("unique metric");
                 h
+            },
+            signing_keys: {
+                let g = IntGaugeVec::new(
+                    Opts::new("auth_signing_keys", "Published signing keys by state"),
+                    &["state"],
+                )
+                .expect("valid metric");
+                for s in KEY_STATES {
+                    g.with_label_values(&[s]);
+                }
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            key_rotations: counter(
+                "auth_key_rotations_total",
+                "New signing keys by trigger",
+                "trigger",
+                KEY_TRIGGERS,
+            ),
+            signing_key_created: {
+                let g = IntGauge::new(
+                    "auth_signing_key_active_created_timestamp_seconds",
+                    "Creation time of the signing key in use",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
             },
             registry,
         };

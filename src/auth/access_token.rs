@@ -1,5 +1,7 @@
 //! HS256 access tokens: `typ: at+jwt` (RFC 9068), with `iss`, `aud`, `jti` and the session id.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
@@ -7,10 +9,11 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::keys::KeyRing;
 use crate::config::TokenSettings;
 use crate::domain::UserId;
 
-const TYP: &str = "at+jwt";
+pub(super) const TYP: &str = "at+jwt";
 /// Tokens longer than this are rejected before any parsing: ours are about 400 bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -27,15 +30,26 @@ pub struct Claims {
     pub jti: Uuid,
 }
 
-/// Issues and verifies access tokens with one key.
+/// Issues and verifies access tokens: with one shared HS256 secret, or with the key ring's
+/// asymmetric keys, chosen by `kid`.
 pub struct AccessTokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-    header: Header,
+    keys: Keys,
+    /// Per algorithm, pinned to it: a token is only ever checked the way its key requires.
+    validations: HashMap<Algorithm, Validation>,
     ttl: Duration,
     issuer: String,
     audience: String,
+}
+
+// One value per process, so the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Keys {
+    Shared {
+        encoding: EncodingKey,
+        decoding: DecodingKey,
+        header: Header,
+    },
+    Ring(Arc<KeyRing>),
 }
 
 /// A freshly issued token and its lifetime in seconds.
@@ -45,7 +59,8 @@ pub struct IssuedToken {
 }
 
 impl AccessTokens {
-    pub fn new(settings: &TokenSettings) -> Self {
+    /// HS256 under `settings.secret` (drawn at random when there is none: embedded mode).
+    pub fn shared(settings: &TokenSettings) -> Self {
         let drawn;
         let secret = match &settings.secret {
             Some(secret) => secret.expose_secret().as_bytes(),
@@ -54,21 +69,37 @@ impl AccessTokens {
                 drawn.as_bytes()
             }
         };
-        // Pin HS256: a token that names another algorithm (`none`, RS256 with our secret as a
-        // "public key") is rejected rather than verified its way.
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = settings.leeway.as_secs();
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
-        validation.validate_nbf = true;
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(TYP.into());
-        Self {
+        let keys = Keys::Shared {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
-            validation,
             header,
+        };
+        Self::with_keys(settings, keys, &[Algorithm::HS256])
+    }
+
+    /// The key ring's asymmetric keys (EdDSA or ES256, whichever each key is).
+    pub fn with_ring(settings: &TokenSettings, ring: Arc<KeyRing>) -> Self {
+        Self::with_keys(settings, Keys::Ring(ring), &[Algorithm::EdDSA, Algorithm::ES256])
+    }
+
+    fn with_keys(settings: &TokenSettings, keys: Keys, algorithms: &[Algorithm]) -> Self {
+        let validations = algorithms
+            .iter()
+            .map(|&alg| {
+                let mut validation = Validation::new(alg);
+                validation.leeway = settings.leeway.as_secs();
+                validation.set_issuer(&[&settings.issuer]);
+                validation.set_audience(&[&settings.audience]);
+                validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+                validation.validate_nbf = true;
+                (alg, validation)
+            })
+            .collect();
+        Self {
+            keys,
+            validations,
             ttl: settings.access_ttl,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
@@ -87,7 +118,13 @@ impl AccessTokens {
             aud: self.audience.clone(),
             jti: Uuid::new_v4(),
         };
-        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)?;
+        let token = match &self.keys {
+            Keys::Shared { encoding, header, .. } => jsonwebtoken::encode(header, &claims, encoding)?,
+            Keys::Ring(ring) => {
+                let keys = ring.current().ok_or_else(|| anyhow::anyhow!("no signing key loaded"))?;
+                jsonwebtoken::encode(&keys.signer.header, &claims, &keys.signer.key)?
+            }
+        };
         Ok(IssuedToken {
             token,
             expires_in: self.ttl.as_secs(),
@@ -100,17 +137,44 @@ impl AccessTokens {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid);
         }
-        // `typ` is not covered by `Validation`; `kid`/`jku` are never consulted (one static key).
+        // `typ` is not covered by `Validation`. A header naming a key to fetch or embedding
+        // one is refused outright: keys come from our own store only.
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        if header.typ.as_deref() != Some(TYP) {
+        if header.typ.as_deref() != Some(TYP)
+            || header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+        {
             return Err(TokenError::Invalid);
         }
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })
+        let expired = |e: jsonwebtoken::errors::Error| match e.kind() {
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
+        };
+        match &self.keys {
+            // The one validation pins HS256: `none`, or a token "signed" with some public key
+            // as an HMAC secret, is refused rather than verified its way.
+            Keys::Shared { decoding, .. } => {
+                let validation = &self.validations[&Algorithm::HS256];
+                jsonwebtoken::decode::<Claims>(token, decoding, validation)
+                    .map(|data| data.claims)
+                    .map_err(expired)
+            }
+            // The key named by `kid`, with the algorithm of that key and no other.
+            Keys::Ring(ring) => {
+                let keys = ring.current().ok_or(TokenError::Invalid)?;
+                let kid = header.kid.as_deref().ok_or(TokenError::Invalid)?;
+                let verifier = keys.verifiers.get(kid).ok_or(TokenError::Invalid)?;
+                if header.alg != verifier.alg.jwt() {
+                    return Err(TokenError::Invalid);
+                }
+                let validation = &self.validations[&verifier.alg.jwt()];
+                jsonwebtoken::decode::<Claims>(token, &verifier.key, validation)
+                    .map(|data| data.claims)
+                    .map_err(expired)
+            }
+        }
     }
 }
 
@@ -131,6 +195,7 @@ mod tests {
     fn settings() -> TokenSettings {
         TokenSettings {
             secret: Some(SecretString::from("k".repeat(32))),
+            algorithm: crate::config::SigningAlgorithm::Hs256,
             access_ttl: Duration::from_secs(300),
             refresh_ttl: Duration::from_secs(60),
             session_lifetime: Duration::from_secs(60),
@@ -143,7 +208,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_uniqueness() {
-        let tokens = AccessTokens::new(&settings());
+        let tokens = AccessTokens::shared(&settings());
         let (user, sid) = (UserId::new(), Uuid::new_v4());
         let a = tokens.issue(user, sid).unwrap().token;
         let b = tokens.issue(user, sid).unwrap().token;
@@ -156,12 +221,12 @@ mod tests {
     fn other_issuer_is_rejected() {
         let mut other = settings();
         other.issuer = "someone-else".into();
-        let foreign = AccessTokens::new(&other)
+        let foreign = AccessTokens::shared(&other)
             .issue(UserId::new(), Uuid::new_v4())
             .unwrap()
             .token;
         assert!(matches!(
-            AccessTokens::new(&settings()).verify(&foreign),
+            AccessTokens::shared(&settings()).verify(&foreign),
             Err(TokenError::Invalid)
         ));
     }

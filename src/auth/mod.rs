@@ -3,5 +3,6 @@
 
 pub mod access_token;
 pub mod cookie;
+pub mod keys;
 pub mod password;
 pub mod refresh_token;

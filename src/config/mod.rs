@@ -35,6 +35,7 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub store_timeout: Duration,
     pub tokens: TokenSettings,
+    pub keys: KeySettings,
     pub max_sessions_per_user: u32,
     pub cookie: CookieSettings,
     pub hashing: HashSettings,
@@ -54,6 +55,13 @@ pub struct Settings {
     pub header_timeout: Duration,
     pub keep_alive: Duration,
     pub header_limit: usize,
+}
+
+fn is_32_bytes_base64(text: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .is_ok_and(|bytes| bytes.len() == 32)
 }
 
 /// All the problems found in the environment, one line each.
@@ -123,11 +131,37 @@ impl Settings {
                     .push("ACCESS_TOKEN_SECRET: must be at least 32 bytes (e.g. `openssl rand -base64 48`)".into());
                 None
             }
-            None if embedded => None,
-            None => {
-                r.errors.push("ACCESS_TOKEN_SECRET: required when DATABASE_URL or REDIS_URL is set (sessions would not survive a restart or be shared between replicas)".into());
+            None => None,
+        };
+        let algorithm = r.parse_or(
+            &ACCESS_TOKEN_ALG,
+            if r.secret_was_given(&ACCESS_TOKEN_SECRET) {
+                SigningAlgorithm::Hs256
+            } else {
+                SigningAlgorithm::EdDsa
+            },
+        );
+        if algorithm == SigningAlgorithm::Hs256 && secret.is_none() && !embedded && r.errors.is_empty() {
+            r.errors.push("ACCESS_TOKEN_SECRET: required with ACCESS_TOKEN_ALG=HS256 when DATABASE_URL or REDIS_URL is set (tokens would not survive a restart or be shared between replicas)".into());
+        }
+        let encryption_key = match r.secret(&KEYS_ENCRYPTION_KEY) {
+            Some(key) if is_32_bytes_base64(&key) => Some(SecretString::from(key)),
+            Some(_) => {
+                r.errors
+                    .push("KEYS_ENCRYPTION_KEY: must be 32 bytes in base64 (`openssl rand -base64 32`)".into());
                 None
             }
+            None if algorithm != SigningAlgorithm::Hs256 && !embedded => {
+                r.errors.push("KEYS_ENCRYPTION_KEY: required with EdDSA or ES256 tokens when DATABASE_URL or REDIS_URL is set (it seals the signing keys in the database; set ACCESS_TOKEN_ALG=HS256 with ACCESS_TOKEN_SECRET to keep shared-secret tokens)".into());
+                None
+            }
+            None => None,
+        };
+        let keys = KeySettings {
+            encryption_key,
+            cache_max_age: r.seconds(&KEYS_CACHE_MAX_AGE),
+            reload_interval: r.seconds(&KEYS_RELOAD_INTERVAL),
+            rotation_period: r.seconds(&KEY_ROTATION_PERIOD),
         };
         let refresh_ttl = r.seconds(&REFRESH_TOKEN_TTL);
         let session_lifetime = r.seconds(&SESSION_MAX_LIFETIME);
@@ -141,6 +175,7 @@ impl Settings {
         }
         let tokens = TokenSettings {
             secret,
+            algorithm,
             access_ttl: r.seconds(&ACCESS_TOKEN_TTL),
             refresh_ttl,
             session_lifetime,
@@ -164,6 +199,7 @@ impl Settings {
             sessions,
             store_timeout: Duration::from_millis(r.positive(&STORE_TIMEOUT_MS)),
             tokens,
+            keys,
             max_sessions_per_user: r.positive(&MAX_SESSIONS_PER_USER),
             cookie: CookieSettings {
                 secure: r.parse(&COOKIE_SECURE),
@@ -279,9 +315,35 @@ mod tests {
     }
 
     #[test]
-    fn production_backends_require_a_secret() {
-        let err = settings(&[("DATABASE_URL", "postgres://u:p@db/auth")]).expect_err("no secret");
-        assert!(err.0[0].starts_with("ACCESS_TOKEN_SECRET: required"), "{err}");
+    fn production_backends_require_their_secrets() {
+        let pg = ("DATABASE_URL", "postgres://u:p@db/auth");
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (&[pg], "KEYS_ENCRYPTION_KEY: required"),
+            (
+                &[pg, ("KEYS_ENCRYPTION_KEY", "c2hvcnQ=")],
+                "KEYS_ENCRYPTION_KEY: must be 32 bytes",
+            ),
+            (&[pg, ("ACCESS_TOKEN_ALG", "HS256")], "ACCESS_TOKEN_SECRET: required"),
+            (&[pg, ("ACCESS_TOKEN_ALG", "RS256")], "ACCESS_TOKEN_ALG: cannot use"),
+        ];
+        for (vars, expected) in cases {
+            let err = settings(vars).expect_err(expected);
+            assert!(err.0.iter().any(|e| e.starts_with(expected)), "{expected}: {err}");
+        }
+        // A deployment that had only ACCESS_TOKEN_SECRET keeps HS256, and so its users' tokens.
+        let kept = settings(&[pg, ("ACCESS_TOKEN_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        assert_eq!(kept.tokens.algorithm, SigningAlgorithm::Hs256);
+        let new = settings(&[
+            pg,
+            ("KEYS_ENCRYPTION_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        ])
+        .unwrap();
+        assert_eq!(new.tokens.algorithm, SigningAlgorithm::EdDsa);
+        assert_eq!(
+            settings(&[]).unwrap().tokens.algorithm,
+            SigningAlgorithm::EdDsa,
+            "embedded default"
+        );
     }
 
     #[test]
@@ -346,6 +408,7 @@ mod tests {
             ("DATABASE_URL", "postgres://u:p@db/auth"),
             ("REDIS_URL", "redis://cache"),
             ("ACCESS_TOKEN_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("KEYS_ENCRYPTION_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -89,6 +89,12 @@ impl Reader<'_> {
         }
     }
 
+    /// Whether `NAME` or `NAME_FILE` is set (without reading the file again).
+    pub(super) fn secret_was_given(&self, var: &Variable) -> bool {
+        let set = |name: &str| (self.lookup)(name).is_some_and(|v| !v.trim().is_empty());
+        set(var.name) || set(&format!("{}_FILE", var.name))
+    }
+
     /// The variable's value, or its documented default.
     pub(super) fn parse<T: FromStr>(&mut self, var: &Variable) -> T
     where

@@ -64,6 +64,7 @@ pub struct TokenSettings {
     /// `None` only in embedded mode without a configured secret: the service then draws one
     /// at start-up, and access tokens die with the process.
     pub secret: Option<SecretString>,
+    pub algorithm: SigningAlgorithm,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub session_lifetime: Duration,
@@ -71,6 +72,38 @@ pub struct TokenSettings {
     pub issuer: String,
     pub audience: String,
     pub leeway: Duration,
+}
+
+/// How access tokens are signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    /// One shared secret (`ACCESS_TOKEN_SECRET`).
+    Hs256,
+    EdDsa,
+    Es256,
+}
+
+impl FromStr for SigningAlgorithm {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "HS256" => Ok(Self::Hs256),
+            "EdDSA" => Ok(Self::EdDsa),
+            "ES256" => Ok(Self::Es256),
+            _ => Err("expected EdDSA, ES256 or HS256"),
+        }
+    }
+}
+
+/// The signing keys of EdDSA/ES256 tokens.
+#[derive(Clone, Debug)]
+pub struct KeySettings {
+    /// `KEYS_ENCRYPTION_KEY` in base64, checked to be 32 bytes; `None` in embedded mode, where
+    /// it is kept in a file beside the SQLite database.
+    pub encryption_key: Option<SecretString>,
+    pub cache_max_age: Duration,
+    pub reload_interval: Duration,
+    pub rotation_period: Duration,
 }
 
 /// SameSite attribute of the refresh cookie.

@@ -42,10 +42,20 @@ variables! {
         "most Redis connections";
     STORE_TIMEOUT_MS = "1000",
         "bound on acquiring a connection and on one store call; past it the request answers 503";
-    ACCESS_TOKEN_SECRET = "(required; random in embedded mode)",
+    ACCESS_TOKEN_ALG = "(HS256 if ACCESS_TOKEN_SECRET is set, else EdDSA)",
+        "signing algorithm of access tokens: EdDSA, ES256 (keys in the user store, published at /.well-known/jwks.json) or HS256 (one shared secret)";
+    ACCESS_TOKEN_SECRET = "(required with HS256; random in embedded mode)",
         "HS256 signing key, at least 32 bytes";
     ACCESS_TOKEN_TTL = "300",
         "access token lifetime, seconds";
+    KEYS_ENCRYPTION_KEY = "(required with EdDSA/ES256 outside embedded mode; generated in embedded mode)",
+        "32 bytes, base64 (`openssl rand -base64 32`): seals the private signing keys stored in the database";
+    KEYS_CACHE_MAX_AGE = "300",
+        "seconds verifiers may cache /.well-known/jwks.json (its Cache-Control max-age)";
+    KEYS_RELOAD_INTERVAL = "60",
+        "seconds between two reloads of the key set from the database, on every instance";
+    KEY_ROTATION_PERIOD = "2592000",
+        "seconds between automatic key rotations";
     REFRESH_TOKEN_TTL = "172800",
         "refresh token lifetime (idle timeout of a session), seconds";
     SESSION_MAX_LIFETIME = "2592000",

@@ -6,6 +6,7 @@ mod bearer;
 mod csrf;
 mod health;
 mod json;
+mod jwks;
 mod me;
 pub mod metrics;
 pub mod rate_limit;
@@ -20,12 +21,13 @@ use crate::store::sessions::ClientInfo;
 use actix_governor::Governor;
 use rate_limit::Limiters;
 
-/// The route table. `GET /` and the health routes come first and are never rate-limited (a
+/// The route table. `GET /`, the health routes and the JWKS come first and are never rate-limited (a
 /// probe must not be starved by a busy client); everything else, unknown paths included, sits
 /// in one scope behind the general limiter, and the credential routes behind the auth one too.
 pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters) {
     cfg.service(resource("/").route(web::get().to(root)));
     health::configure(cfg);
+    jwks::configure(cfg);
     let limiters = limiters.clone();
     cfg.service(
         web::scope("")

@@ -1,6 +1,7 @@
 //! Builds the application: stores, shared state, middleware and routes, bound to a listener.
 //! Tests build it with port 0 and read the port back.
 
+pub mod keys;
 mod middleware;
 mod stores;
 
@@ -15,6 +16,7 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::app_state::AppState;
+use crate::auth::access_token::AccessTokens;
 use crate::auth::password::PasswordHasher;
 use crate::config::{Cidr, SessionSettings, Settings};
 use crate::metrics::Metrics;
@@ -51,11 +53,22 @@ impl Application {
         };
         let limiters = Limiters::new(&settings.rate_limits, &settings.trusted_proxies, metrics.clone());
         let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
+        let key_manager = keys::KeyManager::start(&settings, &users, metrics.clone()).await?;
+        let tokens = match &key_manager {
+            Some(manager) => {
+                manager.spawn_reloads();
+                AccessTokens::with_ring(&settings.tokens, manager.ring.clone())
+            }
+            None => AccessTokens::shared(&settings.tokens),
+        };
         log_backends(&settings);
 
         let http_metrics = metrics.http_middleware();
         let metrics_on = settings.metrics_addr.is_some();
-        let state = web::Data::new(AppState::new(&settings, users, sessions, hasher, metrics, throttle));
+        let ring = key_manager.as_ref().map(|manager| manager.ring.clone());
+        let state = web::Data::new(AppState::new(
+            &settings, users, sessions, hasher, tokens, metrics, throttle, ring,
+        ));
         let body_limit = settings.body_limit;
         let listener =
             TcpListener::bind(settings.host_addr).with_context(|| format!("cannot bind {}", settings.host_addr))?;

@@ -145,9 +145,25 @@ fn unsafe_browser_settings_refuse_to_start() {
 }
 
 #[test]
-fn production_backends_without_a_secret_refuse_to_start() {
+fn production_backends_without_their_secrets_refuse_to_start() {
+    let cases = [
+        (None, "KEYS_ENCRYPTION_KEY: required"),
+        (Some("not-32-bytes"), "KEYS_ENCRYPTION_KEY: must be 32 bytes"),
+    ];
+    for (key, expected) in cases {
+        let mut command = binary();
+        command.env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none");
+        if let Some(key) = key {
+            command.env("KEYS_ENCRYPTION_KEY", key);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{expected}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
     let output = binary()
         .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .env("ACCESS_TOKEN_ALG", "HS256")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));

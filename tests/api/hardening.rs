@@ -196,9 +196,12 @@ backend_tests! {
             let body: Value = response.json().await.unwrap();
             assert_eq!(body["content"]["error_code"], code, "{why}");
         }
-        // kid and jku are ignored: the right key still verifies a token that names them.
-        let ignored = sign(typed(|h| { h.kid = Some("k1".into()); h.jku = Some("https://evil.example".into()); }), &claims, TEST_SECRET);
+        // With the one shared secret a `kid` is ignored: the right key still verifies it. A header
+        // that points at a key elsewhere is refused even when the signature is right.
+        let ignored = sign(typed(|h| h.kid = Some("k1".into())), &claims, TEST_SECRET);
         assert_eq!(app.me(&ignored).await.status(), 200);
+        let pointing = sign(typed(|h| h.jku = Some("https://evil.example".into())), &claims, TEST_SECRET);
+        assert_error(app.me(&pointing).await, 401, "INVALID_ACCESS_TOKEN").await;
         assert_eq!(sub, claims["sub"]);
     }
 

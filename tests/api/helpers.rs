@@ -202,6 +202,18 @@ async fn spawn_on(
     vars: &[(&str, &str)],
     proxies: Option<(SocketAddr, SocketAddr)>,
 ) -> TestApp {
+    let mut env = test_env(&storage_env, vars);
+    if let Some((database, redis)) = proxies {
+        env.insert("DATABASE_URL".into(), crate::proxy::via(&env["DATABASE_URL"], database));
+        env.insert("REDIS_URL".into(), crate::proxy::via(&env["REDIS_URL"], redis));
+    }
+    let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
+    start(settings, storage, storage_env).await
+}
+
+/// The variables of a test instance on these stores: the test defaults, then `vars` (an empty
+/// value unsets a default).
+fn test_env(storage_env: &[(String, String)], vars: &[(&str, &str)]) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = [
         ("HOST_ADDR", "127.0.0.1:0"),
         ("METRICS_ADDR", "127.0.0.1:0"),
@@ -222,11 +234,23 @@ async fn spawn_on(
     for (k, v) in vars {
         env.insert(k.to_string(), v.to_string());
     }
-    if let Some((database, redis)) = proxies {
-        env.insert("DATABASE_URL".into(), crate::proxy::via(&env["DATABASE_URL"], database));
-        env.insert("REDIS_URL".into(), crate::proxy::via(&env["REDIS_URL"], redis));
+    env
+}
+
+impl TestApp {
+    /// The settings of an instance on this app's stores with `vars` over the test defaults.
+    pub fn settings_with(&self, vars: &[(&str, &str)]) -> Settings {
+        let env = test_env(&self.storage_env, vars);
+        Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid")
     }
-    let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
+
+    /// Stops the server, keeping its stores (for a restart with `spawn_sibling`).
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+async fn start(settings: Settings, storage: Option<Storage>, storage_env: Vec<(String, String)>) -> TestApp {
     // The server gets a thread and runtime of its own, so stopping it from `Drop` (which
     // blocks the test's runtime) cannot deadlock.
     let (ready, started) = tokio::sync::oneshot::channel();

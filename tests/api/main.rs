@@ -14,6 +14,7 @@ mod metrics;
 mod otlp;
 mod refresh;
 mod sessions;
+mod signing_keys;
 mod thunder;
 mod traces;
 mod validation;

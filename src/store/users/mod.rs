@@ -186,7 +186,7 @@ impl UserStore {
     }
 }
 
-fn is_unique_violation(e: &anyhow::Error) -> bool {
+pub(super) fn is_unique_violation(e: &anyhow::Error) -> bool {
     e.downcast_ref::<sqlx::Error>()
         .and_then(|e| e.as_database_error())
         .is_some_and(|db| db.is_unique_violation())
