@@ -39,6 +39,7 @@ import yaml
 
 DEPLOY = Path(__file__).resolve().parent
 SECRET = "dashboard-check-secret-0123456789abcdef0123456789"
+KEYS_KEY = "ZGFzaGJvYXJkLWNoZWNrLWtleXMtZW5jcnlwdGlvbiE="
 PASSWORD = "correct horse battery staple"
 
 # Every label value the dashboards break counters down by; the workload must move each one.
@@ -347,7 +348,7 @@ def main() -> int:
             "METRICS_ADDR": f"127.0.0.1:{metrics_port}",
             "DATABASE_URL": db_url,
             "REDIS_URL": f"redis://127.0.0.1:{redis_port}",
-            "ACCESS_TOKEN_SECRET": SECRET,
+            "KEYS_ENCRYPTION_KEY": KEYS_KEY,
             "ACCESS_TOKEN_TTL": "3",
             "REFRESH_TOKEN_TTL": "4",
             "REFRESH_REUSE_GRACE": "2",

@@ -123,6 +123,24 @@ def overview() -> list:
         ),
         panel("Sessions revoked by reason", by_outcome("auth_sessions_revoked_total", "reason"), "ops", stack=True),
         panel("Access-token validations by outcome", by_outcome("auth_token_validations_total", "outcome"), "ops", stack=True),
+        panel(
+            "Signing keys",
+            [
+                (f"max by (state) (auth_signing_keys{{{SELECTOR}}})", "published: {{state}}"),
+                (f"sum by (trigger) (increase(auth_key_rotations_total{{{SELECTOR}}}[1h]))", "created in 1h: {{trigger}}"),
+            ],
+            "short",
+            "Keys in the JWKS by state (next: published, not signing yet) and new keys by trigger.",
+        ),
+        panel(
+            "Age of the signing key in use",
+            [
+                (f"time() - max(auth_signing_key_active_created_timestamp_seconds{{{SELECTOR}}})", "age"),
+                (f"max(auth_signing_key_rotation_period_seconds{{{SELECTOR}}})", "rotation period"),
+            ],
+            "s",
+            "Past the rotation period, automatic rotation is stuck (AuthApiSigningKeyRotationStuck).",
+        ),
     ]
 
 

