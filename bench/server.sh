@@ -47,7 +47,13 @@ start_server() {
     PGOPTIONS="-c client_min_messages=warning" psql -q "$BENCH_DATABASE_URL" \
       -c "DROP DATABASE IF EXISTS auth_api_bench" -c "CREATE DATABASE auth_api_bench" >&2
     stores=(DATABASE_URL="${BENCH_DATABASE_URL%/*}/auth_api_bench" REDIS_URL="$BENCH_REDIS_URL"
-      REDIS_KEY_PREFIX="auth-api-bench-$$-$RANDOM:" ACCESS_TOKEN_SECRET=benchmark-secret-benchmark-secret-0123456789)
+      REDIS_KEY_PREFIX="auth-api-bench-$$-$RANDOM:" ACCESS_TOKEN_SECRET=benchmark-secret-benchmark-secret-0123456789
+      KEYS_ENCRYPTION_KEY=YmVuY2htYXJrLWtleXMtZW5jcnlwdGlvbi1rZXkhISE=)
+  fi
+  # The signing algorithm: HS256 on PostgreSQL (the secret is set) and EdDSA embedded, unless ALG
+  # names one.
+  if [ -n "${ALG:-}" ]; then
+    stores+=(ACCESS_TOKEN_ALG="$ALG")
   fi
   # Rate limits out of the way: this measures instrumentation, and the client is one IP.
   # shellcheck disable=SC2086

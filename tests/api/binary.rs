@@ -298,3 +298,69 @@ fn migrate_subcommand_creates_the_schema_and_exits() {
     assert!(tables.contains(&"_sqlx_migrations".to_string()), "{tables:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `auth-api keys …` against the database the settings name (here an embedded SQLite file).
+#[test]
+fn keys_commands_rotate_list_and_revoke() {
+    let dir = std::env::temp_dir().join(format!("auth-api-keys-{}", uuid::Uuid::new_v4()));
+    let keys = |args: &[&str]| {
+        let output = binary()
+            .env("SQLITE_PATH", dir.join("auth.db"))
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .arg("keys")
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        (
+            output.status.success(),
+            stdout,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let rows = |table: &str| -> Vec<(String, String)> {
+        table
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                (cols[0].to_string(), cols[2].to_string())
+            })
+            .collect()
+    };
+
+    let (ok, first, err) = keys(&["list"]);
+    assert!(ok, "{err}");
+    let first = rows(&first);
+    assert_eq!(first.len(), 1, "the first key is made on first use: {first:?}");
+    assert_eq!(first[0].1, "active");
+
+    let (ok, rotated, err) = keys(&["rotate"]);
+    assert!(ok, "{err}");
+    let states: Vec<String> = rows(&rotated).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(
+        states,
+        ["active", "next"],
+        "a scheduled rotation publishes before it signs"
+    );
+
+    let (ok, now, err) = keys(&["rotate", "--now"]);
+    assert!(ok, "{err}");
+    let now = rows(&now);
+    assert_eq!(
+        now.last().unwrap().1,
+        "active",
+        "an emergency rotation signs at once: {now:?}"
+    );
+
+    let (ok, revoked, err) = keys(&["revoke", &first[0].0]);
+    assert!(ok, "{err}");
+    let revoked = rows(&revoked);
+    assert_eq!(revoked[0], (first[0].0.clone(), "revoked".to_string()));
+
+    // The error is logged (JSON on stdout, like every line of the service).
+    let (ok, out, _) = keys(&["revoke", "no-such-kid"]);
+    assert!(!ok && out.contains("no live key has kid no-such-kid"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -246,3 +246,34 @@ async fn an_embedded_signing_key_survives_a_restart() {
     assert_eq!(header_of(&again.access)["kid"], kid.as_str(), "and it still signs");
     assert_eq!(restarted.me(&again.access).await.status(), 200);
 }
+
+/// The JWKS is fetched by every verifier: no per-IP limit applies to it, and it is counted.
+#[tokio::test]
+async fn the_jwks_is_not_rate_limited_and_is_counted() {
+    let mut vars = keyed("EdDSA");
+    vars.extend([("RATE_LIMIT_PER_SECOND", "1"), ("RATE_LIMIT_BURST", "1")]);
+    let app = spawn_app_with(Backend::Embedded, &vars).await;
+    for i in 0..20 {
+        assert_eq!(app.get("/.well-known/jwks.json").await.status(), 200, "request {i}");
+    }
+    let mut last = 0;
+    for _ in 0..3 {
+        last = app.get("/auth/me").await.status().as_u16();
+    }
+    assert_eq!(last, 429, "the general limit still applies elsewhere");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.metrics_address.as_ref().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("http_requests_total{") && l.contains("endpoint=\"/.well-known/jwks.json\"")),
+        "the JWKS route has its own series"
+    );
+}
