@@ -73,6 +73,11 @@ impl Metrics {
             registry.register(Box::new(h.clone())).expect("unique metric");
             h
         };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
         let gauge_vec = |name: &str, help: &str| {
             let g = IntGaugeVec::new(Opts::new(name, help), &["state"]).expect("valid metric");
             for s in POOL_STATES {
@@ -128,12 +133,7 @@ impl Metrics {
                 "Time queued for the hashing pool",
                 HASH_BUCKETS,
             ),
-            hash_in_flight: {
-                let g =
-                    IntGauge::new("auth_password_hash_in_flight", "argon2 computations running").expect("valid metric");
-                registry.register(Box::new(g.clone())).expect("unique metric");
-                g
-            },
+            hash_in_flight: gauge("auth_password_hash_in_flight", "argon2 computations running"),
             db_pool: gauge_vec("auth_db_pool_connections", "User-store pool connections by state"),
             redis_pool: gauge_vec("auth_redis_pool_connections", "Redis pool connections by state"),
             dependency_duration: {
@@ -164,24 +164,14 @@ impl Metrics {
                 "trigger",
                 KEY_TRIGGERS,
             ),
-            signing_key_created: {
-                let g = IntGauge::new(
-                    "auth_signing_key_active_created_timestamp_seconds",
-                    "Creation time of the signing key in use",
-                )
-                .expect("valid metric");
-                registry.register(Box::new(g.clone())).expect("unique metric");
-                g
-            },
-            key_rotation_period: {
-                let g = IntGauge::new(
-                    "auth_signing_key_rotation_period_seconds",
-                    "KEY_ROTATION_PERIOD (0 with HS256)",
-                )
-                .expect("valid metric");
-                registry.register(Box::new(g.clone())).expect("unique metric");
-                g
-            },
+            signing_key_created: gauge(
+                "auth_signing_key_active_created_timestamp_seconds",
+                "Creation time of the signing key in use",
+            ),
+            key_rotation_period: gauge(
+                "auth_signing_key_rotation_period_seconds",
+                "KEY_ROTATION_PERIOD (0 with HS256)",
+            ),
             registry,
         };
         let build_info = IntGaugeVec::new(

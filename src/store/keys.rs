@@ -6,6 +6,20 @@ use super::users::{Backend, is_unique_violation};
 use super::{Dependency, StoreError, bounded, sql_error};
 use crate::auth::keys::StoredKey;
 
+/// Binds a key's columns in the order of the insert statements.
+macro_rules! bind_key {
+    ($query:expr, $key:expr) => {
+        $query
+            .bind(&$key.kid)
+            .bind(&$key.alg)
+            .bind($key.generation)
+            .bind(&$key.public_jwk)
+            .bind(&$key.private_key)
+            .bind($key.created_at_ms)
+            .bind($key.activates_at_ms)
+    };
+}
+
 /// Reads and writes signing keys through the user store's pool.
 #[derive(Clone)]
 pub struct SigningKeyStore {
@@ -54,31 +68,23 @@ impl SigningKeyStore {
     pub async fn insert(&self, key: &StoredKey) -> Result<bool, StoreError> {
         let result = bounded(Dependency::Database, self.timeout, async {
             match &self.backend {
-                Backend::Postgres(pool) => sqlx::query(
-                    "insert into signing_keys (kid, alg, generation, public_jwk, private_key, created_at, activates_at) \
-                     values ($1, $2, $3, $4, $5, $6, $7)",
+                Backend::Postgres(pool) => bind_key!(
+                    sqlx::query(
+                        "insert into signing_keys (kid, alg, generation, public_jwk, private_key, created_at, activates_at) \
+                         values ($1, $2, $3, $4, $5, $6, $7)"
+                    ),
+                    key
                 )
-                .bind(&key.kid)
-                .bind(&key.alg)
-                .bind(key.generation)
-                .bind(&key.public_jwk)
-                .bind(&key.private_key)
-                .bind(key.created_at_ms)
-                .bind(key.activates_at_ms)
                 .execute(pool)
                 .await
                 .map(drop),
-                Backend::Sqlite(pool) => sqlx::query(
-                    "insert into signing_keys (kid, alg, generation, public_jwk, private_key, created_at, activates_at) \
-                     values (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                Backend::Sqlite(pool) => bind_key!(
+                    sqlx::query(
+                        "insert into signing_keys (kid, alg, generation, public_jwk, private_key, created_at, activates_at) \
+                         values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    ),
+                    key
                 )
-                .bind(&key.kid)
-                .bind(&key.alg)
-                .bind(key.generation)
-                .bind(&key.public_jwk)
-                .bind(&key.private_key)
-                .bind(key.created_at_ms)
-                .bind(key.activates_at_ms)
                 .execute(pool)
                 .await
                 .map(drop),
