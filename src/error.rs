@@ -38,6 +38,8 @@ pub enum ApiError {
     RefreshTokenReused,
     #[error("bad credentials")]
     UserNotFound,
+    #[error("current password wrong")]
+    InvalidCurrentPassword,
     #[error("email taken")]
     EmailTaken,
     #[error("invalid field {field}: {message}")]
@@ -138,6 +140,11 @@ impl ApiError {
                 "this refresh token was already used; the session has been revoked, please log in again",
             ),
             UserNotFound => ("USER_NOT_FOUND", "DbError", "no user with this email and password"),
+            InvalidCurrentPassword => (
+                "INVALID_CURRENT_PASSWORD",
+                "AuthError",
+                "the current password is not correct",
+            ),
             EmailTaken => ("EMAIL_TAKEN", "UserError", "an account with this email already exists"),
             Validation { message, .. } => ("VALIDATION_ERROR", "UserError", message),
             SessionNotFound => ("SESSION_NOT_FOUND", "UserError", "no such session"),
@@ -199,7 +206,7 @@ impl ResponseError for ApiError {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RateLimited { .. } | AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
-            CsrfRejected => StatusCode::FORBIDDEN,
+            CsrfRejected | InvalidCurrentPassword => StatusCode::FORBIDDEN,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

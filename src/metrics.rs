@@ -50,7 +50,7 @@ pub struct Metrics {
 const LOGIN_OUTCOMES: &[&str] = &["success", "invalid_credentials", "locked", "rate_limited", "error"];
 const REGISTRATION_OUTCOMES: &[&str] = &["success", "email_taken", "invalid", "error"];
 const REFRESH_OUTCOMES: &[&str] = &["success", "grace_replay", "expired", "invalid", "reused", "error"];
-const REVOKE_REASONS: &[&str] = &["logout", "reuse", "evicted", "user"];
+const REVOKE_REASONS: &[&str] = &["logout", "reuse", "evicted", "user", "password_change"];
 const VALIDATION_OUTCOMES: &[&str] = &["valid", "expired", "invalid"];
 const POOL_STATES: &[&str] = &["idle", "in_use"];
 const KEY_STATES: &[&str] = &["next", "active", "retired"];

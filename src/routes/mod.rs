@@ -9,6 +9,7 @@ mod json;
 mod jwks;
 mod me;
 pub mod metrics;
+mod password;
 pub mod rate_limit;
 mod refresh;
 mod sessions;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters) {
                 auth::configure(cfg, &limiters.auth);
                 refresh::configure(cfg, &limiters.auth);
                 me::configure(cfg);
+                password::configure(cfg, &limiters.auth);
                 sessions::configure(cfg);
             })
             .default_service(web::to(not_found)),

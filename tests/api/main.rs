@@ -12,6 +12,7 @@ mod hardening;
 mod me;
 mod metrics;
 mod otlp;
+mod password;
 mod refresh;
 mod sessions;
 mod signing_keys;

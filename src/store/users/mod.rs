@@ -154,6 +154,19 @@ impl UserStore {
         Ok(row.map(UserRow::into_credentials))
     }
 
+    /// Replaces the password hash of `id`; `false` when there is no such user.
+    #[tracing::instrument(name = "db.users.set_password_hash", skip_all, fields(db.system = self.system(), db.operation = "UPDATE"))]
+    pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        self.call("users.set_password_hash", async {
+            match &self.backend {
+                Backend::Postgres(pool) => postgres::set_password_hash(pool, id.as_uuid(), hash, now).await,
+                Backend::Sqlite(pool) => sqlite::set_password_hash(pool, id.as_uuid(), hash, now).await,
+            }
+        })
+        .await
+    }
+
     #[tracing::instrument(name = "db.users.find_by_id", skip_all, fields(db.system = self.system(), db.operation = "SELECT"))]
     pub async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let row = self

@@ -35,3 +35,13 @@ pub(super) async fn find_by_id(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<U
         .fetch_optional(pool)
         .await
 }
+
+pub(super) async fn set_password_hash(pool: &PgPool, id: Uuid, hash: &str, now: OffsetDateTime) -> sqlx::Result<bool> {
+    sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
+        .bind(id)
+        .bind(hash)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected() > 0)
+}

@@ -34,3 +34,18 @@ pub(super) async fn find_by_id(pool: &SqlitePool, id: Uuid) -> sqlx::Result<Opti
         .fetch_optional(pool)
         .await
 }
+
+pub(super) async fn set_password_hash(
+    pool: &SqlitePool,
+    id: Uuid,
+    hash: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    sqlx::query("update users set password_hash = ?2, updated_at = ?3 where id = ?1")
+        .bind(id)
+        .bind(hash)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected() > 0)
+}
