@@ -67,12 +67,10 @@ async fn change(
         return Err(ApiError::InvalidAccessToken);
     }
     // Every other session ends, and with it its access tokens (each request checks its session).
-    let mut revoked = 0;
-    for session in state.sessions.list(caller.user_id).await? {
-        if session.id != caller.session_id && state.sessions.revoke(caller.user_id, session.id).await? {
-            revoked += 1;
-        }
-    }
+    let revoked = state
+        .sessions
+        .revoke_all(caller.user_id, Some(caller.session_id))
+        .await?;
     state
         .metrics
         .sessions_revoked

@@ -65,7 +65,7 @@ async fn revoke_one(
 }
 
 async fn revoke_all(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
-    let revoked = state.sessions.revoke_all(caller.user_id).await?;
+    let revoked = state.sessions.revoke_all(caller.user_id, None).await?;
     state
         .metrics
         .sessions_revoked

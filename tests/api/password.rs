@@ -25,13 +25,20 @@ backend_tests! {
         let app = spawn_app_with(backend, &[("MAX_SESSIONS_PER_USER", "5")]).await;
         let this_device = app.signed_up("change@example.com").await;
         let other_device = expect_tokens(app.login("change@example.com", OLD).await).await;
+        let third_device = expect_tokens(app.login("change@example.com", OLD).await).await;
 
         let response = change(&app, &this_device.access, &json!({"current_password": OLD, "new_password": NEW})).await;
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();
-        assert_eq!(body["content"]["revoked"], 1, "{body}");
+        assert_eq!(body["content"]["revoked"], 2, "{body}");
 
-        assert_error(app.me(&other_device.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+        for other in [&other_device, &third_device] {
+            assert_error(app.me(&other.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+        }
+        let listed: Value = app.sessions(&this_device.access).await.json().await.unwrap();
+        let listed = listed["content"].as_array().unwrap();
+        assert_eq!(listed.len(), 1, "only the caller's session is left: {listed:?}");
+        assert_eq!(listed[0]["current"], true);
         assert_eq!(app.refresh(&other_device.refresh).await.status(), 401, "the other device's refresh token is dead");
         assert_eq!(app.me(&this_device.access).await.status(), 200, "the caller stays logged in");
         assert_eq!(app.refresh(&this_device.refresh).await.status(), 200, "and can refresh");

@@ -217,9 +217,14 @@ impl MemorySessionStore {
         Ok(false)
     }
 
-    pub fn revoke_all(&self, user: UserId) -> Result<u32, StoreError> {
+    pub fn revoke_all(&self, user: UserId, keep: Option<Uuid>) -> Result<u32, StoreError> {
         let mut state = self.lock();
-        let ids = state.by_user.remove(&user).unwrap_or_default();
+        let mut ids = state.by_user.remove(&user).unwrap_or_default();
+        if let Some(keep) = keep
+            && let Some(at) = ids.iter().position(|id| *id == keep)
+        {
+            state.by_user.insert(user, vec![ids.swap_remove(at)]);
+        }
         let now = now_ms();
         let mut live = 0;
         for id in ids {

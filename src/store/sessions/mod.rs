@@ -171,10 +171,10 @@ impl SessionStore {
         dispatch!(self, "sessions.revoke", s => s.revoke(user, session))
     }
 
-    /// Revokes every session of `user`; how many there were.
+    /// Revokes every session of `user` but `keep`, in one atomic step; how many there were.
     #[tracing::instrument(name = "sessions.revoke_all", skip_all, fields(db.system = self.system(), db.operation = "revoke_all"))]
-    pub async fn revoke_all(&self, user: UserId) -> Result<u32, StoreError> {
-        dispatch!(self, "sessions.revoke_all", s => s.revoke_all(user))
+    pub async fn revoke_all(&self, user: UserId, keep: Option<Uuid>) -> Result<u32, StoreError> {
+        dispatch!(self, "sessions.revoke_all", s => s.revoke_all(user, keep))
     }
 
     /// The live sessions of `user`, oldest first.

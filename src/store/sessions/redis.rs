@@ -173,9 +173,10 @@ impl RedisSessionStore {
         Ok(revoked == 1)
     }
 
-    pub async fn revoke_all(&self, user: UserId) -> Result<u32, StoreError> {
+    pub async fn revoke_all(&self, user: UserId, keep: Option<Uuid>) -> Result<u32, StoreError> {
         let mut invocation = REVOKE_ALL.prepare_invoke();
-        invocation.key(self.user_key(user)).arg(&self.prefix);
+        let keep = keep.map(|id| id.to_string()).unwrap_or_default();
+        invocation.key(self.user_key(user)).arg(&self.prefix).arg(keep);
         self.client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await
