@@ -141,12 +141,7 @@ async fn register_user(
 
 /// Logs in, unless the account is locked; counts the failure or clears the count.
 async fn log_in(state: &AppState, req: &HttpRequest, email: Email, password: SecretString) -> Result<HttpResponse> {
-    if let Some(wait) = state.throttle.locked_for(&email).await? {
-        // The password is not even checked: a locked account answers alike for every guess.
-        return Err(ApiError::AccountLocked {
-            retry_after_secs: wait.as_millis().div_ceil(1000) as u64,
-        });
-    }
+    refuse_if_locked(state, &email).await?;
     match authenticate(state, &email, &LoginPassword::parse(password)?).await {
         Ok(user) => {
             state.throttle.succeeded(&email).await?;
@@ -162,6 +157,17 @@ async fn log_in(state: &AppState, req: &HttpRequest, email: Email, password: Sec
             Err(ApiError::UserNotFound)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// `ACCOUNT_LOCKED` while `email` is locked. The password is not even checked then: a locked
+/// account answers alike for every guess.
+pub(super) async fn refuse_if_locked(state: &AppState, email: &Email) -> Result<()> {
+    match state.throttle.locked_for(email).await? {
+        Some(wait) => Err(ApiError::AccountLocked {
+            retry_after_secs: wait.as_millis().div_ceil(1000) as u64,
+        }),
+        None => Ok(()),
     }
 }
 

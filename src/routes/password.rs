@@ -42,19 +42,18 @@ async fn change(
 ) -> Result<HttpResponse> {
     let current = LoginPassword::parse(body.current_password).map_err(|e| rename(e, "current_password"))?;
     let new = NewPassword::parse(body.new_password).map_err(|e| rename(e, "new_password"))?;
-    let user = state
+    let credentials = state
         .users
-        .find_by_id(caller.user_id)
+        .find_credentials_by_id(caller.user_id)
         .await?
         .ok_or(ApiError::InvalidAccessToken)?;
-    let email = Email::parse(&user.email)?;
-    if let Some(wait) = state.throttle.locked_for(&email).await? {
-        return Err(ApiError::AccountLocked {
-            retry_after_secs: wait.as_millis().div_ceil(1000) as u64,
-        });
-    }
-    let stored = state.users.find_by_email(&email).await?.map(|c| c.password_hash);
-    if !state.hasher.verify(current.secret(), stored).await? {
+    let email = Email::parse(&credentials.user.email)?;
+    super::auth::refuse_if_locked(&state, &email).await?;
+    if !state
+        .hasher
+        .verify(current.secret(), Some(credentials.password_hash))
+        .await?
+    {
         // A stolen access token must not turn into unlimited guesses at the password.
         if state.throttle.failed(&email).await?.is_some() {
             tracing::warn!("account locked after repeated wrong current passwords");

@@ -167,8 +167,13 @@ impl UserStore {
         .await
     }
 
-    #[tracing::instrument(name = "db.users.find_by_id", skip_all, fields(db.system = self.system(), db.operation = "SELECT"))]
     pub async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.find_credentials_by_id(id).await?.map(|c| c.user))
+    }
+
+    /// The user and its password hash, by id (the row read for `find_by_id` holds both).
+    #[tracing::instrument(name = "db.users.find_by_id", skip_all, fields(db.system = self.system(), db.operation = "SELECT"))]
+    pub async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, StoreError> {
         let row = self
             .call("users.find_by_id", async {
                 match &self.backend {
@@ -177,7 +182,7 @@ impl UserStore {
                 }
             })
             .await?;
-        Ok(row.map(|r| r.into_credentials().user))
+        Ok(row.map(UserRow::into_credentials))
     }
 
     /// A trivial query, for the readiness probe.
