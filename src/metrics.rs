@@ -78,9 +78,9 @@ impl Metrics {
             registry.register(Box::new(g.clone())).expect("unique metric");
             g
         };
-        let gauge_vec = |name: &str, help: &str| {
+        let state_gauge = |name: &str, help: &str, states: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), &["state"]).expect("valid metric");
-            for s in POOL_STATES {
+            for s in states {
                 g.with_label_values(&[s]);
             }
             registry.register(Box::new(g.clone())).expect("unique metric");
@@ -134,8 +134,16 @@ impl Metrics {
                 HASH_BUCKETS,
             ),
             hash_in_flight: gauge("auth_password_hash_in_flight", "argon2 computations running"),
-            db_pool: gauge_vec("auth_db_pool_connections", "User-store pool connections by state"),
-            redis_pool: gauge_vec("auth_redis_pool_connections", "Redis pool connections by state"),
+            db_pool: state_gauge(
+                "auth_db_pool_connections",
+                "User-store pool connections by state",
+                POOL_STATES,
+            ),
+            redis_pool: state_gauge(
+                "auth_redis_pool_connections",
+                "Redis pool connections by state",
+                POOL_STATES,
+            ),
             dependency_duration: {
                 let h = HistogramVec::new(
                     HistogramOpts::new("auth_dependency_duration_seconds", "Store call latency")
@@ -146,18 +154,7 @@ impl Metrics {
                 registry.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
-            signing_keys: {
-                let g = IntGaugeVec::new(
-                    Opts::new("auth_signing_keys", "Published signing keys by state"),
-                    &["state"],
-                )
-                .expect("valid metric");
-                for s in KEY_STATES {
-                    g.with_label_values(&[s]);
-                }
-                registry.register(Box::new(g.clone())).expect("unique metric");
-                g
-            },
+            signing_keys: state_gauge("auth_signing_keys", "Published signing keys by state", KEY_STATES),
             key_rotations: counter(
                 "auth_key_rotations_total",
                 "New signing keys by trigger",

@@ -15,6 +15,7 @@ use crate::auth::keys::{KeyAlgorithm, KeyRing, KeySet, KeyState, Schedule, Seali
 use crate::config::{DatabaseSettings, Settings, SigningAlgorithm};
 use crate::metrics::Metrics;
 use crate::store::keys::SigningKeyStore;
+use crate::store::now_ms;
 use crate::store::users::UserStore;
 
 /// Why a key was created, as `auth_key_rotations_total{trigger}` counts it.
@@ -244,8 +245,4 @@ fn write_private(file: &Path, text: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(file)?.write_all(text.as_bytes())
-}
-
-fn now_ms() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }

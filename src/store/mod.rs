@@ -71,6 +71,6 @@ fn sql_error(e: sqlx::Error) -> StoreError {
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }

@@ -98,10 +98,8 @@ pub fn states(keys: &[StoredKey], now_ms: i64, schedule: &Schedule) -> Vec<KeySt
     states
 }
 
-/// The key that signs.
+/// The key that signs, and the header (algorithm, `typ`, `kid`) of the tokens it signs.
 pub struct Signer {
-    pub kid: String,
-    pub alg: KeyAlgorithm,
     pub key: EncodingKey,
     pub header: Header,
 }
@@ -151,8 +149,6 @@ impl KeySet {
                 header.typ = Some(super::access_token::TYP.into());
                 header.kid = Some(key.kid.clone());
                 signer = Some(Signer {
-                    kid: key.kid.clone(),
-                    alg,
                     key: material::encoding_key(alg, private.expose_secret()),
                     header,
                 });
