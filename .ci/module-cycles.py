@@ -12,7 +12,7 @@ import sys
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 # Layers that must not know the HTTP framework (they are used by the HTTP layer, not the reverse).
-NO_HTTP = {"domain", "config", "store"}
+NO_HTTP = {"domain", "config", "store", "mail"}
 # The HTTP layer's own modules, which those lower layers must not use either.
 HTTP_MODULES = {"app_state", "client_ip", "error", "routes", "startup", "telemetry"}
 

@@ -1,4 +1,5 @@
-//! What every handler shares: the stores, the hashing pool, the token issuer, cookie policy.
+//! What every handler shares: the stores, the hashing pool, the token issuer, cookie policy,
+//! the mail queue.
 
 use crate::auth::access_token::AccessTokens;
 use crate::auth::keys::KeyRing;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 
 use crate::config::Cidr;
 use crate::config::{CookieSettings, Settings};
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::store::login_throttle::LoginThrottle;
 use crate::store::{SessionStore, UserStore};
@@ -28,6 +30,7 @@ pub struct AppState {
     /// The published signing keys (`None` with HS256), and how long clients may cache them.
     pub signing_keys: Option<Arc<KeyRing>>,
     pub keys_cache_max_age: u64,
+    pub mail: Mailer,
 }
 
 impl AppState {
@@ -41,6 +44,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         throttle: LoginThrottle,
         signing_keys: Option<Arc<KeyRing>>,
+        mail: Mailer,
     ) -> Self {
         Self {
             users,
@@ -56,6 +60,7 @@ impl AppState {
             allowed_origins: settings.cors_origins.clone(),
             signing_keys,
             keys_cache_max_age: settings.keys.cache_max_age.as_secs(),
+            mail,
         }
     }
 }

@@ -42,6 +42,20 @@ pub enum ApiError {
     InvalidCurrentPassword,
     #[error("email taken")]
     EmailTaken,
+    #[error("reset token unknown or used")]
+    InvalidResetToken,
+    #[error("reset token expired")]
+    ExpiredResetToken,
+    #[error("verification token unknown or used")]
+    InvalidVerifyToken,
+    #[error("verification token expired")]
+    ExpiredVerifyToken,
+    #[error("email not verified")]
+    EmailNotVerified,
+    #[error("email already verified")]
+    EmailAlreadyVerified,
+    #[error("mail is not configured")]
+    MailDisabled,
     #[error("invalid field {field}: {message}")]
     Validation { field: String, message: String },
     #[error("session not found")]
@@ -146,6 +160,41 @@ impl ApiError {
                 "the current password is not correct",
             ),
             EmailTaken => ("EMAIL_TAKEN", "UserError", "an account with this email already exists"),
+            InvalidResetToken => (
+                "INVALID_RESET_TOKEN",
+                "UserError",
+                "this password-reset link is not valid or was already used; ask for a new one",
+            ),
+            ExpiredResetToken => (
+                "EXPIRED_RESET_TOKEN",
+                "UserError",
+                "this password-reset link has expired; ask for a new one",
+            ),
+            InvalidVerifyToken => (
+                "INVALID_VERIFY_TOKEN",
+                "UserError",
+                "this verification link is not valid or was already used",
+            ),
+            ExpiredVerifyToken => (
+                "EXPIRED_VERIFY_TOKEN",
+                "UserError",
+                "this verification link has expired; ask for a new one",
+            ),
+            EmailNotVerified => (
+                "EMAIL_NOT_VERIFIED",
+                "AuthError",
+                "confirm your email address first: follow the link we mailed you",
+            ),
+            EmailAlreadyVerified => (
+                "EMAIL_ALREADY_VERIFIED",
+                "UserError",
+                "this email address is already verified",
+            ),
+            MailDisabled => (
+                "MAIL_DISABLED",
+                "HostError",
+                "this server sends no mail (SMTP_URL is not set)",
+            ),
             Validation { message, .. } => ("VALIDATION_ERROR", "UserError", message),
             SessionNotFound => ("SESSION_NOT_FOUND", "UserError", "no such session"),
             PayloadTooLarge => ("PAYLOAD_TOO_LARGE", "UserError", "the request body is too large"),
@@ -199,7 +248,10 @@ impl ResponseError for ApiError {
             | NoRefreshToken | ExpiredRefreshToken | InvalidRefreshToken | RefreshTokenReused | UserNotFound => {
                 StatusCode::UNAUTHORIZED
             }
-            EmailTaken => StatusCode::CONFLICT,
+            EmailTaken | EmailAlreadyVerified => StatusCode::CONFLICT,
+            InvalidResetToken | ExpiredResetToken | InvalidVerifyToken | ExpiredVerifyToken => StatusCode::BAD_REQUEST,
+            EmailNotVerified => StatusCode::FORBIDDEN,
+            MailDisabled => StatusCode::NOT_IMPLEMENTED,
             Validation { .. } => StatusCode::BAD_REQUEST,
             SessionNotFound | NotFound => StatusCode::NOT_FOUND,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

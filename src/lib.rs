@@ -8,6 +8,7 @@ pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod healthcheck;
+pub mod mail;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

@@ -44,17 +44,41 @@ pub struct Metrics {
     pub signing_key_created: IntGauge,
     /// `KEY_ROTATION_PERIOD` in seconds (0 with HS256), for the rotation-stuck alert.
     pub key_rotation_period: IntGauge,
+    /// Account mails by kind and outcome: queued, throttled, sent, failed (an attempt, to be
+    /// retried), dead, skipped (no such account, or nothing left to verify).
+    pub emails: IntCounterVec,
+    /// Mails in the outbox waiting for delivery (the same value on every instance).
+    pub outbox_pending: IntGauge,
+    /// Password resets: requested, throttled, completed, invalid_token, expired_token.
+    pub password_resets: IntCounterVec,
 }
 
 /// Label values that exist from the start, so every series is 0 rather than absent.
-const LOGIN_OUTCOMES: &[&str] = &["success", "invalid_credentials", "locked", "rate_limited", "error"];
+const LOGIN_OUTCOMES: &[&str] = &[
+    "success",
+    "invalid_credentials",
+    "locked",
+    "unverified",
+    "rate_limited",
+    "error",
+];
 const REGISTRATION_OUTCOMES: &[&str] = &["success", "email_taken", "invalid", "error"];
 const REFRESH_OUTCOMES: &[&str] = &["success", "grace_replay", "expired", "invalid", "reused", "error"];
-const REVOKE_REASONS: &[&str] = &["logout", "reuse", "evicted", "user", "password_change"];
+const REVOKE_REASONS: &[&str] = &[
+    "logout",
+    "reuse",
+    "evicted",
+    "user",
+    "password_change",
+    "password_reset",
+];
 const VALIDATION_OUTCOMES: &[&str] = &["valid", "expired", "invalid"];
 const POOL_STATES: &[&str] = &["idle", "in_use"];
 const KEY_STATES: &[&str] = &["next", "active", "retired"];
 const KEY_TRIGGERS: &[&str] = &["schedule", "manual", "emergency", "revoke"];
+const MAIL_KINDS: &[&str] = &["password_reset", "email_verify"];
+const MAIL_OUTCOMES: &[&str] = &["queued", "throttled", "sent", "failed", "dead", "skipped"];
+const RESET_OUTCOMES: &[&str] = &["requested", "throttled", "completed", "invalid_token", "expired_token"];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -168,6 +192,27 @@ impl Metrics {
             key_rotation_period: gauge(
                 "auth_signing_key_rotation_period_seconds",
                 "KEY_ROTATION_PERIOD (0 with HS256)",
+            ),
+            emails: {
+                let c = IntCounterVec::new(
+                    Opts::new("auth_emails_total", "Account mails by kind and outcome"),
+                    &["kind", "outcome"],
+                )
+                .expect("valid metric");
+                for kind in MAIL_KINDS {
+                    for outcome in MAIL_OUTCOMES {
+                        c.with_label_values(&[kind, outcome]);
+                    }
+                }
+                registry.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
+            outbox_pending: gauge("auth_outbox_pending", "Account mails waiting for delivery"),
+            password_resets: counter(
+                "auth_password_resets_total",
+                "Password-reset requests and completions by outcome",
+                "outcome",
+                RESET_OUTCOMES,
             ),
             registry,
         };

@@ -3,7 +3,7 @@
 //!
 //! [`VARIABLES`] is the one list of settings: the parser reads every variable through it,
 //! `auth-api --help` prints it, and tests hold the README's table to it. Secrets (`ACCESS_TOKEN_SECRET`,
-//! `DATABASE_URL`, `REDIS_URL`) may instead be given as a file path in `<NAME>_FILE`, the
+//! `DATABASE_URL`, `REDIS_URL`, `SMTP_URL`, `KEYS_ENCRYPTION_KEY`) may instead be given as a file path in `<NAME>_FILE`, the
 //! usual way container orchestrators mount them.
 
 use std::io::IsTerminal;
@@ -51,6 +51,7 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     pub rate_limits: RateLimitSettings,
     pub lockout: LockoutSettings,
+    pub mail: MailSettings,
     pub request_timeout: Duration,
     pub header_timeout: Duration,
     pub keep_alive: Duration,
@@ -62,6 +63,55 @@ fn is_32_bytes_base64(text: &str) -> bool {
     base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .is_ok_and(|bytes| bytes.len() == 32)
+}
+
+/// The mail settings. Without `SMTP_URL`, embedded mode logs each mail with its link (a
+/// newcomer can still click through) and any other mode turns the mail flows off, which
+/// `REQUIRE_VERIFIED_EMAIL=true` cannot do without (nobody could ever log in).
+fn read_mail(r: &mut Reader<'_>, embedded: bool) -> MailSettings {
+    use variables::*;
+    let transport = match r.secret(&SMTP_URL) {
+        Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => {
+            MailTransport::Smtp(DatabaseUrl::new(url))
+        }
+        Some(_) => {
+            r.errors.push("SMTP_URL: expected an smtp:// or smtps:// URL".into());
+            MailTransport::Off
+        }
+        None if embedded => MailTransport::Log,
+        None => MailTransport::Off,
+    };
+    let from: String = r.parse(&MAIL_FROM);
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        r.errors.push(format!(
+            "MAIL_FROM: `{from}` is not a mailbox like `Name <no-reply@example.com>`"
+        ));
+    }
+    let public_app_url: String = r.parse(&PUBLIC_APP_URL);
+    let public_app_url = public_app_url.trim_end_matches('/').to_string();
+    if !(public_app_url.starts_with("https://") || public_app_url.starts_with("http://")) {
+        r.errors
+            .push("PUBLIC_APP_URL: expected an http:// or https:// URL".into());
+    }
+    let require_verified_email = r.parse(&REQUIRE_VERIFIED_EMAIL);
+    if require_verified_email && matches!(transport, MailTransport::Off) {
+        r.errors.push(
+            "REQUIRE_VERIFIED_EMAIL: true needs SMTP_URL when DATABASE_URL or REDIS_URL is set (verification links could not be sent)"
+                .into(),
+        );
+    }
+    MailSettings {
+        transport,
+        from,
+        public_app_url,
+        reset_ttl: r.seconds(&PASSWORD_RESET_TTL),
+        verify_ttl: r.seconds(&EMAIL_VERIFY_TTL),
+        require_verified_email,
+        per_address_per_hour: r.positive(&MAIL_PER_ADDRESS_PER_HOUR),
+        retry_max: r.seconds(&MAIL_RETRY_MAX),
+        max_attempts: r.positive(&MAIL_MAX_ATTEMPTS),
+        smtp_timeout: r.seconds(&SMTP_TIMEOUT),
+    }
 }
 
 /// All the problems found in the environment, one line each.
@@ -185,6 +235,8 @@ impl Settings {
             leeway: Duration::from_secs(leeway),
         };
 
+        let mail = read_mail(&mut r, embedded);
+
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let terminal_format = if std::io::stdout().is_terminal() {
             LogFormat::Pretty
@@ -242,6 +294,7 @@ impl Settings {
                 base: r.seconds(&LOGIN_LOCKOUT),
                 max: r.seconds(&LOGIN_LOCKOUT_MAX),
             },
+            mail,
             request_timeout: r.seconds(&REQUEST_TIMEOUT),
             header_timeout: r.seconds(&CLIENT_HEADER_TIMEOUT),
             keep_alive: r.seconds(&KEEP_ALIVE),

@@ -203,3 +203,30 @@ pub struct LockoutSettings {
     pub base: Duration,
     pub max: Duration,
 }
+
+/// Where account mails go.
+#[derive(Clone, Debug)]
+pub enum MailTransport {
+    /// An SMTP server (`SMTP_URL`, password masked in `Debug`).
+    Smtp(DatabaseUrl),
+    /// Embedded mode without `SMTP_URL`: each mail is logged with its link.
+    Log,
+    /// No `SMTP_URL` outside embedded mode: reset and verification are off.
+    Off,
+}
+
+/// Account mails: transport, links, lifetimes of their tokens, limits and retries.
+#[derive(Clone, Debug)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    pub from: String,
+    /// Without a trailing slash.
+    pub public_app_url: String,
+    pub reset_ttl: Duration,
+    pub verify_ttl: Duration,
+    pub require_verified_email: bool,
+    pub per_address_per_hour: u32,
+    pub retry_max: Duration,
+    pub max_attempts: u32,
+    pub smtp_timeout: Duration,
+}

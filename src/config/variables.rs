@@ -86,6 +86,26 @@ variables! {
         "largest accepted request body";
     SHUTDOWN_TIMEOUT = "30",
         "seconds in-flight requests get after SIGTERM/SIGINT";
+    SMTP_URL = "(unset: mails go to the log in embedded mode; mail flows are off otherwise)",
+        "smtp://user:pass@host:587 (STARTTLS, required when credentials are given), smtps://user:pass@host:465 (TLS), or smtp://host:1025 (plain, local catchers); `?tls=required`, `opportunistic` or `none` overrides the rule";
+    MAIL_FROM = "auth-api <no-reply@localhost>",
+        "From of account mails (a mailbox, `Name <address>` or `address`)";
+    PUBLIC_APP_URL = "http://localhost:3000",
+        "the SPA that receives the links: {PUBLIC_APP_URL}/reset-password?token=… and /verify-email?token=…";
+    PASSWORD_RESET_TTL = "1800",
+        "seconds a password-reset link stays valid (from its delivery)";
+    EMAIL_VERIFY_TTL = "86400",
+        "seconds an email-verification link stays valid (from its delivery)";
+    REQUIRE_VERIFIED_EMAIL = "false",
+        "true: an unverified account gets no session (login answers 403 EMAIL_NOT_VERIFIED after the password check; register answers 202 without tokens)";
+    MAIL_PER_ADDRESS_PER_HOUR = "5",
+        "most account mails queued per address per hour (reset and verification together); more are dropped silently";
+    MAIL_RETRY_MAX = "60",
+        "longest wait between two delivery attempts of a mail, seconds (the backoff doubles from 1 s up to it)";
+    MAIL_MAX_ATTEMPTS = "20",
+        "delivery attempts before a mail is marked dead";
+    SMTP_TIMEOUT = "15",
+        "seconds one SMTP delivery may take";
     CORS_ALLOWED_ORIGINS = "(none)",
         "comma-separated exact origins (https://app.example.com) allowed to call the API with credentials; `*` and `null` are refused";
     TRUSTED_PROXIES = "(none)",

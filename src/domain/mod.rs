@@ -2,12 +2,14 @@
 //! only way in, so a handler holding one never checks it again.
 
 mod email;
+mod mail;
 mod password;
 mod user;
 mod username;
 mod validation;
 
 pub use email::Email;
+pub use mail::MailKind;
 pub use password::{LoginPassword, NewPassword};
 pub use user::{User, UserId};
 pub use username::Username;

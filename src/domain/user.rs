@@ -37,6 +37,8 @@ pub struct User {
     pub id: UserId,
     pub username: String,
     pub email: String,
+    /// Whether the owner of `email` confirmed it by following a verification link.
+    pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }

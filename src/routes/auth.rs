@@ -10,10 +10,10 @@ use super::{client_info, resource};
 use crate::app_state::AppState;
 use crate::auth::cookie;
 use crate::auth::refresh_token::{TokenHash, random_token};
-use crate::domain::{Email, LoginPassword, NewPassword, User, UserId, Username};
+use crate::domain::{Email, LoginPassword, MailKind, NewPassword, User, UserId, Username};
 use crate::envelope;
 use crate::error::{ApiError, Result};
-use crate::store::users::NewUser;
+use crate::store::users::{MailRequest, NewUser};
 use actix_governor::Governor;
 use actix_web::middleware::from_fn;
 
@@ -66,6 +66,25 @@ struct PublicUser<'a> {
     id: UserId,
     username: &'a str,
     email: &'a str,
+    email_verified: bool,
+}
+
+impl<'a> PublicUser<'a> {
+    fn of(user: &'a User) -> Self {
+        Self {
+            id: user.id,
+            username: &user.username,
+            email: &user.email,
+            email_verified: user.email_verified,
+        }
+    }
+}
+
+/// Registered under `REQUIRE_VERIFIED_EMAIL=true`: no session until the address is confirmed.
+#[derive(Serialize)]
+struct VerificationPending<'a> {
+    user: PublicUser<'a>,
+    message: &'static str,
 }
 
 async fn register(
@@ -135,7 +154,16 @@ async fn register_user(
 ) -> Result<HttpResponse> {
     let username = username.ok_or_else(|| ApiError::validation("username", "username is required"))?;
     let (username, password) = (Username::parse(&username)?, NewPassword::parse(password)?);
-    let user = create_user(state, username, email, &password).await?;
+    let user = create_user(state, req, username, email, &password).await?;
+    if state.mail.require_verified_email() {
+        let pending = VerificationPending {
+            user: PublicUser::of(&user),
+            message: "confirm your email address with the link we mailed you, then log in",
+        };
+        return Ok(
+            HttpResponse::Accepted().json(envelope::Envelope::new(actix_web::http::StatusCode::ACCEPTED, pending))
+        );
+    }
     start_session(state, req, &user).await
 }
 
@@ -145,6 +173,10 @@ async fn log_in(state: &AppState, req: &HttpRequest, email: Email, password: Sec
     match authenticate(state, &email, &LoginPassword::parse(password)?).await {
         Ok(user) => {
             state.throttle.succeeded(&email).await?;
+            // Only now, after the password check: without it the answer reveals nothing.
+            if state.mail.require_verified_email() && !user.email_verified {
+                return Err(ApiError::EmailNotVerified);
+            }
             start_session(state, req, &user).await
         }
         Err(ApiError::UserNotFound) => {
@@ -189,21 +221,43 @@ fn login_outcome(result: &Result<HttpResponse>) -> &'static str {
         Ok(_) => "success",
         Err(ApiError::UserNotFound | ApiError::Validation { .. }) => "invalid_credentials",
         Err(ApiError::AccountLocked { .. }) => "locked",
+        Err(ApiError::EmailNotVerified) => "unverified",
         Err(ApiError::UnsupportedMediaType | ApiError::PayloadTooLarge) => "invalid_credentials",
         Err(_) => "error",
     }
 }
 
-async fn create_user(state: &AppState, username: Username, email: Email, password: &NewPassword) -> Result<User> {
+/// Inserts the user and, in the same transaction, queues the mail that verifies its address.
+async fn create_user(
+    state: &AppState,
+    req: &HttpRequest,
+    username: Username,
+    email: Email,
+    password: &NewPassword,
+) -> Result<User> {
     let password_hash = state.hasher.hash(password.secret()).await?;
+    let client = client_info(req);
+    let id = UserId::new();
+    let verification = state.mail.verification(MailRequest {
+        kind: MailKind::EmailVerify,
+        email: email.as_str().to_string(),
+        user_id: Some(id),
+        ip: client.ip,
+        user_agent: client.user_agent,
+    });
     let user = NewUser {
-        id: UserId::new(),
+        id,
         username,
         email,
         password_hash,
     };
     // `From<InsertError>` already maps a taken email to `EMAIL_TAKEN`.
-    Ok(state.users.insert(user).await?)
+    let user = state.users.insert(user, verification.as_ref()).await?;
+    if let Some(request) = &verification {
+        state.mail.count(request.kind, "queued");
+        state.mail.wake();
+    }
+    Ok(user)
 }
 
 /// The user whose email and password these are; `USER_NOT_FOUND` alike for an unknown email
@@ -245,11 +299,7 @@ async fn start_session(state: &AppState, req: &HttpRequest, user: &User) -> Resu
     Ok(envelope::ok_with(
         response,
         SessionStarted {
-            user: PublicUser {
-                id: user.id,
-                username: &user.username,
-                email: &user.email,
-            },
+            user: PublicUser::of(user),
             access_token: access.token,
             token_type: "Bearer",
             expires_in: access.expires_in,

@@ -4,6 +4,7 @@
 mod auth;
 mod bearer;
 mod csrf;
+mod email;
 mod health;
 mod json;
 mod jwks;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters) {
                 refresh::configure(cfg, &limiters.auth);
                 me::configure(cfg);
                 password::configure(cfg, &limiters.auth);
+                email::configure(cfg, &limiters.auth);
                 sessions::configure(cfg);
             })
             .default_service(web::to(not_found)),
@@ -47,6 +49,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters) {
 /// A resource whose unmatched methods answer 405 in the envelope.
 fn resource(path: &str) -> Resource {
     web::resource(path).default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
+}
+
+/// 202 with `message`: the work was queued; the answer says nothing about whether it applied.
+fn accepted(message: &'static str) -> HttpResponse {
+    HttpResponse::Accepted().json(envelope::Envelope::new(actix_web::http::StatusCode::ACCEPTED, message))
 }
 
 async fn root() -> HttpResponse {

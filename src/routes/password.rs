@@ -1,26 +1,127 @@
-//! Changing one's password: the current one is checked again (under the login lockout), the new
-//! one must pass the registration rules, and every other session of the user ends.
+//! Changing one's password (the current one is checked again, under the login lockout; every
+//! other session ends) and resetting a forgotten one through a mailed single-use link (every
+//! session ends).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::bearer::Authenticated;
 use super::json::JsonBody;
 use super::rate_limit::Limiter;
-use super::resource;
+use super::{accepted, client_info, resource};
 use crate::app_state::AppState;
-use crate::domain::{Email, LoginPassword, NewPassword};
+use crate::auth::refresh_token::TokenHash;
+use crate::domain::{Email, LoginPassword, MailKind, NewPassword};
 use crate::envelope;
 use crate::error::{ApiError, Result};
+use crate::store::users::{MailRequest, TokenUse};
 use actix_governor::Governor;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
-    cfg.service(
-        resource("/auth/password/change")
-            .wrap(Governor::new(auth_limit))
-            .route(web::post().to(change)),
-    );
+    let limited = |path: &str| resource(path).wrap(Governor::new(auth_limit));
+    cfg.service(limited("/auth/password/change").route(web::post().to(change)))
+        .service(limited("/auth/password/forgot").route(web::post().to(forgot)))
+        .service(limited("/auth/password/reset").route(web::post().to(reset)));
+}
+
+#[derive(Deserialize)]
+struct ForgotBody {
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct ResetBody {
+    token: String,
+    password: SecretString,
+}
+
+#[derive(Serialize)]
+struct Reset {
+    /// The user's sessions, all ended.
+    revoked: u32,
+}
+
+/// 202 alike whether or not the account exists: the request only queues the address (one
+/// insert either way); the sender finds out later whether there is an account to mail.
+async fn forgot(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    JsonBody(body): JsonBody<ForgotBody>,
+) -> Result<HttpResponse> {
+    if !state.mail.enabled() {
+        return Err(ApiError::MailDisabled);
+    }
+    let email = Email::parse(&body.email)?;
+    let client = client_info(&req);
+    let request = MailRequest {
+        kind: MailKind::PasswordReset,
+        email: email.as_str().to_string(),
+        user_id: None,
+        ip: client.ip,
+        user_agent: client.user_agent,
+    };
+    let queued = state.mail.queue(&state.users, &request).await?;
+    count_reset(&state, if queued { "requested" } else { "throttled" });
+    Ok(accepted(
+        "if an account has this email, a link to reset its password is on its way",
+    ))
+}
+
+/// Sets a new password with a mailed token: the token works once (of two racing uses, one
+/// wins), and every session of the user ends.
+async fn reset(state: web::Data<AppState>, JsonBody(body): JsonBody<ResetBody>) -> Result<HttpResponse> {
+    let result = reset_with(&state, body).await;
+    let outcome = match &result {
+        Ok(_) => "completed",
+        Err(ApiError::InvalidResetToken) => "invalid_token",
+        Err(ApiError::ExpiredResetToken) => "expired_token",
+        Err(_) => return result,
+    };
+    count_reset(&state, outcome);
+    result
+}
+
+async fn reset_with(state: &AppState, body: ResetBody) -> Result<HttpResponse> {
+    let password = NewPassword::parse(body.password)?;
+    if !crate::auth::refresh_token::looks_valid(&body.token) {
+        return Err(ApiError::InvalidResetToken);
+    }
+    let hash = TokenHash::of(&body.token);
+    // A dead link is refused before any password hashing is spent on it.
+    match state.users.peek_token(MailKind::PasswordReset, hash.as_bytes()).await? {
+        TokenUse::Unknown => return Err(ApiError::InvalidResetToken),
+        TokenUse::Expired => return Err(ApiError::ExpiredResetToken),
+        TokenUse::Used(..) => {}
+    }
+    let password_hash = state.hasher.hash(password.secret()).await?;
+    let sessions = &state.sessions;
+    let used = state
+        .users
+        .reset_password(hash.as_bytes(), &password_hash, |user| async move {
+            sessions.revoke_all(user, None).await
+        })
+        .await?;
+    let (user, revoked) = match used {
+        TokenUse::Unknown => return Err(ApiError::InvalidResetToken),
+        TokenUse::Expired => return Err(ApiError::ExpiredResetToken),
+        TokenUse::Used(user, revoked) => (user, revoked),
+    };
+    state
+        .metrics
+        .sessions_revoked
+        .with_label_values(&["password_reset"])
+        .inc_by(u64::from(revoked));
+    // The mailbox owner chose a new password: earlier failed guesses no longer lock them out.
+    if let Some(credentials) = state.users.find_by_id(user).await? {
+        state.throttle.succeeded(&Email::parse(&credentials.email)?).await?;
+    }
+    tracing::info!(user_id = %user, revoked, "password reset");
+    Ok(envelope::ok(Reset { revoked }))
+}
+
+fn count_reset(state: &AppState, outcome: &str) {
+    state.metrics.password_resets.with_label_values(&[outcome]).inc();
 }
 
 #[derive(Deserialize)]

@@ -33,6 +33,7 @@ pub struct Application {
     port: u16,
     server: Server,
     metrics: Option<(u16, Server)>,
+    mail_sender: Option<crate::mail::Running>,
 }
 
 impl Application {
@@ -61,13 +62,19 @@ impl Application {
             }
             None => AccessTokens::shared(&settings.tokens),
         };
+        let (mailer, sender) = crate::mail::Sender::new(&settings.mail, users.clone(), metrics.clone())?;
+        if sender.is_none() {
+            tracing::warn!(
+                "SMTP_URL is unset: password reset and email verification are off (their routes answer 501 MAIL_DISABLED)"
+            );
+        }
         log_backends(&settings);
 
         let http_metrics = metrics.http_middleware();
         let metrics_on = settings.metrics_addr.is_some();
         let ring = key_manager.as_ref().map(|manager| manager.ring.clone());
         let state = web::Data::new(AppState::new(
-            &settings, users, sessions, hasher, tokens, metrics, throttle, ring,
+            &settings, users, sessions, hasher, tokens, metrics, throttle, ring, mailer,
         ));
         let body_limit = settings.body_limit;
         let listener =
@@ -122,7 +129,13 @@ impl Application {
             }
             None => None,
         };
-        Ok(Self { port, server, metrics })
+        let mail_sender = sender.map(crate::mail::Sender::spawn);
+        Ok(Self {
+            port,
+            server,
+            metrics,
+            mail_sender,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -139,7 +152,8 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops accepting and lets in-flight requests finish
-    /// (up to `SHUTDOWN_TIMEOUT`); the metrics listener stops after the API.
+    /// (up to `SHUTDOWN_TIMEOUT`); then the mail sender finishes its delivery in progress, and
+    /// the metrics listener stops last.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         // Handlers are installed before "listening" is logged: a signal sent as soon as the
@@ -154,6 +168,9 @@ impl Application {
             handle.stop(true).await;
         });
         let result = self.server.await;
+        if let Some(sender) = self.mail_sender {
+            sender.stop().await;
+        }
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
             let _ = task.await;

@@ -1,8 +1,10 @@
 //! The one integration test binary: the real HTTP server on port 0, per backend.
 
 mod helpers;
+mod mail_server;
 mod proxy;
 
+mod account_mail;
 mod auth_routes;
 mod basics;
 pub mod binary;

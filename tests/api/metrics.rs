@@ -11,10 +11,10 @@ use crate::backend_tests;
 use crate::helpers::{Backend, TestApp, assert_error, expect_tokens, spawn_app_with};
 
 /// One parsed scrape: (metric, sorted labels) -> value (histograms: their count).
-struct Snapshot(HashMap<(String, Vec<(String, String)>), f64>);
+pub struct Snapshot(HashMap<(String, Vec<(String, String)>), f64>);
 
 impl Snapshot {
-    async fn take(app: &TestApp) -> Self {
+    pub async fn take(app: &TestApp) -> Self {
         let url = format!("{}/metrics", app.metrics_address.as_ref().expect("metrics are on"));
         let response = app.client.get(url).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -36,7 +36,7 @@ impl Snapshot {
         Self(values)
     }
 
-    fn get(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    pub fn get(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
         let mut wanted: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         wanted.sort();
         self.0.get(&(metric.to_string(), wanted)).copied().unwrap_or(0.0)

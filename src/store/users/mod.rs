@@ -7,8 +7,12 @@ use sqlx::{PgPool, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod mail;
 mod postgres;
 mod sqlite;
+
+pub use mail::{ClaimedMail, MailRequest, TokenUse};
+use mail::{INSERT_MAIL, mail_insert, on_pool};
 
 use super::{Dependency, StoreError, bounded, sql_error};
 use crate::domain::{Email, User, UserId, Username};
@@ -56,6 +60,7 @@ pub(super) struct UserRow {
     username: String,
     email: String,
     password_hash: String,
+    email_verified_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
 }
 
@@ -66,6 +71,7 @@ impl UserRow {
                 id: UserId::from_uuid(self.id),
                 username: self.username,
                 email: self.email,
+                email_verified: self.email_verified_at.is_some(),
                 created_at: self.created_at,
             },
             password_hash: self.password_hash,
@@ -111,10 +117,11 @@ impl UserStore {
         &self.backend
     }
 
-    /// Inserts `user`; a taken email (in any letter case) is `EmailTaken`, decided by the
-    /// unique index so two racing registrations cannot both succeed.
+    /// Inserts `user`, and queues `verification` in the same transaction; a taken email (in any
+    /// letter case) is `EmailTaken`, decided by the unique index so two racing registrations
+    /// cannot both succeed.
     #[tracing::instrument(name = "db.users.insert", skip_all, fields(db.system = self.system(), db.operation = "INSERT"))]
-    pub async fn insert(&self, user: NewUser) -> Result<User, InsertError> {
+    pub async fn insert(&self, user: NewUser, verification: Option<&MailRequest>) -> Result<User, InsertError> {
         // Both databases keep microseconds; truncating here makes the value we return now
         // equal to the one read back later.
         let now = OffsetDateTime::now_utc();
@@ -123,10 +130,26 @@ impl UserStore {
             .expect("valid nanosecond");
         let result = self
             .call("users.insert", async {
-                match &self.backend {
-                    Backend::Postgres(pool) => postgres::insert(pool, &user, now).await,
-                    Backend::Sqlite(pool) => sqlite::insert(pool, &user, now).await,
-                }
+                on_pool!(&self.backend, |pool| {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query(
+                        "insert into users (id, email, username, password_hash, created_at, updated_at) \
+                         values ($1, $2, $3, $4, $5, $5)",
+                    )
+                    .bind(user.id.as_uuid())
+                    .bind(user.email.as_str())
+                    .bind(user.username.as_str())
+                    .bind(&user.password_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(request) = verification {
+                        mail_insert!(INSERT_MAIL, request, crate::store::now_ms())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await
+                })
             })
             .await;
         match result {
@@ -134,6 +157,7 @@ impl UserStore {
                 id: user.id,
                 username: user.username.as_str().to_string(),
                 email: user.email.as_str().to_string(),
+                email_verified: false,
                 created_at: now,
             }),
             Err(StoreError::Failed(_, e)) if is_unique_violation(&e) => Err(InsertError::EmailTaken),

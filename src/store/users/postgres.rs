@@ -4,33 +4,18 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{NewUser, UserRow};
-
-pub(super) async fn insert(pool: &PgPool, user: &NewUser, now: OffsetDateTime) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into users (id, email, username, password_hash, created_at, updated_at) \
-         values ($1, $2, $3, $4, $5, $5)",
-    )
-    .bind(user.id.as_uuid())
-    .bind(user.email.as_str())
-    .bind(user.username.as_str())
-    .bind(&user.password_hash)
-    .bind(now)
-    .execute(pool)
-    .await
-    .map(drop)
-}
+use super::UserRow;
 
 pub(super) async fn find_by_email(pool: &PgPool, email: &str) -> sqlx::Result<Option<UserRow>> {
     // lower($1) so the expression index users_email_key serves the lookup.
-    sqlx::query_as("select id, username, email, password_hash, created_at from users where lower(email) = lower($1)")
+    sqlx::query_as("select id, username, email, password_hash, email_verified_at, created_at from users where lower(email) = lower($1)")
         .bind(email)
         .fetch_optional(pool)
         .await
 }
 
 pub(super) async fn find_by_id(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as("select id, username, email, password_hash, created_at from users where id = $1")
+    sqlx::query_as("select id, username, email, password_hash, email_verified_at, created_at from users where id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await

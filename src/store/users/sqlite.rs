@@ -4,32 +4,17 @@ use sqlx::SqlitePool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{NewUser, UserRow};
-
-pub(super) async fn insert(pool: &SqlitePool, user: &NewUser, now: OffsetDateTime) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into users (id, email, username, password_hash, created_at, updated_at) \
-         values (?1, ?2, ?3, ?4, ?5, ?5)",
-    )
-    .bind(user.id.as_uuid())
-    .bind(user.email.as_str())
-    .bind(user.username.as_str())
-    .bind(&user.password_hash)
-    .bind(now)
-    .execute(pool)
-    .await
-    .map(drop)
-}
+use super::UserRow;
 
 pub(super) async fn find_by_email(pool: &SqlitePool, email: &str) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as("select id, username, email, password_hash, created_at from users where email = ?1 collate nocase")
+    sqlx::query_as("select id, username, email, password_hash, email_verified_at, created_at from users where email = ?1 collate nocase")
         .bind(email)
         .fetch_optional(pool)
         .await
 }
 
 pub(super) async fn find_by_id(pool: &SqlitePool, id: Uuid) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as("select id, username, email, password_hash, created_at from users where id = ?1")
+    sqlx::query_as("select id, username, email, password_hash, email_verified_at, created_at from users where id = ?1")
         .bind(id)
         .fetch_optional(pool)
         .await

@@ -1,0 +1,100 @@
+//! Email verification: the mailed link's token confirms the address; a new link can be asked
+//! for by the signed-in owner (Bearer) or, when unverified accounts cannot sign in, by address.
+
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::bearer::Authenticated;
+use super::json::JsonBody;
+use super::rate_limit::Limiter;
+use super::{accepted, client_info, resource};
+use crate::app_state::AppState;
+use crate::auth::refresh_token::{TokenHash, looks_valid};
+use crate::domain::{Email, MailKind};
+use crate::envelope;
+use crate::error::{ApiError, Result};
+use crate::store::users::{MailRequest, TokenUse};
+use actix_governor::Governor;
+
+pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
+    let limited = |path: &str| resource(path).wrap(Governor::new(auth_limit));
+    cfg.service(limited("/auth/email/verify").route(web::post().to(verify)))
+        .service(limited("/auth/email/verify/resend").route(web::post().to(resend)));
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct ResendBody {
+    email: String,
+}
+
+#[derive(Serialize)]
+struct Verified {
+    email_verified: bool,
+}
+
+/// Confirms the address the token was mailed to. No Bearer needed: the link may be opened on
+/// another device than the one that registered.
+async fn verify(state: web::Data<AppState>, JsonBody(body): JsonBody<VerifyBody>) -> Result<HttpResponse> {
+    if !looks_valid(&body.token) {
+        return Err(ApiError::InvalidVerifyToken);
+    }
+    match state.users.verify_email(TokenHash::of(&body.token).as_bytes()).await? {
+        TokenUse::Unknown => Err(ApiError::InvalidVerifyToken),
+        TokenUse::Expired => Err(ApiError::ExpiredVerifyToken),
+        TokenUse::Used(user, ()) => {
+            tracing::info!(user_id = %user, "email verified");
+            Ok(envelope::ok(Verified { email_verified: true }))
+        }
+    }
+}
+
+/// With a Bearer token: a new link for the caller's address (409 once it is verified; 429 over
+/// the per-address limit). Without one, `{email}`: 202 whatever the address, as forgot does.
+async fn resend(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+    if !state.mail.enabled() {
+        return Err(ApiError::MailDisabled);
+    }
+    let client = client_info(&req);
+    let mut payload = payload.into_inner();
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        let caller = Authenticated::from_request(&req, &mut payload).await?;
+        let user = state
+            .users
+            .find_by_id(caller.user_id)
+            .await?
+            .ok_or(ApiError::InvalidAccessToken)?;
+        if user.email_verified {
+            return Err(ApiError::EmailAlreadyVerified);
+        }
+        let request = MailRequest {
+            kind: MailKind::EmailVerify,
+            email: user.email,
+            user_id: Some(user.id),
+            ip: client.ip,
+            user_agent: client.user_agent,
+        };
+        if !state.mail.queue(&state.users, &request).await? {
+            return Err(ApiError::RateLimited { retry_after_secs: 3600 });
+        }
+        return Ok(accepted("a new verification link is on its way"));
+    }
+    let JsonBody(body) = JsonBody::<ResendBody>::from_request(&req, &mut payload).await?;
+    let email = Email::parse(&body.email)?;
+    let request = MailRequest {
+        kind: MailKind::EmailVerify,
+        email: email.as_str().to_string(),
+        user_id: None,
+        ip: client.ip,
+        user_agent: client.user_agent,
+    };
+    state.mail.queue(&state.users, &request).await?;
+    Ok(accepted(
+        "if an unverified account has this email, a new verification link is on its way",
+    ))
+}

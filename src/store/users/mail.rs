@@ -1,0 +1,428 @@
+//! The mail outbox and the single-use tokens of the links in those mails, beside the users
+//! they belong to (so a mail is queued in the same transaction as what asked for it).
+//!
+//! The statements are written once: `$n` parameters read the same in PostgreSQL and SQLite.
+//! Only claiming differs: PostgreSQL skips rows another instance holds (`for update skip
+//! locked`); SQLite has one writer at a time, which makes the same update exclusive.
+
+use std::future::Future;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Backend, UserStore};
+use crate::domain::{MailKind, UserId};
+use crate::store::{StoreError, now_ms};
+
+/// Runs `$body` with `$conn` bound to the backend's pool (both arms type-check separately).
+macro_rules! on_pool {
+    ($backend:expr, |$conn:ident| $body:expr) => {
+        match $backend {
+            Backend::Postgres($conn) => $body,
+            Backend::Sqlite($conn) => $body,
+        }
+    };
+}
+pub(super) use on_pool;
+
+/// A mail somebody asked for, before it is queued.
+#[derive(Debug, Clone)]
+pub struct MailRequest {
+    pub kind: MailKind,
+    /// The address asked for, normalised.
+    pub email: String,
+    /// Set when the request knew the user (a verification on registration or by its owner).
+    pub user_id: Option<UserId>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A queued mail a sender has claimed.
+#[derive(Debug, Clone)]
+pub struct ClaimedMail {
+    pub id: Uuid,
+    pub kind: MailKind,
+    pub email: String,
+    pub user_id: Option<UserId>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub requested_at: OffsetDateTime,
+    /// Including this one.
+    pub attempts: u32,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: Uuid,
+    kind: String,
+    email: String,
+    user_id: Option<Uuid>,
+    requested_ip: Option<String>,
+    requested_ua: Option<String>,
+    requested_at: i64,
+    attempts: i32,
+}
+
+/// What presenting a link's token found.
+#[derive(Debug)]
+pub enum TokenUse<T> {
+    /// No such token (never issued, already used, or superseded).
+    Unknown,
+    /// Issued but past its lifetime; it is gone now.
+    Expired,
+    Used(UserId, T),
+}
+
+pub(super) const INSERT_MAIL: &str = "insert into mail_outbox \
+     (id, kind, email, user_id, requested_ip, requested_ua, requested_at, next_attempt_at) \
+     values ($1, $2, $3, $4, $5, $6, $7, $7)";
+
+const INSERT_MAIL_UNLESS_THROTTLED: &str = "insert into mail_outbox \
+     (id, kind, email, user_id, requested_ip, requested_ua, requested_at, next_attempt_at) \
+     select $1, $2, $3, $4, $5, $6, $7, $7 \
+     where (select count(*) from mail_outbox where email = $3 and requested_at > $8) < $9";
+
+const CLAIM_FROM: &str = "select id from mail_outbox \
+     where state = 'pending' and next_attempt_at <= $2 and (locked_until is null or locked_until <= $2) \
+     order by next_attempt_at limit $3";
+
+fn claim_sql(rows: &str) -> String {
+    format!(
+        "update mail_outbox set locked_until = $1, attempts = attempts + 1 where id in ({rows}) \
+         returning id, kind, email, user_id, requested_ip, requested_ua, requested_at, attempts"
+    )
+}
+
+/// `$sql` (one of the mail inserts) with the request's values bound as `$1`..`$7`.
+macro_rules! mail_insert {
+    ($sql:expr, $request:expr, $now:expr) => {
+        sqlx::query($sql)
+            .bind(Uuid::now_v7())
+            .bind($request.kind.as_str())
+            .bind($request.email.as_str())
+            .bind($request.user_id.map(|id| id.as_uuid()))
+            .bind($request.ip.as_deref())
+            .bind($request.user_agent.as_deref())
+            .bind($now)
+    };
+}
+pub(super) use mail_insert;
+
+impl UserStore {
+    /// Queues `request` unless its address already had `per_hour` mails queued in the last
+    /// hour; `false` when it was throttled. The count covers every kind, and addresses with no
+    /// account alike, so the answer does not depend on whether the account exists.
+    #[tracing::instrument(name = "db.mail_outbox.insert", skip_all, fields(db.system = self.system(), db.operation = "INSERT"))]
+    pub async fn queue_mail(&self, request: &MailRequest, per_hour: u32) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let since = now - 3_600_000;
+        self.call("mail_outbox.insert", async {
+            on_pool!(&self.backend, |pool| {
+                mail_insert!(INSERT_MAIL_UNLESS_THROTTLED, request, now)
+                    .bind(since)
+                    .bind(i64::from(per_hour))
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    /// Claims up to `limit` due mails for `lease`; each claim counts as an attempt, so a mail
+    /// whose sender died mid-way is retried after the lease, and dies after its last attempt.
+    pub async fn claim_mail(&self, lease: Duration, limit: u32) -> Result<Vec<ClaimedMail>, StoreError> {
+        let now = now_ms();
+        let until = now + lease.as_millis() as i64;
+        let rows: Vec<ClaimedRow> = self
+            .call("mail_outbox.claim", async {
+                match &self.backend {
+                    Backend::Postgres(pool) => {
+                        let sql = claim_sql(&format!("{CLAIM_FROM} for update skip locked"));
+                        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                            .bind(until)
+                            .bind(now)
+                            .bind(i64::from(limit))
+                            .fetch_all(pool)
+                            .await
+                    }
+                    Backend::Sqlite(pool) => {
+                        sqlx::query_as(sqlx::AssertSqlSafe(claim_sql(CLAIM_FROM)))
+                            .bind(until)
+                            .bind(now)
+                            .bind(i64::from(limit))
+                            .fetch_all(pool)
+                            .await
+                    }
+                }
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                Some(ClaimedMail {
+                    id: row.id,
+                    kind: MailKind::parse(&row.kind)?,
+                    email: row.email,
+                    user_id: row.user_id.map(UserId::from_uuid),
+                    ip: row.requested_ip,
+                    user_agent: row.requested_ua,
+                    requested_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.requested_at) * 1_000_000)
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    attempts: row.attempts.max(0) as u32,
+                })
+            })
+            .collect())
+    }
+
+    /// Stores the hash of the token `mail` carries, replacing the one of an earlier attempt at
+    /// the same mail (that mail never arrived, or if it did, its link is superseded).
+    pub async fn mint_token(
+        &self,
+        mail: &ClaimedMail,
+        user: UserId,
+        token_hash: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let expires = now + ttl.as_millis() as i64;
+        self.call("account_tokens.insert", async {
+            on_pool!(&self.backend, |pool| {
+                let mut tx = pool.begin().await?;
+                sqlx::query("delete from account_tokens where mail_id = $1")
+                    .bind(mail.id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "insert into account_tokens (token_hash, purpose, user_id, mail_id, created_at, expires_at) \
+                     values ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(token_hash)
+                .bind(mail.kind.as_str())
+                .bind(user.as_uuid())
+                .bind(mail.id)
+                .bind(now)
+                .bind(expires)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await
+            })
+        })
+        .await
+    }
+
+    /// Ends a claimed mail: `sent`, `skipped` (nothing to send: no such account, or already
+    /// verified) or `dead` (out of attempts).
+    pub async fn finish_mail(&self, id: Uuid, state: &'static str, error: Option<&str>) -> Result<(), StoreError> {
+        let now = now_ms();
+        self.call("mail_outbox.finish", async {
+            on_pool!(&self.backend, |pool| {
+                sqlx::query(
+                    "update mail_outbox set state = $2, done_at = $3, locked_until = null, \
+                     last_error = coalesce($4, last_error) where id = $1",
+                )
+                .bind(id)
+                .bind(state)
+                .bind(now)
+                .bind(error)
+                .execute(pool)
+                .await
+                .map(drop)
+            })
+        })
+        .await
+    }
+
+    /// Releases a mail whose attempt failed, due again after `retry_in`.
+    pub async fn retry_mail(&self, id: Uuid, retry_in: Duration, error: &str) -> Result<(), StoreError> {
+        let next = now_ms() + retry_in.as_millis() as i64;
+        self.call("mail_outbox.retry", async {
+            on_pool!(&self.backend, |pool| {
+                sqlx::query(
+                    "update mail_outbox set next_attempt_at = $2, locked_until = null, last_error = $3 where id = $1",
+                )
+                .bind(id)
+                .bind(next)
+                .bind(error)
+                .execute(pool)
+                .await
+                .map(drop)
+            })
+        })
+        .await
+    }
+
+    /// Gives back a claimed mail that was not attempted.
+    pub async fn release_mail(&self, id: Uuid) -> Result<(), StoreError> {
+        self.call("mail_outbox.release", async {
+            on_pool!(&self.backend, |pool| {
+                sqlx::query("update mail_outbox set locked_until = null, attempts = attempts - 1 where id = $1")
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            })
+        })
+        .await
+    }
+
+    /// Mails waiting to be sent.
+    pub async fn pending_mail(&self) -> Result<i64, StoreError> {
+        self.call("mail_outbox.count", async {
+            on_pool!(&self.backend, |pool| {
+                sqlx::query_scalar("select count(*) from mail_outbox where state = 'pending'")
+                    .fetch_one(pool)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Deletes expired tokens, and finished mails older than `keep` (the per-address count
+    /// needs the last hour of them).
+    pub async fn purge_mail(&self, keep: Duration) -> Result<(), StoreError> {
+        let now = now_ms();
+        let before = now - keep.as_millis() as i64;
+        self.call("mail_outbox.purge", async {
+            on_pool!(&self.backend, |pool| {
+                sqlx::query("delete from account_tokens where expires_at <= $1")
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+                sqlx::query("delete from mail_outbox where state <> 'pending' and requested_at < $1")
+                    .bind(before)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            })
+        })
+        .await
+    }
+
+    /// The user a live token of `purpose` belongs to, without using it up (so a request with a
+    /// dead link costs no password hashing).
+    pub async fn peek_token(&self, purpose: MailKind, token_hash: &[u8]) -> Result<TokenUse<()>, StoreError> {
+        let row: Option<(Uuid, i64)> = self
+            .call("account_tokens.select", async {
+                on_pool!(&self.backend, |pool| {
+                    sqlx::query_as(
+                        "select user_id, expires_at from account_tokens where token_hash = $1 and purpose = $2",
+                    )
+                    .bind(token_hash)
+                    .bind(purpose.as_str())
+                    .fetch_optional(pool)
+                    .await
+                })
+            })
+            .await?;
+        Ok(match row {
+            None => TokenUse::Unknown,
+            Some((_, expires)) if expires <= now_ms() => TokenUse::Expired,
+            Some((user, _)) => TokenUse::Used(UserId::from_uuid(user), ()),
+        })
+    }
+
+    /// Uses up a password-reset token, in one transaction: the token is deleted (so of two
+    /// racing requests one finds it), `revoke` runs (ending the user's sessions; its failure
+    /// rolls everything back, token included), then the password is replaced, the email counts
+    /// as verified (the link reached its mailbox) and every other reset token of the user dies.
+    #[tracing::instrument(name = "db.users.reset_password", skip_all, fields(db.system = self.system(), db.operation = "UPDATE"))]
+    pub async fn reset_password<F, Fut, T>(
+        &self,
+        token_hash: &[u8],
+        password_hash: &str,
+        revoke: F,
+    ) -> Result<TokenUse<T>, StoreError>
+    where
+        F: FnOnce(UserId) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let now = OffsetDateTime::now_utc();
+        let mut revoke = Some(revoke);
+        let result: Result<TokenUse<T>, StoreError> = self
+            .call("users.reset_password", async {
+                on_pool!(&self.backend, |pool| {
+                    let mut tx = pool.begin().await?;
+                    let found: Option<(Uuid, i64)> = sqlx::query_as(
+                        "delete from account_tokens where token_hash = $1 and purpose = $2 returning user_id, expires_at",
+                    )
+                    .bind(token_hash)
+                    .bind(MailKind::PasswordReset.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((user, expires)) = found else {
+                        return Ok(Ok(TokenUse::Unknown));
+                    };
+                    if expires <= now_ms() {
+                        tx.commit().await?;
+                        return Ok(Ok(TokenUse::Expired));
+                    }
+                    let revoke = revoke.take().expect("runs once");
+                    let revoked = match revoke(UserId::from_uuid(user)).await {
+                        Ok(revoked) => revoked,
+                        // Dropping `tx` rolls back: the token stays valid for a retry.
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    sqlx::query(
+                        "update users set password_hash = $2, updated_at = $3, \
+                         email_verified_at = coalesce(email_verified_at, $3) where id = $1",
+                    )
+                    .bind(user)
+                    .bind(password_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("delete from account_tokens where user_id = $1 and purpose = $2")
+                        .bind(user)
+                        .bind(MailKind::PasswordReset.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(Ok(TokenUse::Used(UserId::from_uuid(user), revoked)))
+                })
+            })
+            .await
+            .and_then(|inner| inner);
+        result
+    }
+
+    /// Uses up an email-verification token: the address counts as verified from now, and the
+    /// user's other verification tokens die with it.
+    #[tracing::instrument(name = "db.users.verify_email", skip_all, fields(db.system = self.system(), db.operation = "UPDATE"))]
+    pub async fn verify_email(&self, token_hash: &[u8]) -> Result<TokenUse<()>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        self.call("users.verify_email", async {
+            on_pool!(&self.backend, |pool| {
+                let mut tx = pool.begin().await?;
+                let found: Option<(Uuid, i64)> = sqlx::query_as(
+                    "delete from account_tokens where token_hash = $1 and purpose = $2 returning user_id, expires_at",
+                )
+                .bind(token_hash)
+                .bind(MailKind::EmailVerify.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((user, expires)) = found else {
+                    return Ok(TokenUse::Unknown);
+                };
+                if expires <= now_ms() {
+                    tx.commit().await?;
+                    return Ok(TokenUse::Expired);
+                }
+                sqlx::query("update users set email_verified_at = coalesce(email_verified_at, $2) where id = $1")
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("delete from account_tokens where user_id = $1 and purpose = $2")
+                    .bind(user)
+                    .bind(MailKind::EmailVerify.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(TokenUse::Used(UserId::from_uuid(user), ()))
+            })
+        })
+        .await
+    }
+}
