@@ -344,6 +344,59 @@ mod tests {
     }
 
     #[test]
+    fn mail_goes_to_the_log_in_embedded_mode_and_is_off_elsewhere_without_smtp() {
+        let embedded = settings(&[]).unwrap();
+        assert!(matches!(embedded.mail.transport, MailTransport::Log));
+        assert_eq!(embedded.mail.reset_ttl, Duration::from_secs(1800));
+        assert_eq!(embedded.mail.verify_ttl, Duration::from_secs(86400));
+        assert!(!embedded.mail.require_verified_email);
+        let postgres = [
+            ("DATABASE_URL", "postgres://db/auth"),
+            ("ACCESS_TOKEN_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        assert!(matches!(
+            settings(&postgres).unwrap().mail.transport,
+            MailTransport::Off
+        ));
+        let mut required = postgres.to_vec();
+        required.push(("REQUIRE_VERIFIED_EMAIL", "true"));
+        let err = settings(&required).unwrap_err().to_string();
+        assert!(err.contains("REQUIRE_VERIFIED_EMAIL: true needs SMTP_URL"), "{err}");
+        required.push(("SMTP_URL", "smtp://relay:s3cret-relay-pass@mx.example.com:587"));
+        let s = settings(&required).unwrap();
+        let MailTransport::Smtp(url) = &s.mail.transport else {
+            panic!("SMTP")
+        };
+        assert_eq!(format!("{url:?}"), "smtp://relay:***@mx.example.com:587");
+        assert!(
+            !format!("{s:?}").contains("s3cret-relay-pass"),
+            "the password never prints"
+        );
+    }
+
+    #[test]
+    fn bad_mail_settings_are_refused() {
+        let err = settings(&[
+            ("SMTP_URL", "http://mx.example.com"),
+            ("MAIL_FROM", "not a mailbox"),
+            ("PUBLIC_APP_URL", "app.example.com"),
+            ("MAIL_MAX_ATTEMPTS", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "SMTP_URL: expected an smtp:// or smtps:// URL",
+            "MAIL_FROM: `not a mailbox`",
+            "PUBLIC_APP_URL: expected an http",
+            "MAIL_MAX_ATTEMPTS: must be greater than zero",
+        ] {
+            assert!(err.contains(expected), "{expected} missing from {err}");
+        }
+        let s = settings(&[("PUBLIC_APP_URL", "https://app.example.com/")]).unwrap();
+        assert_eq!(s.mail.public_app_url, "https://app.example.com");
+    }
+
+    #[test]
     fn every_bad_value_is_reported_at_once() {
         let err = settings(&[
             ("HOST_ADDR", "nowhere"),

@@ -364,3 +364,42 @@ fn keys_commands_rotate_list_and_revoke() {
     assert!(!ok && out.contains("no live key has kid no-such-kid"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Embedded mode without `SMTP_URL`: each mail is logged with its link, and the link works.
+#[tokio::test]
+async fn embedded_mode_without_smtp_logs_each_link() {
+    let mut server = start_server(&[("PUBLIC_APP_URL", "http://localhost:5173")]);
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{}", server.address(), path);
+    let body =
+        serde_json::json!({"username": "Newcomer", "email": "new@example.com", "password": "correct horse battery"});
+    let registered = client.post(url("/auth/register")).json(&body).send().await.unwrap();
+    assert_eq!(registered.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let link = loop {
+        let logged = server.logs.lock().unwrap().iter().find_map(|line| {
+            let json: serde_json::Value = serde_json::from_str(line).ok()?;
+            if json["level"] != "INFO" || json["subject"] != "Confirm your email address" {
+                return None;
+            }
+            Some((json["to"].as_str()?.to_string(), json["link"].as_str()?.to_string()))
+        });
+        if let Some((to, link)) = logged {
+            assert_eq!(to, "new@example.com");
+            break link;
+        }
+        assert!(Instant::now() < deadline, "the verification link is logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let token = link
+        .strip_prefix("http://localhost:5173/verify-email?token=")
+        .unwrap_or_else(|| panic!("a link to the SPA: {link}"));
+    let verified = client
+        .post(url("/auth/email/verify"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+    server.stop();
+}

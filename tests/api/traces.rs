@@ -10,12 +10,14 @@ use serde_json::{Value, json};
 
 use crate::binary::{Running, start_server};
 use crate::helpers::{Backend, Storage};
+use crate::mail_server::MailServer;
 use crate::otlp::{
     Received, attribute, attribute_values, grpc_receiver, hex, http_receiver, http_receiver_answering_after,
 };
 
 const SECRET: &str = "tracing-test-signing-secret-0123456789abcdef";
 const PASSWORD: &str = "hunter2-but-longer-and-unique";
+const SMTP_PASSWORD: &str = "smtp-relay-password-Zq9";
 
 fn server_exporting_to(endpoint: &str, protocol: &str, rust_log: &str, storage: &Storage) -> Running {
     server_exporting_with(endpoint, protocol, storage, &[("RUST_LOG", rust_log)])
@@ -285,10 +287,31 @@ async fn no_secret_reaches_logs_or_spans_on(backend: Backend) {
     }
     let storage = Storage::create(backend).await;
     let (addr, received) = http_receiver().await;
-    let mut server = server_exporting_to(&format!("http://{addr}"), "http/protobuf", "trace", &storage);
+    // Mail through an SMTP server that wants credentials, when aiosmtpd is here (CI has it).
+    let smtp = if crate::mail_server::available() {
+        Some(MailServer::start(Some(&format!("mailer:{SMTP_PASSWORD}"))).await)
+    } else {
+        None
+    };
+    let smtp_url = smtp
+        .as_ref()
+        .map(|smtp| format!("smtp://mailer:{SMTP_PASSWORD}@127.0.0.1:{}?tls=none", smtp.port));
+    let mut extra = vec![("RUST_LOG", "trace"), ("PUBLIC_APP_URL", "https://app.test")];
+    if let Some(url) = &smtp_url {
+        extra.push(("SMTP_URL", url.as_str()));
+    }
+    let mut server = server_exporting_with(&format!("http://{addr}"), "http/protobuf", &storage, &extra);
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}{}", server.address(), path);
     let mut secrets: Vec<String> = vec![PASSWORD.into(), SECRET.into(), "wrong-password-attempt".into()];
+    {
+        use base64::Engine as _;
+        // What AUTH PLAIN and AUTH LOGIN put on the wire.
+        let b64 = base64::engine::general_purpose::STANDARD;
+        secrets.push(SMTP_PASSWORD.into());
+        secrets.push(b64.encode(format!("\0mailer\0{SMTP_PASSWORD}")));
+        secrets.push(b64.encode(SMTP_PASSWORD));
+    }
 
     let body = json!({"username": "Sec", "email": "sec@example.com", "password": PASSWORD});
     let registered = client.post(url("/auth/register")).json(&body).send().await.unwrap();
@@ -376,6 +399,66 @@ async fn no_secret_reaches_logs_or_spans_on(backend: Backend) {
         .send()
         .await
         .unwrap();
+    // Mail: the verification link, a reset link and the password it sets, all secrets too.
+    if let Some(smtp) = &smtp {
+        let verify = smtp
+            .nth("sec@example.com", crate::mail_server::VERIFY, 1)
+            .await
+            .token("verify-email");
+        secrets.push(verify.clone());
+        let verified = client
+            .post(url("/auth/email/verify"))
+            .json(&json!({ "token": verify }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(verified.status(), 200);
+        let forgot = client
+            .post(url("/auth/password/forgot"))
+            .json(&json!({"email": "sec@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forgot.status(), 202);
+        let token = smtp
+            .nth("sec@example.com", crate::mail_server::RESET, 1)
+            .await
+            .token("reset-password");
+        let new_password = "reset-to-this-secret-passphrase";
+        secrets.extend([token.clone(), new_password.to_string()]);
+        let weak = json!({"token": token, "password": "password1"});
+        client
+            .post(url("/auth/password/reset"))
+            .json(&weak)
+            .send()
+            .await
+            .unwrap();
+        let reset = json!({"token": token, "password": new_password});
+        let done = client
+            .post(url("/auth/password/reset"))
+            .json(&reset)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 200);
+        client
+            .post(url("/auth/password/reset"))
+            .json(&reset)
+            .send()
+            .await
+            .unwrap();
+        // The delivery has its own span, with the server but no recipient or credentials.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !received.spans().iter().any(|s| s.name == "smtp.send") {
+            assert!(Instant::now() < deadline, "an smtp.send span is exported");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let span = received.spans().into_iter().find(|s| s.name == "smtp.send").unwrap();
+        assert_eq!(span.kind, SpanKind::Client as i32);
+        let server_address = attribute(&span, "server.address").expect("server.address");
+        assert!(server_address.starts_with("127.0.0.1:"), "{server_address}");
+        assert!(!attribute_values(&span).iter().any(|v| v.contains("sec@example.com")));
+    }
     wait_for_any(&received).await;
     server.stop();
 
