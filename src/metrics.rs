@@ -49,6 +49,8 @@ pub struct Metrics {
     pub emails: IntCounterVec,
     /// Mails in the outbox waiting for delivery (the same value on every instance).
     pub outbox_pending: IntGauge,
+    /// Seconds the oldest of them has waited (0 when none waits).
+    pub outbox_oldest_age: IntGauge,
     /// Password resets: requested, throttled, completed, invalid_token, expired_token.
     pub password_resets: IntCounterVec,
 }
@@ -208,6 +210,10 @@ impl Metrics {
                 c
             },
             outbox_pending: gauge("auth_outbox_pending", "Account mails waiting for delivery"),
+            outbox_oldest_age: gauge(
+                "auth_outbox_oldest_pending_age_seconds",
+                "Seconds the oldest undelivered account mail has waited",
+            ),
             password_resets: counter(
                 "auth_password_resets_total",
                 "Password-reset requests and completions by outcome",

@@ -90,7 +90,7 @@ variables! {
         "smtp://user:pass@host:587 (STARTTLS, required when credentials are given), smtps://user:pass@host:465 (TLS), or smtp://host:1025 (plain, local catchers); `?tls=required`, `opportunistic` or `none` overrides the rule";
     MAIL_FROM = "auth-api <no-reply@localhost>",
         "From of account mails (a mailbox, `Name <address>` or `address`)";
-    PUBLIC_APP_URL = "http://localhost:3000",
+    PUBLIC_APP_URL = "http://localhost:5173",
         "the SPA that receives the links: {PUBLIC_APP_URL}/reset-password?token=… and /verify-email?token=…";
     PASSWORD_RESET_TTL = "1800",
         "seconds a password-reset link stays valid (from its delivery)";

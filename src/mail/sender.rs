@@ -90,8 +90,9 @@ impl Sender {
                 }
                 self.deliver(mail).await;
             }
-            if let Ok(pending) = self.users.pending_mail().await {
+            if let Ok((pending, waited)) = self.users.pending_mail().await {
                 self.metrics.outbox_pending.set(pending);
+                self.metrics.outbox_oldest_age.set(waited.as_secs() as i64);
             }
             if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
                 if let Err(e) = self.users.purge_mail(KEEP_FINISHED).await {

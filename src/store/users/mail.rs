@@ -267,16 +267,19 @@ impl UserStore {
         .await
     }
 
-    /// Mails waiting to be sent.
-    pub async fn pending_mail(&self) -> Result<i64, StoreError> {
-        self.call("mail_outbox.count", async {
-            on_pool!(&self.backend, |pool| {
-                sqlx::query_scalar("select count(*) from mail_outbox where state = 'pending'")
-                    .fetch_one(pool)
-                    .await
+    /// Mails waiting to be sent, and how long the oldest of them has waited.
+    pub async fn pending_mail(&self) -> Result<(i64, Duration), StoreError> {
+        let (count, oldest): (i64, Option<i64>) = self
+            .call("mail_outbox.count", async {
+                on_pool!(&self.backend, |pool| {
+                    sqlx::query_as("select count(*), min(requested_at) from mail_outbox where state = 'pending'")
+                        .fetch_one(pool)
+                        .await
+                })
             })
-        })
-        .await
+            .await?;
+        let waited = oldest.map_or(0, |at| (now_ms() - at).max(0));
+        Ok((count, Duration::from_millis(waited as u64)))
     }
 
     /// Deletes expired tokens, and finished mails older than `keep` (the per-address count
