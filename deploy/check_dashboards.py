@@ -83,6 +83,8 @@ class Cuttable:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.conns = []
+        self.lock = threading.Lock()
+        self.is_cut = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -91,8 +93,13 @@ class Cuttable:
                 client, _ = self.server.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
-            self.conns += [client, upstream]
+            with self.lock:
+                if self.is_cut:
+                    # Accepted while the cut was under way (a blocked accept is not interrupted).
+                    client.close()
+                    return
+                upstream = socket.create_connection(self.target)
+                self.conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
@@ -110,8 +117,16 @@ class Cuttable:
                 pass
 
     def cut(self) -> None:
-        self.server.close()
-        for c in self.conns:
+        with self.lock:
+            self.is_cut = True
+            try:
+                # Wakes the accept blocked in the other thread (close alone would not, on Linux).
+                self.server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.server.close()
+            conns = list(self.conns)
+        for c in conns:
             try:
                 c.shutdown(socket.SHUT_RDWR)
                 c.close()

@@ -45,6 +45,42 @@ async fn verify(app: &TestApp, token: &str) -> Response {
     app.post_json("/auth/email/verify", &json!({ "token": token })).await
 }
 
+/// Whether `token` can be found anywhere the service stores data, and whether its SHA-256 can:
+/// the PostgreSQL tables as JSON, or the bytes of the SQLite file and its write-ahead log.
+async fn at_rest(app: &TestApp, token: &str) -> (bool, bool) {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(token.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    match &app.database_url {
+        Some(url) => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.unwrap();
+            let dump: Vec<String> = sqlx::query_scalar(
+                "select row_to_json(t)::text from users t union all select row_to_json(t)::text from mail_outbox t \
+                 union all select row_to_json(t)::text from account_tokens t",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            let hashes: i64 =
+                sqlx::query_scalar("select count(*) from account_tokens where encode(token_hash, 'hex') = $1")
+                    .bind(&hex)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            (dump.iter().any(|row| row.contains(token)), hashes == 1)
+        }
+        None => {
+            let auth_api::config::DatabaseSettings::Sqlite { path } = app.settings_with(&[]).database else {
+                unreachable!("embedded")
+            };
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
+            let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+            (contains(token.as_bytes()), contains(&hash))
+        }
+    }
+}
+
 async fn me(app: &TestApp, access: &str) -> Value {
     let response = app.me(access).await;
     assert_eq!(response.status(), 200);
@@ -66,6 +102,7 @@ backend_tests! {
             assert!(mail.text.contains(told), "the mail says {told}: {}", mail.text);
         }
         let token = mail.token("reset-password");
+        assert_eq!(at_rest(&app, &token).await, (false, true), "only the token's SHA-256 is stored");
 
         let weak = reset(&app, &token, "password1").await;
         assert_error(weak, 400, "VALIDATION_ERROR").await;
@@ -229,6 +266,20 @@ backend_tests! {
         let access = login["content"]["access_token"].as_str().unwrap();
         let resend = app.client.post(app.url("/auth/email/verify/resend")).bearer_auth(access).send().await.unwrap();
         assert_error(resend, 409, "EMAIL_ALREADY_VERIFIED").await;
+    }
+
+    async fn verification_links_expire_and_forgot_is_rate_limited_per_ip(backend: Backend) {
+        if !mail_server::available() { return; }
+        let smtp = MailServer::start(None).await;
+        let app = spawn_with_mail(backend, &smtp, &[("EMAIL_VERIFY_TTL", "1"), ("RATE_LIMIT_AUTH_PER_MINUTE", "3")]).await;
+        app.signed_up("slow@example.com").await; // one of the three
+        let token = smtp.nth("slow@example.com", VERIFY, 1).await.token("verify-email");
+        assert_eq!(at_rest(&app, &token).await, (false, true), "only the token's SHA-256 is stored");
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert_error(verify(&app, &token).await, 400, "EXPIRED_VERIFY_TOKEN").await;
+        // Verify and forgot share the per-IP auth limit: this is the third request, then 429.
+        assert_eq!(forgot(&app, "slow@example.com").await.status(), 202);
+        assert_error(forgot(&app, "slow@example.com").await, 429, "RATE_LIMITED").await;
     }
 
     async fn resend_mails_a_new_link_that_replaces_nothing_until_used(backend: Backend) {
