@@ -236,15 +236,13 @@ async fn create_user(
     password: &NewPassword,
 ) -> Result<User> {
     let password_hash = state.hasher.hash(password.secret()).await?;
-    let client = client_info(req);
     let id = UserId::new();
-    let verification = state.mail.verification(MailRequest {
-        kind: MailKind::EmailVerify,
-        email: email.as_str().to_string(),
-        user_id: Some(id),
-        ip: client.ip,
-        user_agent: client.user_agent,
-    });
+    let verification = state.mail.verification(MailRequest::new(
+        MailKind::EmailVerify,
+        email.as_str(),
+        Some(id),
+        client_info(req),
+    ));
     let user = NewUser {
         id,
         username,

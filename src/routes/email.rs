@@ -72,13 +72,7 @@ async fn resend(state: web::Data<AppState>, req: HttpRequest, payload: web::Payl
         if user.email_verified {
             return Err(ApiError::EmailAlreadyVerified);
         }
-        let request = MailRequest {
-            kind: MailKind::EmailVerify,
-            email: user.email,
-            user_id: Some(user.id),
-            ip: client.ip,
-            user_agent: client.user_agent,
-        };
+        let request = MailRequest::new(MailKind::EmailVerify, &user.email, Some(user.id), client);
         if !state.mail.queue(&state.users, &request).await? {
             return Err(ApiError::RateLimited { retry_after_secs: 3600 });
         }
@@ -86,13 +80,7 @@ async fn resend(state: web::Data<AppState>, req: HttpRequest, payload: web::Payl
     }
     let JsonBody(body) = JsonBody::<ResendBody>::from_request(&req, &mut payload).await?;
     let email = Email::parse(&body.email)?;
-    let request = MailRequest {
-        kind: MailKind::EmailVerify,
-        email: email.as_str().to_string(),
-        user_id: None,
-        ip: client.ip,
-        user_agent: client.user_agent,
-    };
+    let request = MailRequest::new(MailKind::EmailVerify, email.as_str(), None, client);
     state.mail.queue(&state.users, &request).await?;
     Ok(accepted(
         "if an unverified account has this email, a new verification link is on its way",

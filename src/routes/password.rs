@@ -36,12 +36,6 @@ struct ResetBody {
     password: SecretString,
 }
 
-#[derive(Serialize)]
-struct Reset {
-    /// The user's sessions, all ended.
-    revoked: u32,
-}
-
 /// 202 alike whether or not the account exists: the request only queues the address (one
 /// insert either way); the sender finds out later whether there is an account to mail.
 async fn forgot(
@@ -53,14 +47,7 @@ async fn forgot(
         return Err(ApiError::MailDisabled);
     }
     let email = Email::parse(&body.email)?;
-    let client = client_info(&req);
-    let request = MailRequest {
-        kind: MailKind::PasswordReset,
-        email: email.as_str().to_string(),
-        user_id: None,
-        ip: client.ip,
-        user_agent: client.user_agent,
-    };
+    let request = MailRequest::new(MailKind::PasswordReset, email.as_str(), None, client_info(&req));
     let queued = state.mail.queue(&state.users, &request).await?;
     count_reset(&state, if queued { "requested" } else { "throttled" });
     Ok(accepted(
@@ -117,7 +104,7 @@ async fn reset_with(state: &AppState, body: ResetBody) -> Result<HttpResponse> {
         state.throttle.succeeded(&Email::parse(&credentials.email)?).await?;
     }
     tracing::info!(user_id = %user, revoked, "password reset");
-    Ok(envelope::ok(Reset { revoked }))
+    Ok(envelope::ok(Revoked { revoked }))
 }
 
 fn count_reset(state: &AppState, outcome: &str) {
@@ -130,9 +117,10 @@ struct ChangeBody {
     new_password: SecretString,
 }
 
+/// What a change or a reset answers: the sessions it ended (a change: the caller's others; a
+/// reset: all of the user's).
 #[derive(Serialize)]
-struct Changed {
-    /// The caller's other sessions, now ended.
+struct Revoked {
     revoked: u32,
 }
 
@@ -177,7 +165,7 @@ async fn change(
         .with_label_values(&["password_change"])
         .inc_by(u64::from(revoked));
     tracing::info!(revoked, "password changed");
-    Ok(envelope::ok(Changed { revoked }))
+    Ok(envelope::ok(Revoked { revoked }))
 }
 
 /// The same rule, named after the field the client sent.

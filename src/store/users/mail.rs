@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{Backend, UserStore};
 use crate::domain::{MailKind, UserId};
+use crate::store::sessions::ClientInfo;
 use crate::store::{StoreError, now_ms};
 
 /// Runs `$body` with `$conn` bound to the backend's pool (both arms type-check separately).
@@ -36,6 +37,19 @@ pub struct MailRequest {
     pub user_id: Option<UserId>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+impl MailRequest {
+    /// A mail of `kind` to `email`, asked for by `client`.
+    pub fn new(kind: MailKind, email: &str, user_id: Option<UserId>, client: ClientInfo) -> Self {
+        Self {
+            kind,
+            email: email.to_string(),
+            user_id,
+            ip: client.ip,
+            user_agent: client.user_agent,
+        }
+    }
 }
 
 /// A queued mail a sender has claimed.
@@ -326,11 +340,7 @@ impl UserStore {
         })
     }
 
-    /// Uses up a password-reset token, in one transaction: the token is deleted (so of two
-    /// racing requests one finds it), `revoke` runs (ending the user's sessions; its failure
-    /// rolls everything back, token included), then the password is replaced, the email counts
-    /// as verified (the link reached its mailbox) and every other reset token of the user dies.
-    #[tracing::instrument(name = "db.users.reset_password", skip_all, fields(db.system = self.system(), db.operation = "UPDATE"))]
+    /// Uses up a password-reset token and sets `password_hash`; see [`Self::use_token`].
     pub async fn reset_password<F, Fut, T>(
         &self,
         token_hash: &[u8],
@@ -341,91 +351,77 @@ impl UserStore {
         F: FnOnce(UserId) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let now = OffsetDateTime::now_utc();
-        let mut revoke = Some(revoke);
-        let result: Result<TokenUse<T>, StoreError> = self
-            .call("users.reset_password", async {
-                on_pool!(&self.backend, |pool| {
-                    let mut tx = pool.begin().await?;
-                    let found: Option<(Uuid, i64)> = sqlx::query_as(
-                        "delete from account_tokens where token_hash = $1 and purpose = $2 returning user_id, expires_at",
-                    )
-                    .bind(token_hash)
-                    .bind(MailKind::PasswordReset.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some((user, expires)) = found else {
-                        return Ok(Ok(TokenUse::Unknown));
-                    };
-                    if expires <= now_ms() {
-                        tx.commit().await?;
-                        return Ok(Ok(TokenUse::Expired));
-                    }
-                    let revoke = revoke.take().expect("runs once");
-                    let revoked = match revoke(UserId::from_uuid(user)).await {
-                        Ok(revoked) => revoked,
-                        // Dropping `tx` rolls back: the token stays valid for a retry.
-                        Err(e) => return Ok(Err(e)),
-                    };
-                    sqlx::query(
-                        "update users set password_hash = $2, updated_at = $3, \
-                         email_verified_at = coalesce(email_verified_at, $3) where id = $1",
-                    )
-                    .bind(user)
-                    .bind(password_hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("delete from account_tokens where user_id = $1 and purpose = $2")
-                        .bind(user)
-                        .bind(MailKind::PasswordReset.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    Ok(Ok(TokenUse::Used(UserId::from_uuid(user), revoked)))
-                })
-            })
+        self.use_token(MailKind::PasswordReset, token_hash, Some(password_hash), revoke)
             .await
-            .and_then(|inner| inner);
-        result
     }
 
-    /// Uses up an email-verification token: the address counts as verified from now, and the
-    /// user's other verification tokens die with it.
-    #[tracing::instrument(name = "db.users.verify_email", skip_all, fields(db.system = self.system(), db.operation = "UPDATE"))]
+    /// Uses up an email-verification token; see [`Self::use_token`].
     pub async fn verify_email(&self, token_hash: &[u8]) -> Result<TokenUse<()>, StoreError> {
+        self.use_token(MailKind::EmailVerify, token_hash, None, |_| async { Ok(()) })
+            .await
+    }
+
+    /// Uses up a token of `purpose`, in one transaction: the token is deleted (so of two racing
+    /// requests one finds it), `before` runs (a password reset ends the user's sessions there;
+    /// its failure rolls everything back, token included), then the address counts as verified
+    /// (the link reached its mailbox), `password_hash` replaces the password when given, and
+    /// every other token of the user for `purpose` dies.
+    #[tracing::instrument(name = "db.users.use_token", skip_all, fields(db.system = self.system(), db.operation = "UPDATE", purpose = purpose.as_str()))]
+    async fn use_token<F, Fut, T>(
+        &self,
+        purpose: MailKind,
+        token_hash: &[u8],
+        password_hash: Option<&str>,
+        before: F,
+    ) -> Result<TokenUse<T>, StoreError>
+    where
+        F: FnOnce(UserId) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
         let now = OffsetDateTime::now_utc();
-        self.call("users.verify_email", async {
+        let mut before = Some(before);
+        self.call("users.use_token", async {
             on_pool!(&self.backend, |pool| {
                 let mut tx = pool.begin().await?;
                 let found: Option<(Uuid, i64)> = sqlx::query_as(
                     "delete from account_tokens where token_hash = $1 and purpose = $2 returning user_id, expires_at",
                 )
                 .bind(token_hash)
-                .bind(MailKind::EmailVerify.as_str())
+                .bind(purpose.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some((user, expires)) = found else {
-                    return Ok(TokenUse::Unknown);
+                    return Ok(Ok(TokenUse::Unknown));
                 };
                 if expires <= now_ms() {
                     tx.commit().await?;
-                    return Ok(TokenUse::Expired);
+                    return Ok(Ok(TokenUse::Expired));
                 }
-                sqlx::query("update users set email_verified_at = coalesce(email_verified_at, $2) where id = $1")
-                    .bind(user)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                let before = before.take().expect("runs once");
+                let done = match before(UserId::from_uuid(user)).await {
+                    Ok(done) => done,
+                    // Dropping `tx` rolls back: the token stays valid for a retry.
+                    Err(e) => return Ok(Err(e)),
+                };
+                sqlx::query(
+                    "update users set password_hash = coalesce($2, password_hash), updated_at = $3, \
+                     email_verified_at = coalesce(email_verified_at, $3) where id = $1",
+                )
+                .bind(user)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query("delete from account_tokens where user_id = $1 and purpose = $2")
                     .bind(user)
-                    .bind(MailKind::EmailVerify.as_str())
+                    .bind(purpose.as_str())
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(TokenUse::Used(UserId::from_uuid(user), ()))
+                Ok(Ok(TokenUse::Used(UserId::from_uuid(user), done)))
             })
         })
         .await
+        .and_then(|inner| inner)
     }
 }
