@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde::Serialize;
 
 /// Every response body: `status` repeats the HTTP status code.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Envelope<T> {
     success: bool,
     status: u16,

@@ -24,6 +24,8 @@ enum Command {
     Migrate,
     /// Exit 0 when the local instance's /health/ready answers 200, else 1 (for containers).
     Healthcheck,
+    /// Print the OpenAPI document (what /openapi.json serves) and exit.
+    Openapi,
     /// Signing keys of EdDSA/ES256 access tokens, in the database the settings name.
     Keys {
         #[command(subcommand)]
@@ -100,6 +102,16 @@ async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Needs no settings: the document is the code's.
+    if let Some(Command::Openapi) = cli.command {
+        println!(
+            "{}",
+            auth_api::routes::openapi::document()
+                .to_pretty_json()
+                .expect("serialisable")
+        );
+        return ExitCode::SUCCESS;
+    }
     // A missing .env is normal; values already in the environment win.
     let _ = dotenvy::dotenv();
     let settings = match Settings::from_env() {

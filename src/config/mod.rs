@@ -52,6 +52,8 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub lockout: LockoutSettings,
     pub mail: MailSettings,
+    /// `DOCS_ENABLED`: /openapi.json and /docs.
+    pub docs: bool,
     pub request_timeout: Duration,
     pub header_timeout: Duration,
     pub keep_alive: Duration,
@@ -295,6 +297,7 @@ impl Settings {
                 max: r.seconds(&LOGIN_LOCKOUT_MAX),
             },
             mail,
+            docs: r.parse(&DOCS_ENABLED),
             request_timeout: r.seconds(&REQUEST_TIMEOUT),
             header_timeout: r.seconds(&CLIENT_HEADER_TIMEOUT),
             keep_alive: r.seconds(&KEEP_ALIVE),

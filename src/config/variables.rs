@@ -106,6 +106,8 @@ variables! {
         "delivery attempts before a mail is marked dead";
     SMTP_TIMEOUT = "15",
         "seconds one SMTP delivery may take";
+    DOCS_ENABLED = "true",
+        "serve the OpenAPI document at /openapi.json and its Swagger UI at /docs (bundled, works offline)";
     CORS_ALLOWED_ORIGINS = "(none)",
         "comma-separated exact origins (https://app.example.com) allowed to call the API with credentials; `*` and `null` are refused";
     TRUSTED_PROXIES = "(none)",

@@ -32,8 +32,9 @@ impl std::fmt::Display for UserId {
 }
 
 /// A user as clients see it. The password hash never leaves the store layer in this type.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
+    #[schema(value_type = uuid::Uuid)]
     pub id: UserId,
     pub username: String,
     pub email: String,

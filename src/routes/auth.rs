@@ -5,17 +5,19 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::json::JsonBody;
+use super::openapi::{BadBody, Common, ErrorEnvelope};
 use super::rate_limit::{Limiter, count_limited_logins};
 use super::{client_info, resource};
 use crate::app_state::AppState;
 use crate::auth::cookie;
 use crate::auth::refresh_token::{TokenHash, random_token};
 use crate::domain::{Email, LoginPassword, MailKind, NewPassword, User, UserId, Username};
-use crate::envelope;
+use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
 use crate::store::users::{MailRequest, NewUser};
 use actix_governor::Governor;
 use actix_web::middleware::from_fn;
+use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     let limited = |path: &str| {
@@ -32,62 +34,83 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     .service(limited("/auth").route(web::post().to(create_or_login)));
 }
 
-#[derive(Deserialize)]
-struct RegisterBody {
+#[derive(Deserialize, ToSchema)]
+pub(super) struct RegisterBody {
+    /// Display name, 1 to 64 characters.
+    #[schema(example = "Ada")]
     username: String,
+    #[schema(example = "ada@example.com")]
     email: String,
+    /// 8 to 128 characters, not a common password, not the email.
+    #[schema(value_type = String, format = Password, example = "analytical engine")]
     password: SecretString,
 }
 
-#[derive(Deserialize)]
-struct LoginBody {
+#[derive(Deserialize, ToSchema)]
+pub(super) struct LoginBody {
+    #[schema(example = "ada@example.com")]
     email: String,
+    #[schema(value_type = String, format = Password, example = "analytical engine")]
     password: SecretString,
 }
 
-#[derive(Deserialize)]
-struct CreateOrLoginBody {
+#[derive(Deserialize, ToSchema)]
+pub(super) struct CreateOrLoginBody {
     email: String,
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
+    /// Required when the email has no account yet.
     username: Option<String>,
 }
 
 /// The seed's `{"user": {...}, "access_token": ...}`, plus the token's lifetime.
-#[derive(Serialize)]
-struct SessionStarted<'a> {
-    user: PublicUser<'a>,
+#[derive(Serialize, ToSchema)]
+struct SessionStarted {
+    user: PublicUser,
+    /// The access JWT: send it as `Authorization: Bearer …`; keep it in memory only.
     access_token: String,
+    #[schema(example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: u64,
 }
 
-#[derive(Serialize)]
-struct PublicUser<'a> {
+#[derive(Serialize, ToSchema)]
+struct PublicUser {
+    #[schema(value_type = uuid::Uuid)]
     id: UserId,
-    username: &'a str,
-    email: &'a str,
+    username: String,
+    email: String,
     email_verified: bool,
 }
 
-impl<'a> PublicUser<'a> {
-    fn of(user: &'a User) -> Self {
+impl PublicUser {
+    fn of(user: &User) -> Self {
         Self {
             id: user.id,
-            username: &user.username,
-            email: &user.email,
+            username: user.username.clone(),
+            email: user.email.clone(),
             email_verified: user.email_verified,
         }
     }
 }
 
 /// Registered under `REQUIRE_VERIFIED_EMAIL=true`: no session until the address is confirmed.
-#[derive(Serialize)]
-struct VerificationPending<'a> {
-    user: PublicUser<'a>,
+#[derive(Serialize, ToSchema)]
+struct VerificationPending {
+    user: PublicUser,
     message: &'static str,
 }
 
-async fn register(
+/// Creates an account and starts a session; queues the verification mail.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterBody,
+    responses(
+        (status = 200, description = "Registered and signed in", body = Envelope<SessionStarted>,
+            headers(("Set-Cookie" = String, description = "`jwt=<refresh token>; HttpOnly; Path=/auth; Max-Age=REFRESH_TOKEN_TTL`"))),
+        (status = 202, description = "`REQUIRE_VERIFIED_EMAIL=true`: registered, no session until the mailed link is followed", body = Envelope<VerificationPending>),
+        (status = 409, description = "`EMAIL_TAKEN`", body = ErrorEnvelope),
+        BadBody, Common))]
+pub(super) async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: Result<JsonBody<RegisterBody>, ApiError>,
@@ -105,7 +128,15 @@ async fn register(
     result
 }
 
-async fn login(
+/// Starts a session: the access token in the body, the refresh token in the `jwt` cookie.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = Envelope<SessionStarted>,
+            headers(("Set-Cookie" = String, description = "`jwt=<refresh token>; HttpOnly; Path=/auth`"))),
+        (status = 401, description = "`USER_NOT_FOUND`: unknown email or wrong password (identical answers)", body = ErrorEnvelope),
+        (status = 403, description = "`EMAIL_NOT_VERIFIED` (`REQUIRE_VERIFIED_EMAIL=true`, right password)", body = ErrorEnvelope),
+        BadBody, Common))]
+pub(super) async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: Result<JsonBody<LoginBody>, ApiError>,
@@ -121,7 +152,15 @@ async fn login(
 
 /// Logs in when the email exists, registers otherwise (then `username` is required). Counted
 /// as a registration or a login, whichever it turned out to be.
-async fn create_or_login(
+/// Logs in when the email has an account, registers otherwise (then `username` is required).
+#[utoipa::path(post, path = "/auth", tag = "auth", request_body = CreateOrLoginBody,
+    responses(
+        (status = 200, description = "Signed in or registered", body = Envelope<SessionStarted>),
+        (status = 202, description = "Registered under `REQUIRE_VERIFIED_EMAIL=true`", body = Envelope<VerificationPending>),
+        (status = 401, description = "`USER_NOT_FOUND`", body = ErrorEnvelope),
+        (status = 403, description = "`EMAIL_NOT_VERIFIED`", body = ErrorEnvelope),
+        BadBody, Common))]
+pub(super) async fn create_or_login(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: JsonBody<CreateOrLoginBody>,

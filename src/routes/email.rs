@@ -7,15 +7,17 @@ use serde::{Deserialize, Serialize};
 
 use super::bearer::Authenticated;
 use super::json::JsonBody;
+use super::openapi::{BadBody, Common, ErrorEnvelope, NeedsBearer};
 use super::rate_limit::Limiter;
 use super::{accepted, client_info, resource};
 use crate::app_state::AppState;
 use crate::auth::refresh_token::{TokenHash, looks_valid};
 use crate::domain::{Email, MailKind};
-use crate::envelope;
+use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
 use crate::store::users::{MailRequest, TokenUse};
 use actix_governor::Governor;
+use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     let limited = |path: &str| resource(path).wrap(Governor::new(auth_limit));
@@ -23,24 +25,34 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
         .service(limited("/auth/email/verify/resend").route(web::post().to(resend)));
 }
 
-#[derive(Deserialize)]
-struct VerifyBody {
+#[derive(Deserialize, ToSchema)]
+pub(super) struct VerifyBody {
+    /// The `token` of the mailed `/verify-email?token=…` link.
     token: String,
 }
 
-#[derive(Deserialize)]
-struct ResendBody {
+/// Signed out: the address to send a new link to.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct ResendBody {
     email: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Verified {
     email_verified: bool,
 }
 
 /// Confirms the address the token was mailed to. No Bearer needed: the link may be opened on
 /// another device than the one that registered.
-async fn verify(state: web::Data<AppState>, JsonBody(body): JsonBody<VerifyBody>) -> Result<HttpResponse> {
+/// Confirms the address a verification token was mailed to.
+#[utoipa::path(post, path = "/auth/email/verify", tag = "mail", request_body = VerifyBody,
+    responses(
+        (status = 200, body = Envelope<Verified>),
+        (status = 400, description = "`INVALID_VERIFY_TOKEN` (unknown or used), `EXPIRED_VERIFY_TOKEN`, or `VALIDATION_ERROR`", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorEnvelope),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn verify(state: web::Data<AppState>, JsonBody(body): JsonBody<VerifyBody>) -> Result<HttpResponse> {
     if !looks_valid(&body.token) {
         return Err(ApiError::InvalidVerifyToken);
     }
@@ -56,7 +68,20 @@ async fn verify(state: web::Data<AppState>, JsonBody(body): JsonBody<VerifyBody>
 
 /// With a Bearer token: a new link for the caller's address (409 once it is verified; 429 over
 /// the per-address limit). Without one, `{email}`: 202 whatever the address, as forgot does.
-async fn resend(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+/// Mails a new verification link: to the caller's address (Bearer), or to `{email}` if it has an
+/// unverified account (signed out; 202 for any address).
+#[utoipa::path(post, path = "/auth/email/verify/resend", tag = "mail", request_body(content = Option<ResendBody>, description = "Only without Bearer"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 202, body = Envelope<String>),
+        (status = 409, description = "`EMAIL_ALREADY_VERIFIED` (Bearer)", body = ErrorEnvelope),
+        (status = 501, description = "`MAIL_DISABLED`: no `SMTP_URL`", body = ErrorEnvelope),
+        BadBody, NeedsBearer, Common))]
+pub(super) async fn resend(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
     if !state.mail.enabled() {
         return Err(ApiError::MailDisabled);
     }

@@ -12,11 +12,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/health/ready").route(web::get().to(ready)));
 }
 
-async fn live() -> HttpResponse {
+/// The process answers.
+#[utoipa::path(get, path = "/health/live", tag = "service", responses((status = 200, body = envelope::Envelope<String>)))]
+pub(super) async fn live() -> HttpResponse {
     envelope::ok("live")
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Readiness {
     database: &'static str,
     session_store: &'static str,
@@ -24,7 +26,11 @@ struct Readiness {
 
 /// 200 when both stores answer within the store timeout; otherwise the 503 envelope of the
 /// first that failed (its `dependency` field names it).
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/health/ready", tag = "service", responses(
+    (status = 200, body = envelope::Envelope<Readiness>),
+    (status = 503, description = "`SERVICE_UNAVAILABLE`; `dependency` names the store that failed", body = super::openapi::ErrorEnvelope),
+))]
+pub(super) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (database, sessions) = tokio::join!(state.users.ping(), state.sessions.ping());
     match database.and(sessions) {
         Ok(()) => envelope::ok(Readiness {

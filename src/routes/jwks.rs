@@ -10,7 +10,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/.well-known/jwks.json").route(web::get().to(jwks)));
 }
 
-async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+/// A JSON Web Key Set (RFC 7517); empty with HS256.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct JwkSet {
+    /// OKP (Ed25519) or EC (P-256) public keys, each with `kid`, `alg` and `use: "sig"`.
+    keys: Vec<serde_json::Value>,
+}
+
+/// The public keys that verify access tokens; not in the envelope, never rate-limited.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "service", responses(
+    (status = 200, body = JwkSet, content_type = "application/jwk-set+json",
+        headers(("Cache-Control" = String, description = "public, max-age=KEYS_CACHE_MAX_AGE"))),
+))]
+pub(super) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     // With HS256 there is nothing public to verify with: an empty set, not an error.
     let body = match state.signing_keys.as_ref().and_then(|ring| ring.current()) {
         Some(keys) => keys.jwks.clone(),

@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::bearer::Authenticated;
+use super::openapi::{Common, NeedsBearer};
 use super::resource;
 use crate::app_state::AppState;
 use crate::envelope;
@@ -10,11 +11,24 @@ use crate::error::{ApiError, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/me").route(web::get().to(me)))
-        .service(resource("/me").route(web::get().to(me)));
+        .service(resource("/me").route(web::get().to(me_seed)));
 }
 
-/// The bare user object, read from the store (so a deleted user's token stops working).
-async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
+/// The signed-in user, read from the store (so a deleted user's token stops working).
+#[utoipa::path(get, path = "/auth/me", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = envelope::Envelope<crate::domain::User>), NeedsBearer, Common))]
+pub(super) async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
+    profile(&state, caller).await
+}
+
+/// The seed's path of `GET /auth/me`.
+#[utoipa::path(get, path = "/me", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = envelope::Envelope<crate::domain::User>), NeedsBearer, Common))]
+pub(super) async fn me_seed(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
+    profile(&state, caller).await
+}
+
+async fn profile(state: &AppState, caller: Authenticated) -> Result<HttpResponse> {
     let user = state
         .users
         .find_by_id(caller.user_id)

@@ -10,6 +10,7 @@ mod json;
 mod jwks;
 mod me;
 pub mod metrics;
+pub mod openapi;
 mod password;
 pub mod rate_limit;
 mod refresh;
@@ -26,10 +27,13 @@ use rate_limit::Limiters;
 /// The route table. `GET /`, the health routes and the JWKS come first and are never rate-limited (a
 /// probe must not be starved by a busy client); everything else, unknown paths included, sits
 /// in one scope behind the general limiter, and the credential routes behind the auth one too.
-pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters) {
+pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters, docs: bool) {
     cfg.service(resource("/").route(web::get().to(root)));
     health::configure(cfg);
     jwks::configure(cfg);
+    if docs {
+        cfg.service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::document()));
+    }
     let limiters = limiters.clone();
     cfg.service(
         web::scope("")
@@ -51,11 +55,19 @@ fn resource(path: &str) -> Resource {
     web::resource(path).default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
 }
 
+/// What ending sessions answers: how many ended.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Revoked {
+    revoked: u32,
+}
+
 /// 202 with `message`: the work was queued; the answer says nothing about whether it applied.
 fn accepted(message: &'static str) -> HttpResponse {
     HttpResponse::Accepted().json(envelope::Envelope::new(actix_web::http::StatusCode::ACCEPTED, message))
 }
 
+/// The seed's ping.
+#[utoipa::path(get, path = "/", tag = "service", responses((status = 200, body = envelope::Envelope<String>, example = json!({"success": true, "status": 200, "content": "server is OK"}))))]
 async fn root() -> HttpResponse {
     envelope::ok("server is OK")
 }

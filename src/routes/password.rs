@@ -4,19 +4,21 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::bearer::Authenticated;
 use super::json::JsonBody;
+use super::openapi::{BadBody, Common, ErrorEnvelope, NeedsBearer};
 use super::rate_limit::Limiter;
-use super::{accepted, client_info, resource};
+use super::{Revoked, accepted, client_info, resource};
 use crate::app_state::AppState;
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::{Email, LoginPassword, MailKind, NewPassword};
-use crate::envelope;
+use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
 use crate::store::users::{MailRequest, TokenUse};
 use actix_governor::Governor;
+use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     let limited = |path: &str| resource(path).wrap(Governor::new(auth_limit));
@@ -25,20 +27,30 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
         .service(limited("/auth/password/reset").route(web::post().to(reset)));
 }
 
-#[derive(Deserialize)]
-struct ForgotBody {
+#[derive(Deserialize, ToSchema)]
+pub(super) struct ForgotBody {
+    #[schema(example = "ada@example.com")]
     email: String,
 }
 
-#[derive(Deserialize)]
-struct ResetBody {
+#[derive(Deserialize, ToSchema)]
+pub(super) struct ResetBody {
+    /// The `token` of the mailed `/reset-password?token=…` link.
     token: String,
+    /// The new password, under the registration rules.
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
 /// 202 alike whether or not the account exists: the request only queues the address (one
 /// insert either way); the sender finds out later whether there is an account to mail.
-async fn forgot(
+/// Mails a password-reset link if the address has an account; answers alike for any address.
+#[utoipa::path(post, path = "/auth/password/forgot", tag = "mail", request_body = ForgotBody,
+    responses(
+        (status = 202, body = Envelope<String>),
+        (status = 501, description = "`MAIL_DISABLED`: no `SMTP_URL`", body = ErrorEnvelope),
+        BadBody, Common))]
+pub(super) async fn forgot(
     state: web::Data<AppState>,
     req: HttpRequest,
     JsonBody(body): JsonBody<ForgotBody>,
@@ -57,7 +69,15 @@ async fn forgot(
 
 /// Sets a new password with a mailed token: the token works once (of two racing uses, one
 /// wins), and every session of the user ends.
-async fn reset(state: web::Data<AppState>, JsonBody(body): JsonBody<ResetBody>) -> Result<HttpResponse> {
+/// Sets a new password with a mailed token; ends every session of the user.
+#[utoipa::path(post, path = "/auth/password/reset", tag = "mail", request_body = ResetBody,
+    responses(
+        (status = 200, description = "`revoked`: the user's sessions, all ended", body = Envelope<Revoked>),
+        (status = 400, description = "`INVALID_RESET_TOKEN` (unknown, used, or superseded), `EXPIRED_RESET_TOKEN`, or `VALIDATION_ERROR`", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorEnvelope),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn reset(state: web::Data<AppState>, JsonBody(body): JsonBody<ResetBody>) -> Result<HttpResponse> {
     let result = reset_with(&state, body).await;
     let outcome = match &result {
         Ok(_) => "completed",
@@ -111,20 +131,21 @@ fn count_reset(state: &AppState, outcome: &str) {
     state.metrics.password_resets.with_label_values(&[outcome]).inc();
 }
 
-#[derive(Deserialize)]
-struct ChangeBody {
+#[derive(Deserialize, ToSchema)]
+pub(super) struct ChangeBody {
+    #[schema(value_type = String, format = Password)]
     current_password: SecretString,
+    #[schema(value_type = String, format = Password)]
     new_password: SecretString,
 }
 
-/// What a change or a reset answers: the sessions it ended (a change: the caller's others; a
-/// reset: all of the user's).
-#[derive(Serialize)]
-struct Revoked {
-    revoked: u32,
-}
-
-async fn change(
+/// Replaces the password after checking the current one; ends every other session.
+#[utoipa::path(post, path = "/auth/password/change", tag = "account", request_body = ChangeBody, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`revoked`: the caller's other sessions, now ended", body = Envelope<Revoked>),
+        (status = 403, description = "`INVALID_CURRENT_PASSWORD` (counts towards the lockout)", body = ErrorEnvelope),
+        BadBody, NeedsBearer, Common))]
+pub(super) async fn change(
     state: web::Data<AppState>,
     caller: Authenticated,
     JsonBody(body): JsonBody<ChangeBody>,

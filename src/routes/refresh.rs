@@ -3,12 +3,13 @@
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
+use super::openapi::{Common, ErrorEnvelope};
 use super::rate_limit::Limiter;
 use super::{client_info, csrf, resource};
 use crate::app_state::AppState;
 use crate::auth::cookie::{self, RefreshCookie};
 use crate::auth::refresh_token::{self, TokenHash};
-use crate::envelope;
+use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
 use crate::store::sessions::Rotation;
 use actix_governor::Governor;
@@ -18,17 +19,41 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     cfg.service(
         resource("/auth/refreshAccessToken")
             .wrap(Governor::new(auth_limit))
-            .route(web::get().to(refresh))
-            .route(web::post().to(refresh)),
+            .route(web::get().to(refresh_get))
+            .route(web::post().to(refresh_post)),
     )
     .service(resource("/auth/logout").route(web::post().to(logout)));
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Refreshed {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
+}
+
+/// Rotates the refresh cookie and issues an access token. The cookie's token is retired; within
+/// `REFRESH_REUSE_GRACE` it still answers with the same successor (two tabs), after that it
+/// revokes the session (reuse = theft).
+#[utoipa::path(post, path = "/auth/refreshAccessToken", tag = "auth", security(("refresh_cookie" = [])),
+    responses(
+        (status = 200, body = Envelope<Refreshed>, headers(("Set-Cookie" = String, description = "the rotated `jwt` cookie"))),
+        (status = 401, description = "`NO_JWT_REFTOKEN_COOKIE`, `NO_REFRESH_TOKEN`, `INVALID_REFRESH_TOKEN`, `EXPIRED_REFRESH_TOKEN` or `REFRESH_TOKEN_REUSED` (the cookie is cleared)", body = ErrorEnvelope),
+        (status = 403, description = "`CSRF_REJECTED`: a foreign `Origin`, or a cross-site `Sec-Fetch-Site`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn refresh_post(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    refresh(state, req).await
+}
+
+/// The seed's method of `POST /auth/refreshAccessToken`; browsers should POST.
+#[utoipa::path(get, path = "/auth/refreshAccessToken", tag = "auth", security(("refresh_cookie" = [])),
+    responses(
+        (status = 200, body = Envelope<Refreshed>),
+        (status = 401, description = "as for POST", body = ErrorEnvelope),
+        (status = 403, description = "`CSRF_REJECTED`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn refresh_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    refresh(state, req).await
 }
 
 async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
@@ -95,7 +120,13 @@ async fn rotate(state: &AppState, req: &HttpRequest) -> Result<(&'static str, Ht
 }
 
 /// Revokes the session of the presented cookie (if any) and clears it. Idempotent.
-async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+/// Ends the cookie's session and clears the cookie; idempotent.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security((), ("refresh_cookie" = [])),
+    responses(
+        (status = 200, body = Envelope<String>, example = json!({"success": true, "status": 200, "content": "logged out"})),
+        (status = 403, description = "`CSRF_REJECTED`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
     csrf::check(&req, &state)?;
     if let RefreshCookie::Present(token) = cookie::read(&req)
         && refresh_token::looks_valid(&token)

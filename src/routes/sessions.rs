@@ -5,10 +5,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::bearer::Authenticated;
-use super::resource;
+use super::openapi::{Common, ErrorEnvelope, NeedsBearer};
+use super::{Revoked, resource};
 use crate::app_state::AppState;
 use crate::auth::cookie;
-use crate::envelope;
+use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
 use crate::store::sessions::SessionInfo;
 
@@ -21,7 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/auth/sessions/{id}").route(web::delete().to(revoke_one)));
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ListedSession {
     #[serde(flatten)]
     session: SessionInfo,
@@ -29,12 +30,10 @@ struct ListedSession {
     current: bool,
 }
 
-#[derive(Serialize)]
-struct Revoked {
-    revoked: u32,
-}
-
-async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
+/// The user's sessions, oldest first.
+#[utoipa::path(get, path = "/auth/sessions", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = Envelope<Vec<ListedSession>>), NeedsBearer, Common))]
+pub(super) async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
     let sessions = state.sessions.list(caller.user_id).await?;
     let listed: Vec<ListedSession> = sessions
         .into_iter()
@@ -46,7 +45,15 @@ async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpR
     Ok(envelope::ok(listed))
 }
 
-async fn revoke_one(
+/// Ends one of the caller's sessions (the cookie is cleared when it is the caller's own).
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "account", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "A session id from the list")),
+    responses(
+        (status = 200, body = Envelope<Revoked>),
+        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
+        (status = 404, description = "`SESSION_NOT_FOUND`: not one of the caller's", body = ErrorEnvelope),
+        NeedsBearer, Common))]
+pub(super) async fn revoke_one(
     state: web::Data<AppState>,
     caller: Authenticated,
     path: web::Path<String>,
@@ -64,7 +71,10 @@ async fn revoke_one(
     Ok(envelope::ok_with(response, Revoked { revoked: 1 }))
 }
 
-async fn revoke_all(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
+/// Ends every session of the caller, this one included; clears the cookie.
+#[utoipa::path(delete, path = "/auth/sessions", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = Envelope<Revoked>), NeedsBearer, Common))]
+pub(super) async fn revoke_all(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
     let revoked = state.sessions.revoke_all(caller.user_id, None).await?;
     state
         .metrics

@@ -83,6 +83,7 @@ impl Application {
         let app_state = state.clone();
         let (origins, request_timeout) = (settings.cors_origins.clone(), settings.request_timeout);
         let header_limit = settings.header_limit;
+        let docs = settings.docs;
         let trusted_proxies = settings.trusted_proxies.clone();
         let server = HttpServer::new(move || {
             let trusted: Rc<[Cidr]> = trusted_proxies.clone().into();
@@ -99,7 +100,7 @@ impl Application {
                 .wrap(from_fn(move |req, next| client_ip::record(trusted.clone(), req, next)))
                 .app_data(app_state.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
-                .configure(|cfg| routes::configure(cfg, &limiters))
+                .configure(|cfg| routes::configure(cfg, &limiters, docs))
         })
         .client_request_timeout(settings.header_timeout)
         .keep_alive(settings.keep_alive)

@@ -31,3 +31,38 @@ backend_tests! {
         assert_error(put_me, 405, "METHOD_NOT_ALLOWED").await;
     }
 }
+
+/// The OpenAPI document and its offline Swagger UI, and `DOCS_ENABLED=false` removing both.
+#[tokio::test]
+async fn the_api_describes_itself_unless_told_not_to() {
+    let app = spawn_app(crate::helpers::Backend::Embedded).await;
+    let document: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(
+        document,
+        serde_json::to_value(auth_api::routes::openapi::document()).unwrap()
+    );
+    for path in [
+        "/auth/register",
+        "/auth/login",
+        "/auth/me",
+        "/auth/refreshAccessToken",
+        "/.well-known/jwks.json",
+        "/auth/password/forgot",
+        "/auth/password/reset",
+        "/auth/password/change",
+        "/auth/email/verify",
+        "/auth/email/verify/resend",
+    ] {
+        assert!(document["paths"][path].is_object(), "{path} is described");
+    }
+    let page = app.get("/docs/").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger-ui"));
+    let script = app.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(script.status(), 200, "the UI's script is bundled, no CDN");
+
+    let quiet = crate::helpers::spawn_app_with(crate::helpers::Backend::Embedded, &[("DOCS_ENABLED", "false")]).await;
+    assert_error(quiet.get("/openapi.json").await, 404, "NOT_FOUND").await;
+    assert_error(quiet.get("/docs/").await, 404, "NOT_FOUND").await;
+}

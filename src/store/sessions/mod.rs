@@ -76,7 +76,7 @@ pub enum Rotation {
 }
 
 /// A session as its owner sees it in the list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub id: Uuid,
     #[serde(with = "time::serde::rfc3339")]

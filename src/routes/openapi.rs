@@ -1,0 +1,163 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` attributes and the
+//! request and response types; served at `/openapi.json` with Swagger UI at `/docs`.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+
+use super::{auth, email, health, jwks, me, password, refresh, sessions};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "auth-api",
+        description = "JWT authentication for single-page apps: a 5-minute access token in the body, a rotating refresh token in the HttpOnly `jwt` cookie. Every body but the JWKS is the envelope `{success, status, content}`; errors carry a stable `error_code` (README \"Error codes\"). Every response has a `traceresponse` header (W3C Trace Context) naming the request's trace.",
+        license(name = "MIT OR Apache-2.0 (binaries: GPL-3.0-or-later, see README)"),
+    ),
+    paths(
+        super::root,
+        health::live,
+        health::ready,
+        jwks::jwks,
+        auth::register,
+        auth::login,
+        auth::create_or_login,
+        me::me,
+        me::me_seed,
+        refresh::refresh_post,
+        refresh::refresh_get,
+        refresh::logout,
+        sessions::list,
+        sessions::revoke_all,
+        sessions::revoke_one,
+        password::change,
+        password::forgot,
+        password::reset,
+        email::verify,
+        email::resend,
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Registration, login and the refresh cookie"),
+        (name = "account", description = "The signed-in user: profile, sessions, password"),
+        (name = "mail", description = "Password reset and email verification links"),
+        (name = "service", description = "Health, signing keys"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The Bearer access token and the refresh cookie.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.bearer_format = Some("JWT".into());
+        bearer.description = Some("The `access_token` of a login, register or refresh answer.".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        components.add_security_scheme(
+            "refresh_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "jwt",
+                "The refresh token: HttpOnly, Path=/auth, SameSite per COOKIE_SAMESITE; rotated on every refresh.",
+            ))),
+        );
+    }
+}
+
+/// The envelope of every error.
+#[derive(ToSchema)]
+pub struct ErrorEnvelope {
+    /// Always false.
+    pub success: bool,
+    /// The HTTP status again.
+    pub status: u16,
+    pub content: ErrorDetail,
+}
+
+#[derive(ToSchema)]
+pub struct ErrorDetail {
+    /// Stable: clients branch on it (README "Error codes").
+    #[schema(example = "USER_NOT_FOUND")]
+    pub error_code: String,
+    /// Fixed text per code, for people.
+    pub message: String,
+    /// The seed's error family: UserError, AuthError, DbError, HostError, CritError.
+    pub error_type: String,
+    /// The offending field of a `VALIDATION_ERROR`.
+    pub field: Option<String>,
+    /// The backing service of a 503: `database` or `session_store`.
+    pub dependency: Option<String>,
+}
+
+/// What any route may answer besides its own outcomes.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Common {
+    /// `RATE_LIMITED` (per-IP limit) or `ACCOUNT_LOCKED` (login lockout).
+    #[response(
+        status = 429,
+        headers(
+            ("Retry-After" = u64, description = "Seconds to wait"),
+            ("RateLimit-Limit" = u64, description = "The limit that was hit (rate limits only)"),
+            ("RateLimit-Remaining" = u64, description = "Requests left in the window"),
+            ("RateLimit-Reset" = u64, description = "Seconds until the window resets"),
+        )
+    )]
+    TooMany(ErrorEnvelope),
+    /// `INTERNAL_ERROR`: a bug; the cause is logged, never returned.
+    #[response(status = 500)]
+    Internal(ErrorEnvelope),
+    /// `SERVICE_UNAVAILABLE`: PostgreSQL/SQLite or Redis did not answer in time; `dependency`
+    /// names it.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Always 1")))]
+    Unavailable(ErrorEnvelope),
+}
+
+/// What a route with a JSON body answers to a bad one.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BadBody {
+    /// `VALIDATION_ERROR`: malformed JSON, a missing or wrong-typed field, a value outside the
+    /// rules; `field` names it.
+    #[response(status = 400)]
+    Invalid(ErrorEnvelope),
+    /// `PAYLOAD_TOO_LARGE`: over `BODY_LIMIT_BYTES`.
+    #[response(status = 413)]
+    TooLarge(ErrorEnvelope),
+    /// `UNSUPPORTED_MEDIA_TYPE`: not `application/json`.
+    #[response(status = 415)]
+    NotJson(ErrorEnvelope),
+}
+
+/// What a route behind the Bearer token answers without a valid one.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum NeedsBearer {
+    /// `PROTECTED_ROUTE` (no Authorization header), `INVALID_AUTH_HEADER`,
+    /// `EXPIRED_ACCESS_TOKEN` (refresh, then retry) or `INVALID_ACCESS_TOKEN` (bad signature,
+    /// claims, or a revoked session).
+    #[response(status = 401)]
+    Unauthorized(ErrorEnvelope),
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed `openapi.json` is what the code generates (regenerate it with
+    /// `cargo run -- openapi > openapi.json`).
+    #[test]
+    fn the_committed_document_is_current() {
+        let generated = super::document().to_pretty_json().unwrap() + "\n";
+        let committed =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json")).unwrap_or_default();
+        assert!(
+            generated == committed,
+            "openapi.json is stale: run `cargo run -- openapi > openapi.json`"
+        );
+    }
+}
