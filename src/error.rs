@@ -67,7 +67,7 @@ pub enum ApiError {
     #[error("route not found")]
     NotFound,
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     #[error("account locked")]
@@ -221,7 +221,7 @@ impl ApiError {
             ),
             RequestTimeout => ("REQUEST_TIMEOUT", "UserError", "the request took too long"),
             HeadersTooLarge => ("HEADERS_TOO_LARGE", "UserError", "the request headers are too large"),
-            MethodNotAllowed => (
+            MethodNotAllowed { .. } => (
                 "METHOD_NOT_ALLOWED",
                 "HostError",
                 "this route does not accept that method",
@@ -256,7 +256,7 @@ impl ResponseError for ApiError {
             SessionNotFound | NotFound => StatusCode::NOT_FOUND,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             RateLimited { .. } | AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
             CsrfRejected | InvalidCurrentPassword => StatusCode::FORBIDDEN,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -300,6 +300,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unavailable { .. } => {
                 response.insert_header(("Retry-After", "1"));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                response.insert_header((actix_web::http::header::ALLOW, *allow));
             }
             ApiError::RateLimited { retry_after_secs } | ApiError::AccountLocked { retry_after_secs } => {
                 response.insert_header(("Retry-After", retry_after_secs.max(&1).to_string()));

@@ -7,14 +7,17 @@ pub struct Username(String);
 
 impl Username {
     pub const MAX_CHARS: usize = 64;
+    /// The rule as a regular expression for the OpenAPI document (with `maxLength` 64): no
+    /// control character, and something besides whitespace.
+    pub const PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let name = raw.trim();
-        let chars = name.chars().count();
-        if chars == 0 {
+        if name.is_empty() {
             return Err(ValidationError::new("username", "username is required"));
         }
-        if chars > Self::MAX_CHARS {
+        // Counted before trimming, as the document's `maxLength` is.
+        if raw.chars().count() > Self::MAX_CHARS {
             return Err(ValidationError::new(
                 "username",
                 "username is longer than 64 characters",

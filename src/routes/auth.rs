@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::json::JsonBody;
-use super::openapi::{BadBody, Common, ErrorEnvelope};
+use super::openapi::{BadBody, Common, DisplayName, EmailAddress, ErrorEnvelope, NewPasswordText, PasswordText};
 use super::rate_limit::{Limiter, count_limited_logins};
 use super::{client_info, resource};
 use crate::app_state::AppState;
@@ -21,12 +21,12 @@ use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     let limited = |path: &str| {
-        resource(path)
+        resource(path, "POST")
             .wrap(Governor::new(auth_limit))
             .wrap(from_fn(count_limited_logins))
     };
     cfg.service(
-        resource("/auth/register")
+        resource("/auth/register", "POST")
             .wrap(Governor::new(auth_limit))
             .route(web::post().to(register)),
     )
@@ -36,30 +36,31 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
 
 #[derive(Deserialize, ToSchema)]
 pub(super) struct RegisterBody {
-    /// Display name, 1 to 64 characters.
-    #[schema(example = "Ada")]
+    #[schema(value_type = DisplayName)]
     username: String,
-    #[schema(example = "ada@example.com")]
+    #[schema(value_type = EmailAddress)]
     email: String,
-    /// 8 to 128 characters, not a common password, not the email.
-    #[schema(value_type = String, format = Password, example = "analytical engine")]
+    #[schema(value_type = NewPasswordText)]
     password: SecretString,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub(super) struct LoginBody {
-    #[schema(example = "ada@example.com")]
+    #[schema(value_type = EmailAddress)]
     email: String,
-    #[schema(value_type = String, format = Password, example = "analytical engine")]
+    #[schema(value_type = PasswordText)]
     password: SecretString,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub(super) struct CreateOrLoginBody {
+    #[schema(value_type = EmailAddress)]
     email: String,
-    #[schema(value_type = String, format = Password)]
+    /// Checked as a login's when the account exists, as a new password's otherwise.
+    #[schema(value_type = NewPasswordText)]
     password: SecretString,
     /// Required when the email has no account yet.
+    #[schema(value_type = Option<DisplayName>)]
     username: Option<String>,
 }
 
@@ -171,6 +172,10 @@ pub(super) async fn create_or_login(
         username,
     } = body.0;
     let email = Email::parse(&email)?;
+    // A name that is sent must be valid, even when it turns out not to be needed.
+    if let Some(name) = &username {
+        Username::parse(name)?;
+    }
     if state.users.find_by_email(&email).await?.is_none() {
         let result = register_user(&state, &req, username, email.clone(), password.clone()).await;
         count(&state.metrics.registrations, registration_outcome(&result));

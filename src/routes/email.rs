@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bearer::Authenticated;
 use super::json::JsonBody;
-use super::openapi::{BadBody, Common, ErrorEnvelope, NeedsBearer};
+use super::openapi::{BadBody, Common, EmailAddress, ErrorEnvelope, LinkToken, NeedsBearer};
 use super::rate_limit::Limiter;
 use super::{accepted, client_info, resource};
 use crate::app_state::AppState;
@@ -20,7 +20,7 @@ use actix_governor::Governor;
 use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
-    let limited = |path: &str| resource(path).wrap(Governor::new(auth_limit));
+    let limited = |path: &str| resource(path, "POST").wrap(Governor::new(auth_limit));
     cfg.service(limited("/auth/email/verify").route(web::post().to(verify)))
         .service(limited("/auth/email/verify/resend").route(web::post().to(resend)));
 }
@@ -28,12 +28,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
 #[derive(Deserialize, ToSchema)]
 pub(super) struct VerifyBody {
     /// The `token` of the mailed `/verify-email?token=…` link.
+    #[schema(value_type = LinkToken)]
     token: String,
 }
 
 /// Signed out: the address to send a new link to.
 #[derive(Deserialize, ToSchema)]
 pub(super) struct ResendBody {
+    #[schema(value_type = EmailAddress)]
     email: String,
 }
 
@@ -67,7 +69,8 @@ pub(super) async fn verify(state: web::Data<AppState>, JsonBody(body): JsonBody<
 }
 
 /// With a Bearer token: a new link for the caller's address (409 once it is verified; 429 over
-/// the per-address limit). Without one, `{email}`: 202 whatever the address, as forgot does.
+/// the per-address limit); a body, if sent, must still be a valid `{email}` and is otherwise
+/// ignored. Without one, `{email}`: 202 whatever the address, as forgot does.
 /// Mails a new verification link: to the caller's address (Bearer), or to `{email}` if it has an
 /// unverified account (signed out; 202 for any address).
 #[utoipa::path(post, path = "/auth/email/verify/resend", tag = "mail", request_body(content = Option<ResendBody>, description = "Only without Bearer"),
@@ -89,6 +92,16 @@ pub(super) async fn resend(
     let mut payload = payload.into_inner();
     if req.headers().contains_key(header::AUTHORIZATION) {
         let caller = Authenticated::from_request(&req, &mut payload).await?;
+        // A body is not needed with Bearer (the caller's own address is used), but one that is
+        // sent must still be a well-formed `{email}` (or JSON `null`).
+        let bytes = web::Bytes::from_request(&req, &mut payload)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        let text = bytes.trim_ascii();
+        if !text.is_empty() && text != b"null" {
+            let body: ResendBody = super::json::parse(text)?;
+            Email::parse(&body.email)?;
+        }
         let user = state
             .users
             .find_by_id(caller.user_id)

@@ -42,7 +42,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
 /// Deserialises `bytes`, turning serde's error into a field name and a message of our own.
 /// serde's text is not passed on: it can quote the offending value, which may be a password.
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // serde would also fill a struct from a JSON array, positionally; only objects are accepted.
     if bytes.trim_ascii_start().first() != Some(&b'{') {
         return Err(ApiError::validation("body", "the body must be a JSON object"));

@@ -28,7 +28,7 @@ use rate_limit::Limiters;
 /// probe must not be starved by a busy client); everything else, unknown paths included, sits
 /// in one scope behind the general limiter, and the credential routes behind the auth one too.
 pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters, docs: bool) {
-    cfg.service(resource("/").route(web::get().to(root)));
+    cfg.service(resource("/", "GET").route(web::get().to(root)));
     health::configure(cfg);
     jwks::configure(cfg);
     if docs {
@@ -50,9 +50,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters, docs: bool) 
     );
 }
 
-/// A resource whose unmatched methods answer 405 in the envelope.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
+/// A resource whose other methods than `allow` (as the `Allow` header lists them) answer 405 in
+/// the envelope, with that header.
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow })
+    }))
 }
 
 /// What ending sessions answers: how many ended.

@@ -1,8 +1,12 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` attributes and the
 //! request and response types; served at `/openapi.json` with Swagger UI at `/docs`.
 
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
+
+use crate::domain::{Email, Username};
 
 use super::{auth, email, health, jwks, me, password, refresh, sessions};
 
@@ -68,6 +72,52 @@ impl Modify for Security {
             ))),
         );
     }
+}
+
+/// Strings with the rules the handlers apply, so that the document describes exactly what is
+/// accepted (request fields name them with `value_type`).
+macro_rules! string_schema {
+    ($(#[doc = $doc:literal])* $name:ident: $build:expr) => {
+        $(#[doc = $doc])*
+        pub struct $name;
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                let build: fn(ObjectBuilder) -> ObjectBuilder = $build;
+                build(ObjectBuilder::new().schema_type(Type::String).description(Some(concat!($($doc),*).trim())))
+                    .build()
+                    .into()
+            }
+        }
+        impl ToSchema for $name {}
+    };
+}
+
+string_schema! {
+    /// An email address, ASCII (an IDN domain in its punycode form); surrounding spaces are trimmed and letters lower-cased.
+    EmailAddress: |s| s.pattern(Some(Email::PATTERN)).max_length(Some(254)).examples(["ada@example.com"])
+}
+string_schema! {
+    /// A display name: no control characters, not only spaces (trimmed).
+    DisplayName: |s| s.pattern(Some(Username::PATTERN)).max_length(Some(Username::MAX_CHARS)).examples(["Ada"])
+}
+string_schema! {
+    /// A new password: 8 to 128 characters, not one of the 10,000 most common passwords.
+    NewPasswordText: |s| s
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .min_length(Some(8))
+        .max_length(Some(128))
+        .examples(["analytical engine"])
+}
+string_schema! {
+    /// A password offered to be checked: 1 to 128 characters.
+    PasswordText: |s| s
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .min_length(Some(1))
+        .max_length(Some(128))
+}
+string_schema! {
+    /// The token of a mailed link: 256 random bits in base64url.
+    LinkToken: |s| s.pattern(Some("^[A-Za-z0-9_-]{43}$"))
 }
 
 /// The envelope of every error.

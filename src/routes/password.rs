@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use super::bearer::Authenticated;
 use super::json::JsonBody;
-use super::openapi::{BadBody, Common, ErrorEnvelope, NeedsBearer};
+use super::openapi::{
+    BadBody, Common, EmailAddress, ErrorEnvelope, LinkToken, NeedsBearer, NewPasswordText, PasswordText,
+};
 use super::rate_limit::Limiter;
 use super::{Revoked, accepted, client_info, resource};
 use crate::app_state::AppState;
@@ -21,7 +23,7 @@ use actix_governor::Governor;
 use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
-    let limited = |path: &str| resource(path).wrap(Governor::new(auth_limit));
+    let limited = |path: &str| resource(path, "POST").wrap(Governor::new(auth_limit));
     cfg.service(limited("/auth/password/change").route(web::post().to(change)))
         .service(limited("/auth/password/forgot").route(web::post().to(forgot)))
         .service(limited("/auth/password/reset").route(web::post().to(reset)));
@@ -29,16 +31,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
 
 #[derive(Deserialize, ToSchema)]
 pub(super) struct ForgotBody {
-    #[schema(example = "ada@example.com")]
+    #[schema(value_type = EmailAddress)]
     email: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub(super) struct ResetBody {
     /// The `token` of the mailed `/reset-password?token=…` link.
+    #[schema(value_type = LinkToken)]
     token: String,
-    /// The new password, under the registration rules.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = NewPasswordText)]
     password: SecretString,
 }
 
@@ -133,9 +135,9 @@ fn count_reset(state: &AppState, outcome: &str) {
 
 #[derive(Deserialize, ToSchema)]
 pub(super) struct ChangeBody {
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = PasswordText)]
     current_password: SecretString,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = NewPasswordText)]
     new_password: SecretString,
 }
 

@@ -17,12 +17,12 @@ use actix_governor::Governor;
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     // GET is the seed's; POST is what a browser client should use.
     cfg.service(
-        resource("/auth/refreshAccessToken")
+        resource("/auth/refreshAccessToken", "GET, POST")
             .wrap(Governor::new(auth_limit))
             .route(web::get().to(refresh_get))
             .route(web::post().to(refresh_post)),
     )
-    .service(resource("/auth/logout").route(web::post().to(logout)));
+    .service(resource("/auth/logout", "POST").route(web::post().to(logout)));
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -15,11 +15,11 @@ use crate::store::sessions::SessionInfo;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        resource("/auth/sessions")
+        resource("/auth/sessions", "GET, DELETE")
             .route(web::get().to(list))
             .route(web::delete().to(revoke_all)),
     )
-    .service(resource("/auth/sessions/{id}").route(web::delete().to(revoke_one)));
+    .service(resource("/auth/sessions/{id}", "DELETE").route(web::delete().to(revoke_one)));
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

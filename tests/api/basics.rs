@@ -28,7 +28,10 @@ backend_tests! {
         let delete_root = app.client.delete(app.url("/")).send().await.unwrap();
         assert_error(delete_root, 405, "METHOD_NOT_ALLOWED").await;
         let put_me = app.client.put(app.url("/me")).send().await.unwrap();
+        assert_eq!(put_me.headers()["allow"], "GET", "405 lists the methods the route takes");
         assert_error(put_me, 405, "METHOD_NOT_ALLOWED").await;
+        let patch = app.client.patch(app.url("/auth/sessions")).send().await.unwrap();
+        assert_eq!(patch.headers()["allow"], "GET, DELETE");
     }
 }
 
