@@ -44,20 +44,35 @@ pub fn read(req: &HttpRequest) -> RefreshCookie {
     RefreshCookie::Missing
 }
 
+/// A `Set-Cookie` header, for `HttpResponseBuilder::append_header`.
+pub type SetCookie = (header::HeaderName, String);
+
 /// `Set-Cookie` for a (new) refresh token: HttpOnly, Secure and SameSite per settings.
-pub fn issue(token: &str, max_age_secs: u64, settings: &CookieSettings) -> Cookie<'static> {
-    build(
+pub fn issue(token: &str, max_age_secs: u64, settings: &CookieSettings) -> SetCookie {
+    let cookie = build(
         token.to_string(),
         CookieDuration::seconds(max_age_secs as i64),
         settings,
-    )
+    );
+    set_cookie(cookie, settings)
 }
 
 /// `Set-Cookie` that makes the browser forget the refresh token.
-pub fn clear(settings: &CookieSettings) -> Cookie<'static> {
+pub fn clear(settings: &CookieSettings) -> SetCookie {
     let mut cookie = build(String::new(), CookieDuration::ZERO, settings);
     cookie.set_expires(actix_web::cookie::time::OffsetDateTime::UNIX_EPOCH);
-    cookie
+    set_cookie(cookie, settings)
+}
+
+/// With `SameSite=None` (an SPA on another site) the cookie is also `Partitioned` (CHIPS): browsers
+/// that block third-party cookies keep a partitioned one, keyed to the SPA's site, which is the
+/// only site that needs it. The cookie crate has no such attribute, hence the text.
+fn set_cookie(cookie: Cookie<'static>, settings: &CookieSettings) -> SetCookie {
+    let mut text = cookie.to_string();
+    if settings.same_site == SameSite::None {
+        text.push_str("; Partitioned");
+    }
+    (header::SET_COOKIE, text)
 }
 
 fn build(value: String, max_age: CookieDuration, settings: &CookieSettings) -> Cookie<'static> {
@@ -116,7 +131,7 @@ mod tests {
             secure: true,
             same_site: SameSite::Lax,
         };
-        let text = issue("tok", 172_800, &settings).to_string();
+        let text = issue("tok", 172_800, &settings).1;
         for part in [
             "jwt=tok",
             "HttpOnly",
@@ -127,7 +142,18 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part} missing from {text}");
         }
-        let cleared = clear(&settings).to_string();
+        let cleared = clear(&settings).1;
         assert!(cleared.contains("Max-Age=0") && cleared.contains("jwt=;"), "{cleared}");
+        assert!(!text.contains("Partitioned"));
+        let cross_site = CookieSettings {
+            secure: true,
+            same_site: SameSite::None,
+        };
+        for (_, text) in [issue("tok", 60, &cross_site), clear(&cross_site)] {
+            assert!(
+                text.ends_with("; Partitioned") && text.contains("SameSite=None"),
+                "{text}"
+            );
+        }
     }
 }

@@ -337,7 +337,7 @@ async fn start_session(state: &AppState, req: &HttpRequest, user: &User) -> Resu
     crate::telemetry::http::record_user(req, user.id);
     let access = state.tokens.issue(user.id, session.id)?;
     let mut response = HttpResponse::Ok();
-    response.cookie(cookie::issue(&refresh_token, state.refresh_ttl_secs, &state.cookie));
+    response.append_header(cookie::issue(&refresh_token, state.refresh_ttl_secs, &state.cookie));
     Ok(envelope::ok_with(
         response,
         SessionStarted {

@@ -110,7 +110,7 @@ async fn rotate(state: &AppState, req: &HttpRequest) -> Result<(&'static str, Ht
     crate::telemetry::http::record_user(req, user_id);
     let access = state.tokens.issue(user_id, session_id)?;
     let mut response = HttpResponse::Ok();
-    response.cookie(cookie::issue(&token, state.refresh_ttl_secs, &state.cookie));
+    response.append_header(cookie::issue(&token, state.refresh_ttl_secs, &state.cookie));
     let body = Refreshed {
         access_token: access.token,
         token_type: "Bearer",
@@ -135,15 +135,16 @@ pub(super) async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Resu
         state.metrics.sessions_revoked.with_label_values(&["logout"]).inc();
     }
     let mut response = HttpResponse::Ok();
-    response.cookie(cookie::clear(&state.cookie));
+    response.append_header(cookie::clear(&state.cookie));
     Ok(envelope::ok_with(response, "logged out"))
 }
 
 /// The error's envelope, with the cookie cleared: a token we refused is of no further use.
 fn rejected(state: &AppState, error: ApiError) -> HttpResponse {
     let mut response = error.error_response();
+    let (name, value) = cookie::clear(&state.cookie);
     response
-        .add_cookie(&cookie::clear(&state.cookie))
-        .expect("a cookie we built is a valid header");
+        .headers_mut()
+        .append(name, value.parse().expect("a cookie we built is a valid header"));
     response
 }

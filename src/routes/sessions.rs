@@ -66,7 +66,7 @@ pub(super) async fn revoke_one(
     let mut response = HttpResponse::Ok();
     // Revoking the caller's own session: its refresh cookie is dead, so clear it.
     if id == caller.session_id {
-        response.cookie(cookie::clear(&state.cookie));
+        response.append_header(cookie::clear(&state.cookie));
     }
     Ok(envelope::ok_with(response, Revoked { revoked: 1 }))
 }
@@ -82,6 +82,6 @@ pub(super) async fn revoke_all(state: web::Data<AppState>, caller: Authenticated
         .with_label_values(&["user"])
         .inc_by(u64::from(revoked));
     let mut response = HttpResponse::Ok();
-    response.cookie(cookie::clear(&state.cookie));
+    response.append_header(cookie::clear(&state.cookie));
     Ok(envelope::ok_with(response, Revoked { revoked }))
 }

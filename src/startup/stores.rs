@@ -102,7 +102,7 @@ pub fn log_backends(settings: &Settings) {
             "storage backends: sessions live in this process only, so run a single instance and expect logouts on restart"
         ),
     }
-    if settings.tokens.secret.is_none() {
+    if settings.tokens.secret.is_none() && settings.tokens.algorithm == crate::config::SigningAlgorithm::Hs256 {
         tracing::warn!("ACCESS_TOKEN_SECRET is unset: using a random key, so access tokens die with this process");
     }
 }

@@ -1,0 +1,143 @@
+// The auth-api client: the access token lives in this module's memory only (never in
+// localStorage, where any injected script could read it); the refresh token is the HttpOnly
+// `jwt` cookie, which no script can read at all. A reload gets a new access token through the
+// cookie.
+//
+// Refreshing is single-flight: concurrent calls in this tab share one refresh, and tabs share
+// one through a Web Lock, the tab that refreshed handing the new token to the others over a
+// BroadcastChannel (same origin only).
+
+import { API_URL } from "./config.js";
+
+let accessToken = null;
+let inflight = null;
+const listeners = { token: [], signedOut: [] };
+const channel = "BroadcastChannel" in self ? new BroadcastChannel("auth-api-example") : null;
+
+channel?.addEventListener("message", ({ data }) => {
+  if (data?.type === "token") {
+    accessToken = data.token;
+    listeners.token.forEach((f) => f(data.token));
+  } else if (data?.type === "signed-out") {
+    accessToken = null;
+    listeners.signedOut.forEach((f) => f());
+  }
+});
+
+export function onSignedOut(f) {
+  listeners.signedOut.push(f);
+}
+
+export function signedIn() {
+  return accessToken !== null;
+}
+
+/** An API error: `code` is the envelope's stable `error_code`. */
+export class ApiError extends Error {
+  constructor(status, content) {
+    super(content?.message ?? `HTTP ${status}`);
+    this.status = status;
+    this.code = content?.error_code ?? "NETWORK";
+    this.field = content?.field;
+  }
+}
+
+async function send(method, path, { body, token } = {}) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    // `credentials: "include"`: the refresh cookie goes to the API's other origin too.
+    response = await fetch(API_URL + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "include",
+    });
+  } catch {
+    throw new ApiError(0, { error_code: "NETWORK", message: "the server cannot be reached" });
+  }
+  const envelope = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, envelope?.content);
+  return envelope?.content;
+}
+
+function keep(content) {
+  accessToken = content.access_token;
+  channel?.postMessage({ type: "token", token: accessToken });
+  return content;
+}
+
+/** A call without the access token (login, register, forgot, reset, verify). */
+export function call(method, path, body) {
+  return send(method, path, { body });
+}
+
+export async function login(email, password) {
+  return keep(await send("POST", "/auth/login", { body: { email, password } }));
+}
+
+export async function register(username, email, password) {
+  const content = await send("POST", "/auth/register", { body: { username, email, password } });
+  // Under REQUIRE_VERIFIED_EMAIL the answer has no token: the user verifies first.
+  return content.access_token ? keep(content) : content;
+}
+
+export async function logout() {
+  try {
+    await send("POST", "/auth/logout");
+  } finally {
+    accessToken = null;
+    channel?.postMessage({ type: "signed-out" });
+  }
+}
+
+/**
+ * A call with the access token. On `EXPIRED_ACCESS_TOKEN` it refreshes once (shared with every
+ * concurrent call, in this tab and the others) and retries.
+ */
+export async function authed(method, path, body) {
+  if (!accessToken) await refresh();
+  const used = accessToken;
+  try {
+    return await send(method, path, { body, token: used });
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.code !== "EXPIRED_ACCESS_TOKEN") throw e;
+    await refresh(used);
+    return send(method, path, { body, token: accessToken });
+  }
+}
+
+/**
+ * A fresh access token, unless `stale` was already replaced (by this tab or another). Throws
+ * when the refresh cookie is gone or dead: the user must sign in again.
+ */
+export function refresh(stale = accessToken) {
+  if (accessToken && accessToken !== stale) return Promise.resolve(accessToken);
+  if (!inflight) {
+    inflight = refreshAcrossTabs(stale).finally(() => {
+      inflight = null;
+    });
+  }
+  return inflight;
+}
+
+async function refreshAcrossTabs(stale) {
+  const refreshNow = async () => {
+    try {
+      return keep(await send("POST", "/auth/refreshAccessToken")).access_token;
+    } catch (e) {
+      accessToken = null;
+      throw e;
+    }
+  };
+  if (!navigator.locks) return refreshNow();
+  return navigator.locks.request("auth-api-example-refresh", async () => {
+    // The tab that held the lock before us posted its token just before letting go; the message
+    // and the lock reach this tab in either order, so give the message a moment to land.
+    if (accessToken === stale) await new Promise((r) => setTimeout(r, 50));
+    if (accessToken && accessToken !== stale) return accessToken;
+    return refreshNow();
+  });
+}

@@ -1,0 +1,250 @@
+// The example SPA in a real headless Chromium, on its own origin, against the API on another:
+// every flow clicked through, the refresh single-flight across two tabs counted at the API,
+// another device's session ended by a password change, a third origin unable to use the cookie.
+//
+//   node tests/e2e/spa.mjs   (environment: API_URL, METRICS_URL, MAILS, SPA_PORT, EVIL_PORT,
+//                             ARTIFACTS, PLAYWRIGHT = path to playwright-core, CHROMIUM)
+
+import { createServer } from "node:http";
+import { readFile, mkdir } from "node:fs/promises";
+import { readFileSync, existsSync, statSync } from "node:fs";
+import { join, extname, resolve } from "node:path";
+import { createRequire } from "node:module";
+
+const env = process.env;
+const require = createRequire(import.meta.url);
+const { chromium } = require(env.PLAYWRIGHT);
+const SPA_DIR = resolve(new URL("../../extras/spa", import.meta.url).pathname);
+const spaOrigin = `http://127.0.0.1:${env.SPA_PORT}`;
+const evilOrigin = `http://127.0.0.2:${env.EVIL_PORT}`;
+const TTL_MS = Number(env.ACCESS_TTL_SECS) * 1000;
+
+function check(ok, what) {
+  if (!ok) throw new Error(`FAILED: ${what}`);
+  console.log(`ok  ${what}`);
+}
+
+// The SPA, as any static server would serve it (a directory's index.html), with config.js
+// pointing at the API under test.
+const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css" };
+const spa = createServer(async (req, res) => {
+  const path = new URL(req.url, spaOrigin).pathname;
+  if (path === "/config.js") {
+    res.writeHead(200, { "content-type": "text/javascript" });
+    return res.end(`export const API_URL = ${JSON.stringify(env.API_URL)};\n`);
+  }
+  const file = join(SPA_DIR, path.endsWith("/") ? path + "index.html" : path);
+  if (!file.startsWith(SPA_DIR) || !existsSync(file) || !statSync(file).isFile()) {
+    // `/verify-email` without the slash: a directory, as static servers redirect.
+    if (existsSync(join(SPA_DIR, path, "index.html"))) {
+      res.writeHead(301, { location: path + "/" + new URL(req.url, spaOrigin).search });
+      return res.end();
+    }
+    res.writeHead(404);
+    return res.end();
+  }
+  res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
+  res.end(await readFile(file));
+});
+// The third origin: a page that tries to use the user's cookie.
+const evil = createServer((req, res) => {
+  res.writeHead(200, { "content-type": "text/html" });
+  res.end(`<!doctype html><body>
+<form id="f" method="POST" action="${env.API_URL}/auth/logout"></form>
+<script>
+window.attempt = async () => {
+  const out = {};
+  try {
+    const r = await fetch("${env.API_URL}/auth/refreshAccessToken", { method: "POST", credentials: "include" });
+    out.read = await r.text();
+  } catch (e) { out.fetchError = String(e); }
+  return out;
+};
+</script></body>`);
+});
+await new Promise((r) => spa.listen(Number(env.SPA_PORT), "127.0.0.1", r));
+await new Promise((r) => evil.listen(Number(env.EVIL_PORT), "127.0.0.2", r));
+
+async function refreshes() {
+  const text = await (await fetch(env.METRICS_URL)).text();
+  const line = text.split("\n").find((l) => l.startsWith('auth_refresh_total{outcome="success"}'));
+  return Number(line.split(" ")[1]);
+}
+
+function mails(to, subject) {
+  if (!existsSync(env.MAILS)) return [];
+  return readFileSync(env.MAILS, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((m) => m.to.includes(to) && m.subject === subject);
+}
+
+async function link(to, subject, nth) {
+  for (let i = 0; i < 200; i++) {
+    const found = mails(to, subject);
+    if (found.length >= nth) return found[nth - 1].text.match(/https?:\/\/\S+token=[A-Za-z0-9_-]{43}/)[0];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no mail ${nth} «${subject}» to ${to}`);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const consoleErrors = [];
+
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+/** A page of the SPA whose console errors fail the test (HTTP error answers aside: the SPA
+ * handles those, and Chromium reports every 4xx fetch as "Failed to load resource"). */
+async function spaPage(context) {
+  const page = await context.newPage();
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    if (/^Failed to load resource: the server responded with a status of 4\d\d/.test(msg.text())) return;
+    consoleErrors.push(msg.text());
+  });
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  return page;
+}
+
+async function signIn(page, email, password) {
+  const form = page.getByRole("form", { name: "Sign in" });
+  await form.getByLabel("Email").fill(email);
+  await form.getByLabel("Password").fill(password);
+  await form.getByRole("button", { name: "Sign in" }).click();
+}
+
+const email = "ada@example.com";
+const first = "analytical engine one";
+const second = "difference engine two";
+const third = "lovelace notes three";
+try {
+  await mkdir(env.ARTIFACTS, { recursive: true });
+  const laptop = await browser.newContext();
+  const tab1 = await spaPage(laptop);
+  await tab1.goto(spaOrigin + "/");
+
+  // Register, then follow the verification link from the mail.
+  const reg = tab1.getByRole("form", { name: "Create an account" });
+  await reg.getByLabel("Name").fill("Ada");
+  await reg.getByLabel("Email").fill(email);
+  await reg.getByLabel(/Password/).fill(first);
+  await reg.getByRole("button", { name: "Create account" }).click();
+  await tab1.getByRole("heading", { name: "Signed in as Ada" }).waitFor();
+  check(await tab1.getByText("(not confirmed yet)").isVisible(), "registered and signed in, email not confirmed yet");
+  await tab1.goto(await link(email, "Confirm your email address", 1));
+  await tab1.getByText("Your email address is confirmed.").waitFor();
+  check(!tab1.url().includes("token="), "the token left the address bar");
+
+  // Sign out, sign in, /me.
+  await tab1.goto(spaOrigin + "/");
+  await tab1.getByText("(confirmed)").waitFor();
+  await tab1.getByRole("button", { name: "Sign out" }).click();
+  await tab1.getByRole("form", { name: "Sign in" }).waitFor();
+  await signIn(tab1, email, first);
+  await tab1.getByRole("heading", { name: "Signed in as Ada" }).waitFor();
+  check(true, "signed in again; the profile comes from /auth/me");
+  await tab1.screenshot({ path: join(env.ARTIFACTS, "signed-in.png"), fullPage: true });
+
+  // Two tabs, each firing two calls at once past the access token's expiry: one refresh.
+  const tab2 = await spaPage(laptop);
+  await tab2.goto(spaOrigin + "/");
+  await tab2.getByRole("heading", { name: "Signed in as Ada" }).waitFor();
+  await sleep(TTL_MS + 1500);
+  const before = await refreshes();
+  const burst = (page) =>
+    page.evaluate(() => Promise.all([authApi.authed("GET", "/auth/me"), authApi.authed("GET", "/auth/sessions")]));
+  const results = await Promise.all([burst(tab1), burst(tab2)]);
+  const after = await refreshes();
+  check(results.flat().length === 4 && results.every(([me]) => me.email === email), "all four calls succeeded");
+  check(after - before === 1, `exactly one refresh reached the API for two tabs (${after - before})`);
+
+  // A reload keeps the session (the cookie brings a new access token).
+  await tab1.reload();
+  await tab1.getByRole("heading", { name: "Signed in as Ada" }).waitFor();
+  check(true, "still signed in after a reload");
+
+  // A third origin cannot use the cookie: no token readable, no logout.
+  const evilPage = await laptop.newPage();
+  await evilPage.goto(evilOrigin + "/");
+  const stolen = await evilPage.evaluate(() => window.attempt());
+  check(stolen.read === undefined && /Failed to fetch/.test(stolen.fetchError ?? ""), "a third origin reads nothing");
+  await evilPage.evaluate(() => setTimeout(() => document.getElementById("f").submit(), 0));
+  await evilPage.waitForURL(/\/auth\/logout$/);
+  check(/CSRF_REJECTED/.test(await evilPage.content()), "a cross-site form POST is refused (CSRF_REJECTED)");
+  await tab1.reload();
+  await tab1.getByRole("heading", { name: "Signed in as Ada" }).waitFor();
+  check(true, "the session survived the third origin");
+
+  // Another device; a password change here ends it, and this one stays.
+  const phone = await browser.newContext();
+  const phoneTab = await spaPage(phone);
+  await phoneTab.goto(spaOrigin + "/");
+  await signIn(phoneTab, email, first);
+  await phoneTab.getByRole("heading", { name: "Signed in as Ada" }).waitFor();
+  const change = tab1.getByRole("form", { name: "Change your password" });
+  await tab1.reload();
+  await change.getByLabel("Current password").fill(first);
+  await change.getByLabel("New password").fill(second);
+  await change.getByRole("button", { name: "Change password" }).click();
+  await tab1.getByText(/Password changed\. [1-9]\d* other session/).waitFor();
+  await phoneTab.reload();
+  await phoneTab.getByRole("form", { name: "Sign in" }).waitFor();
+  check(true, "the other device is signed out");
+  await tab1.reload();
+  await tab1.getByRole("heading", { name: "Signed in as Ada" }).waitFor();
+  check(true, "this device stays signed in");
+
+  // Forgot, reset through the mailed link, the old password refused, the new one works.
+  await tab1.getByRole("button", { name: "Sign out" }).click();
+  const forgot = tab1.getByRole("form", { name: "Forgot your password" });
+  await forgot.getByLabel("Email").fill(email);
+  await forgot.getByRole("button", { name: "Send me a reset link" }).click();
+  await tab1.getByText(/a link to reset its password is on its way/).waitFor();
+  await tab1.goto(await link(email, "Reset your password", 1));
+  await tab1.getByRole("heading", { name: "Choose a new password" }).waitFor();
+  await tab1.screenshot({ path: join(env.ARTIFACTS, "reset-password.png"), fullPage: true });
+  await tab1.getByRole("textbox", { name: "New password" }).fill(third);
+  await tab1.getByRole("button", { name: "Set password" }).click();
+  await tab1.getByText(/Your password is changed/).waitFor();
+  await signIn(tab1, email, second);
+  await tab1.getByText("no user with this email and password").waitFor();
+  check(true, "the old password is refused");
+  await signIn(tab1, email, third);
+  await tab1.getByRole("heading", { name: "Signed in as Ada" }).waitFor();
+  check(true, "the new password works");
+
+  // Sign out, and stay signed out.
+  await tab1.getByRole("button", { name: "Sign out" }).click();
+  await tab1.getByRole("form", { name: "Sign in" }).waitFor();
+  await tab1.reload();
+  await tab1.getByRole("form", { name: "Sign in" }).waitFor();
+  check(true, "signed out, also after a reload");
+
+  check(consoleErrors.length === 0, `no console errors (${consoleErrors.join(" | ")})`);
+  console.log(`screenshots in ${env.ARTIFACTS}`);
+} catch (e) {
+  // What the user would have seen.
+  for (const context of browser.contexts()) {
+    for (const page of context.pages()) {
+      console.error(`--- ${page.url()}\n${await page.content().catch(() => "?")}`);
+    }
+  }
+  throw e;
+} finally {
+  await browser.close();
+  spa.close();
+  evil.close();
+}
