@@ -107,7 +107,8 @@ struct VerificationPending {
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterBody,
     responses(
         (status = 200, description = "Registered and signed in", body = Envelope<SessionStarted>,
-            headers(("Set-Cookie" = String, description = "`jwt=<refresh token>; HttpOnly; Path=/auth; Max-Age=REFRESH_TOKEN_TTL`"))),
+            headers(("Set-Cookie" = String, description = "`jwt=<refresh token>; HttpOnly; Path=/auth; Max-Age=REFRESH_TOKEN_TTL`")),
+            links(("LogIn" = (operation_id = "login", request_body = "$request.body", description = "The same email and password sign in")))),
         (status = 202, description = "`REQUIRE_VERIFIED_EMAIL=true`: registered, no session until the mailed link is followed", body = Envelope<VerificationPending>),
         (status = 409, description = "`EMAIL_TAKEN`", body = ErrorEnvelope),
         BadBody, Common))]

@@ -39,7 +39,7 @@ use super::{auth, email, health, jwks, me, password, refresh, sessions};
         email::verify,
         email::resend,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &TraceHeader),
     tags(
         (name = "auth", description = "Registration, login and the refresh cookie"),
         (name = "account", description = "The signed-in user: profile, sessions, password"),
@@ -118,6 +118,36 @@ string_schema! {
 string_schema! {
     /// The token of a mailed link: 256 random bits in base64url.
     LinkToken: |s| s.pattern(Some("^[A-Za-z0-9_-]{43}$"))
+}
+
+/// `traceresponse` on every answer of every operation: the middleware adds it to all of them.
+struct TraceHeader;
+
+impl Modify for TraceHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let header = utoipa::openapi::header::HeaderBuilder::new()
+            .schema(Some(String::schema()))
+            .description(Some(
+                "W3C Trace Context `traceresponse`: `00-<trace id>-<span id>-<flags>` of this request's trace (the caller's, or a new one)",
+            ))
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.put,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        response.headers.insert("traceresponse".into(), header.clone().into());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The envelope of every error.

@@ -32,7 +32,9 @@ struct ListedSession {
 
 /// The user's sessions, oldest first.
 #[utoipa::path(get, path = "/auth/sessions", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = Envelope<Vec<ListedSession>>), NeedsBearer, Common))]
+    responses((status = 200, body = Envelope<Vec<ListedSession>>,
+        links(("RevokeFirst" = (operation_id = "revoke_one", parameters(("id" = "$response.body#/content/0/id")), description = "End the oldest session")))),
+        NeedsBearer, Common))]
 pub(super) async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
     let sessions = state.sessions.list(caller.user_id).await?;
     let listed: Vec<ListedSession> = sessions
