@@ -8,42 +8,16 @@ binary="$1"
 python="$2"
 st="$(dirname "$python")/schemathesis"
 cd "$(dirname "$0")/.."
-PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 MIN_REQUESTS="${MIN_REQUESTS:-1000}"
-work="$(mktemp -d)"
-db="auth_fuzz_$$"
-free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-api_port="$(free_port)"
-smtp_port="$(free_port)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  psql "$PG_URL" -qc "drop database if exists \"$db\" with (force)" || true
-  redis-cli -h 127.0.0.1 --scan --pattern "fuzz:$$:*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null || true
-}
-trap cleanup EXIT
-
-psql "$PG_URL" -qc "create database \"$db\""
-"$python" tests/smtp/server.py --port "$smtp_port" --out "$work/mails.jsonl" >/dev/null &
-pids+=($!)
+# shellcheck source=.ci/service.sh
+. .ci/service.sh
 # Limits far above the run's load: what is fuzzed is the contract, not the limiters.
-env -i PATH="$PATH" \
-  HOST_ADDR="127.0.0.1:$api_port" METRICS_ADDR=off \
-  DATABASE_URL="${PG_URL%/*}/$db" REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="fuzz:$$:" \
-  KEYS_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" \
-  SMTP_URL="smtp://127.0.0.1:$smtp_port" \
+service_start fuzz "$binary" "$python" \
   RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000 RATE_LIMIT_AUTH_PER_MINUTE=1000000 \
   LOGIN_MAX_FAILURES=1000000 MAX_SESSIONS_PER_USER=100000 MAIL_PER_ADDRESS_PER_HOUR=1000000 \
-  ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 COOKIE_SECURE=false \
-  LOG_FORMAT=json RUST_LOG=warn \
-  "$binary" >"$work/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$api_port/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-base="http://127.0.0.1:$api_port"
+  ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 COOKIE_SECURE=false
+work="$SERVICE_WORK"
+base="http://127.0.0.1:$SERVICE_PORT"
 # The account schemathesis signs in with (its token comes from POST /auth/login).
 password="fuzzing-account-$$-passphrase"
 curl -fsS "$base/auth/register" -H 'content-type: application/json' \
