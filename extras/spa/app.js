@@ -3,7 +3,13 @@
 
 import * as api from "./api.js";
 
-const app = document.getElementById("app") ?? document.body.appendChild(Object.assign(document.createElement("main"), { id: "app", tabIndex: -1 }));
+// The link pages are bare shells: the header and the main area are made here.
+if (!document.getElementById("app")) {
+  const header = document.body.appendChild(document.createElement("header"));
+  header.appendChild(Object.assign(document.createElement("h1"), { textContent: "auth-api example" }));
+  document.body.appendChild(Object.assign(document.createElement("main"), { id: "app", tabIndex: -1 }));
+}
+const app = document.getElementById("app");
 const status = document.getElementById("status") ?? app.insertAdjacentElement("beforebegin", Object.assign(document.createElement("p"), { id: "status" }));
 status.setAttribute("role", "status");
 status.setAttribute("aria-live", "polite");
@@ -20,6 +26,8 @@ function h(tag, attrs = {}, ...children) {
 }
 
 function say(message, isError = false) {
+  // Errors interrupt (assertive); outcomes wait for a pause (polite).
+  status.setAttribute("aria-live", isError ? "assertive" : "polite");
   status.textContent = message;
   status.classList.toggle("error", isError);
 }
