@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The endpoint table: requests/s, p50, p99 and errors (non-2xx answers and socket errors) per
+# endpoint with wrk, and the server's peak RSS, on one fresh release server (STORES=postgres for
+# PostgreSQL + Redis, as production runs; embedded by default), with the production argon2 cost.
+#   STORES=postgres DURATION=6 CONNECTIONS=32 bash bench/run.sh
+# Endpoints: GET /, GET /auth/me, POST /auth/refreshAccessToken (each connection follows its own
+# session's rotation), POST /auth/login, POST /auth/register (a new email each time),
+# GET /.well-known/jwks.json. Limits are raised far above the load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT="${PORT:-3099}"
+METRICS_PORT="${METRICS_PORT:-9199}"
+SINK_PORT="${SINK_PORT:-4399}"
+DURATION="${DURATION:-6}"
+CONNECTIONS="${CONNECTIONS:-32}"
+SESSIONS="${SESSIONS:-16}"
+# shellcheck source=bench/server.sh
+. bench/server.sh
+bench_setup
+start_server logs MAX_SESSIONS_PER_USER=1000 LOGIN_MAX_FAILURES=100000000 MAIL_PER_ADDRESS_PER_HOUR=100000000
+base="http://127.0.0.1:$PORT"
+
+# Peak RSS of the server, sampled every 100 ms while the table runs.
+(
+  peak=0
+  while kill -0 "$SERVER_PID" 2>/dev/null; do
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+    [ "${rss:-0}" -gt "$peak" ] && peak=$rss && echo "$peak" >"$WORK/peak_rss_kib"
+    sleep 0.1
+  done
+) &
+
+# One refresh cookie per wrk connection (one thread each), for the refresh run.
+for i in $(seq 1 "$SESSIONS"); do
+  curl -s -D - -o /dev/null "$base/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"benchmark password"}' |
+    sed -n 's/^set-cookie: jwt=\([^;]*\).*/\1/ip'
+done >"$WORK/cookies"
+
+# wrk runs response() in each thread's own Lua state: each thread counts its non-2xx answers
+# and done() (in the main state) sums them through the threads table.
+cat >"$WORK/common.lua" <<'LUA'
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads + 1)
+  table.insert(threads, thread)
+  if setup_thread then setup_thread(thread, #threads) end
+end
+non2xx = 0
+function count(status)
+  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+end
+function done(summary, latency, requests)
+  local bad = 0
+  for _, t in ipairs(threads) do bad = bad + (t:get("non2xx") or 0) end
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %.0f %.2f %.2f %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors + bad))
+end
+LUA
+script() { # NAME BODY: a wrk script of common.lua plus BODY
+  { cat "$WORK/common.lua"; printf '%s\n' "$2"; } >"$WORK/$1.lua"
+}
+script get 'function response(status) count(status) end'
+script me "wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\"
+function response(status) count(status) end"
+script jwks 'function response(status) count(status) end'
+cookies_lua=$(awk '{printf "\"%s\",", $0}' "$WORK/cookies")
+script refresh "local cookies = {$cookies_lua}
+function setup_thread(thread, n) thread:set(\"cookie\", cookies[n]) end
+wrk.method = \"POST\"
+function request() return wrk.format(nil, nil, {Cookie = \"jwt=\" .. cookie}) end
+function response(status, headers)
+  count(status)
+  local set = headers[\"Set-Cookie\"] or headers[\"set-cookie\"]
+  if set then cookie = set:match(\"jwt=([^;]+)\") or cookie end
+end"
+script login 'wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[{"email":"bench@example.com","password":"benchmark password"}]]
+function response(status) count(status) end'
+script register 'wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format(nil, nil, nil, string.format([[{"username":"b","email":"r%d-%d@example.com","password":"benchmark password"}]], id, n))
+end
+function response(status) count(status) end'
+
+run() { # LABEL PATH SCRIPT THREADS CONNECTIONS
+  local out
+  out=$(wrk -t"$4" -c"$5" -d"${DURATION}s" --latency -s "$WORK/$3.lua" "$base$2" | awk '/^RESULT/ {print $2, $3, $4, $5}')
+  printf '| %s | %s |\n' "$1" "$(echo "$out" | awk '{printf "%s | %s | %s | %s", $1, $2, $3, $4}')"
+}
+
+threads=$(( CONNECTIONS < 2 ? 1 : 2 ))
+echo "stores: $STORES; $CONNECTIONS connections ($SESSIONS for refresh, one per thread); ${DURATION}s each; commit $(git rev-parse --short HEAD)"
+echo
+echo "| endpoint | requests/s | p50 ms | p99 ms | errors |"
+echo "|---|---|---|---|---|"
+run "GET /" / get "$threads" "$CONNECTIONS"
+run "GET /auth/me" /auth/me me "$threads" "$CONNECTIONS"
+run "GET /.well-known/jwks.json" /.well-known/jwks.json jwks "$threads" "$CONNECTIONS"
+run "POST /auth/refreshAccessToken ($SESSIONS sessions)" /auth/refreshAccessToken refresh "$SESSIONS" "$SESSIONS"
+run "POST /auth/login" /auth/login login "$threads" "$CONNECTIONS"
+run "POST /auth/register" /auth/register register "$threads" "$CONNECTIONS"
+stop_server
+echo
+echo "peak RSS: $(( $(cat "$WORK/peak_rss_kib" 2>/dev/null || echo 0) / 1024 )) MiB"
