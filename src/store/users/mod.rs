@@ -8,8 +8,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 mod mail;
-mod postgres;
-mod sqlite;
 
 pub use mail::{ClaimedMail, MailRequest, TokenUse};
 use mail::{INSERT_MAIL, mail_insert, on_pool};
@@ -53,9 +51,19 @@ pub enum InsertError {
     Store(#[from] StoreError),
 }
 
+/// `select` of a whole `users` row, as [`UserRow`] reads it, with the `where` clause `$filter`.
+macro_rules! select_user {
+    ($filter:literal) => {
+        concat!(
+            "select id, username, email, password_hash, email_verified_at, created_at from users where ",
+            $filter
+        )
+    };
+}
+
 /// A `users` row as both backends return it.
 #[derive(sqlx::FromRow)]
-pub(super) struct UserRow {
+struct UserRow {
     id: Uuid,
     username: String,
     email: String,
@@ -169,9 +177,21 @@ impl UserStore {
     pub async fn find_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
         let row = self
             .call("users.find_by_email", async {
+                // Case-insensitive the way each database's unique index is: lower(email) in
+                // PostgreSQL (so the expression index serves the lookup), nocase in SQLite.
                 match &self.backend {
-                    Backend::Postgres(pool) => postgres::find_by_email(pool, email.as_str()).await,
-                    Backend::Sqlite(pool) => sqlite::find_by_email(pool, email.as_str()).await,
+                    Backend::Postgres(pool) => {
+                        sqlx::query_as(select_user!("lower(email) = lower($1)"))
+                            .bind(email.as_str())
+                            .fetch_optional(pool)
+                            .await
+                    }
+                    Backend::Sqlite(pool) => {
+                        sqlx::query_as(select_user!("email = $1 collate nocase"))
+                            .bind(email.as_str())
+                            .fetch_optional(pool)
+                            .await
+                    }
                 }
             })
             .await?;
@@ -183,10 +203,15 @@ impl UserStore {
     pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError> {
         let now = OffsetDateTime::now_utc();
         self.call("users.set_password_hash", async {
-            match &self.backend {
-                Backend::Postgres(pool) => postgres::set_password_hash(pool, id.as_uuid(), hash, now).await,
-                Backend::Sqlite(pool) => sqlite::set_password_hash(pool, id.as_uuid(), hash, now).await,
-            }
+            on_pool!(&self.backend, |pool| {
+                sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
+                    .bind(id.as_uuid())
+                    .bind(hash)
+                    .bind(now)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected() > 0)
+            })
         })
         .await
     }
@@ -200,10 +225,12 @@ impl UserStore {
     pub async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, StoreError> {
         let row = self
             .call("users.find_by_id", async {
-                match &self.backend {
-                    Backend::Postgres(pool) => postgres::find_by_id(pool, id.as_uuid()).await,
-                    Backend::Sqlite(pool) => sqlite::find_by_id(pool, id.as_uuid()).await,
-                }
+                on_pool!(&self.backend, |pool| {
+                    sqlx::query_as(select_user!("id = $1"))
+                        .bind(id.as_uuid())
+                        .fetch_optional(pool)
+                        .await
+                })
             })
             .await?;
         Ok(row.map(UserRow::into_credentials))
