@@ -1,4 +1,4 @@
-//! The text and HTML of account mails, from templates compiled into the binary.
+//! The text and HTML of account mails, from askama templates compiled into the binary.
 
 use std::time::Duration;
 
@@ -25,84 +25,73 @@ pub struct Values<'a> {
     pub ttl: Duration,
 }
 
+/// What the templates see: every value as text.
+struct Fields<'a> {
+    username: &'a str,
+    email: &'a str,
+    link: &'a str,
+    ip: &'a str,
+    user_agent: &'a str,
+    requested_at: String,
+    ttl: String,
+}
+
+/// One template of `src/mail/templates` per kind and part; `.html` ones are HTML-escaped.
+macro_rules! templates {
+    ($($name:ident = $path:literal;)*) => {$(
+        #[derive(askama::Template)]
+        #[template(path = $path)]
+        struct $name<'a> {
+            f: &'a Fields<'a>,
+        }
+    )*};
+}
+
+templates! {
+    ResetText = "password_reset.txt";
+    ResetHtml = "password_reset.html";
+    VerifyText = "email_verify.txt";
+    VerifyHtml = "email_verify.html";
+}
+
 pub fn render(kind: MailKind, values: &Values<'_>) -> Rendered {
+    use askama::Template as _;
+    let t = values.requested_at;
+    let f = Fields {
+        username: values.username,
+        email: values.email,
+        link: values.link,
+        ip: values.ip.unwrap_or("unknown"),
+        user_agent: values.user_agent.unwrap_or("unknown browser"),
+        requested_at: format!(
+            "{}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        ttl: human(values.ttl),
+    };
+    let f = &f;
+    // Rendering only writes strings into a String: it cannot fail.
     let (subject, text, html) = match kind {
         MailKind::PasswordReset => (
             "Reset your password",
-            include_str!("templates/password_reset.txt"),
-            include_str!("templates/password_reset.html"),
+            ResetText { f }.render(),
+            ResetHtml { f }.render(),
         ),
         MailKind::EmailVerify => (
             "Confirm your email address",
-            include_str!("templates/email_verify.txt"),
-            include_str!("templates/email_verify.html"),
+            VerifyText { f }.render(),
+            VerifyHtml { f }.render(),
         ),
     };
     Rendered {
         subject,
-        text: fill(text, values, |v| v.to_string()),
-        html: fill(html, values, escape_html),
+        text: text.expect("a template renders"),
+        html: html.expect("a template renders"),
     }
-}
-
-/// `template` with each `{name}` replaced by its value passed through `encode`, in one pass:
-/// a value that itself contains `{link}` (a user name is the user's choice) stays as it is.
-fn fill(template: &str, values: &Values<'_>, encode: impl Fn(&str) -> String) -> String {
-    let t = values.requested_at;
-    let requested_at = format!(
-        "{}-{:02}-{:02} {:02}:{:02} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    );
-    let ttl = human(values.ttl);
-    let value = |name: &str| -> Option<String> {
-        Some(match name {
-            "username" => values.username.to_string(),
-            "email" => values.email.to_string(),
-            "link" => values.link.to_string(),
-            "ip" => values.ip.unwrap_or("unknown").to_string(),
-            "user_agent" => values.user_agent.unwrap_or("unknown browser").to_string(),
-            "requested_at" => requested_at.clone(),
-            "ttl" => ttl.clone(),
-            _ => return None,
-        })
-    };
-    let mut out = String::with_capacity(template.len() + 256);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after.find('}').and_then(|close| Some((close, value(&after[..close])?))) {
-            Some((close, v)) => {
-                out.push_str(&encode(&v));
-                rest = &after[close + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
-    out
 }
 
 /// "30 minutes", "24 hours", "90 seconds".
@@ -156,11 +145,15 @@ mod tests {
 
     #[test]
     fn values_are_escaped_in_html_and_never_expanded() {
-        let mail = render(MailKind::EmailVerify, &values("{link}<b>", "<script>x</script>"));
-        assert!(mail.html.contains("Hello {link}&lt;b&gt;"), "{}", mail.html);
-        assert!(mail.html.contains("&lt;script&gt;x&lt;/script&gt;"));
+        // askama writes `<` and `>` as the numeric references `&#60;` and `&#62;`.
+        let mail = render(MailKind::EmailVerify, &values("{{ f.link }}<b>", "<script>x</script>"));
+        assert!(mail.html.contains("Hello {{ f.link }}&#60;b&#62;"), "{}", mail.html);
+        assert!(mail.html.contains("&#60;script&#62;x&#60;/script&#62;"));
         assert!(!mail.html.contains("<script>"));
-        assert!(mail.text.contains("Hello {link}<b>"), "text is not HTML: kept verbatim");
+        assert!(
+            mail.text.contains("Hello {{ f.link }}<b>"),
+            "text is not HTML: kept verbatim"
+        );
     }
 
     #[test]
