@@ -15,19 +15,18 @@ use crate::domain::{Email, LoginPassword, MailKind, NewPassword, User, UserId, U
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
 use crate::store::users::{MailRequest, NewUser};
-use actix_governor::Governor;
 use actix_web::middleware::from_fn;
 use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     let limited = |path: &str| {
         resource(path, "POST")
-            .wrap(Governor::new(auth_limit))
+            .wrap(auth_limit.layer())
             .wrap(from_fn(count_limited_logins))
     };
     cfg.service(
         resource("/auth/register", "POST")
-            .wrap(Governor::new(auth_limit))
+            .wrap(auth_limit.layer())
             .route(web::post().to(register)),
     )
     .service(limited("/auth/login").route(web::post().to(login)))

@@ -16,11 +16,10 @@ use crate::domain::{Email, MailKind};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
 use crate::store::users::{MailRequest, TokenUse};
-use actix_governor::Governor;
 use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
-    let limited = |path: &str| resource(path, "POST").wrap(Governor::new(auth_limit));
+    let limited = |path: &str| resource(path, "POST").wrap(auth_limit.layer());
     cfg.service(limited("/auth/email/verify").route(web::post().to(verify)))
         .service(limited("/auth/email/verify/resend").route(web::post().to(resend)));
 }

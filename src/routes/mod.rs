@@ -21,7 +21,6 @@ use actix_web::{HttpRequest, HttpResponse, Resource, web};
 use crate::envelope;
 use crate::error::ApiError;
 use crate::store::sessions::ClientInfo;
-use actix_governor::Governor;
 use rate_limit::Limiters;
 
 /// The route table. `GET /`, the health routes and the JWKS come first and are never rate-limited (a
@@ -37,7 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters, docs: bool) 
     let limiters = limiters.clone();
     cfg.service(
         web::scope("")
-            .wrap(Governor::new(&limiters.general))
+            .wrap(limiters.general.layer())
             .configure(|cfg| {
                 auth::configure(cfg, &limiters.auth);
                 refresh::configure(cfg, &limiters.auth);

@@ -15,7 +15,7 @@ use super::{auth, email, health, jwks, me, password, refresh, sessions};
     info(
         title = "auth-api",
         description = "JWT authentication for single-page apps: a 5-minute access token in the body, a rotating refresh token in the HttpOnly `jwt` cookie. Every body but the JWKS is the envelope `{success, status, content}`; errors carry a stable `error_code` (README \"Error codes\"). Every response has a `traceresponse` header (W3C Trace Context) naming the request's trace.",
-        license(name = "MIT OR Apache-2.0 (binaries: GPL-3.0-or-later, see README)"),
+        license(name = "MIT OR Apache-2.0"),
     ),
     paths(
         super::root,

@@ -19,11 +19,10 @@ use crate::domain::{Email, LoginPassword, MailKind, NewPassword};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
 use crate::store::users::{MailRequest, TokenUse};
-use actix_governor::Governor;
 use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
-    let limited = |path: &str| resource(path, "POST").wrap(Governor::new(auth_limit));
+    let limited = |path: &str| resource(path, "POST").wrap(auth_limit.layer());
     cfg.service(limited("/auth/password/change").route(web::post().to(change)))
         .service(limited("/auth/password/forgot").route(web::post().to(forgot)))
         .service(limited("/auth/password/reset").route(web::post().to(reset)));

@@ -12,13 +12,12 @@ use crate::auth::refresh_token::{self, TokenHash};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
 use crate::store::sessions::Rotation;
-use actix_governor::Governor;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     // GET is the seed's; POST is what a browser client should use.
     cfg.service(
         resource("/auth/refreshAccessToken", "GET, POST")
-            .wrap(Governor::new(auth_limit))
+            .wrap(auth_limit.layer())
             .route(web::get().to(refresh_get))
             .route(web::post().to(refresh_post)),
     )
