@@ -67,6 +67,12 @@ pub fn is_transport_error(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }
 
+/// Whether `e` is Redis saying it cannot serve yet (loading its dataset after a restart, a
+/// failover in progress): the store is unavailable for now, the connection itself is fine.
+pub fn is_not_ready(e: &RedisError) -> bool {
+    matches!(e.retry_method(), redis::RetryMethod::WaitAndRetry)
+}
+
 /// A lazily connecting pool and the timeout of every call made through it.
 #[derive(Clone)]
 pub struct RedisClient {
@@ -87,6 +93,10 @@ impl RedisClient {
             .min_idle(Some(0))
             .connection_timeout(timeout)
             .test_on_check_out(false)
+            // A failed dial fails the waiting request at once (503) instead of being retried
+            // with a growing backoff inside the pool, which kept requests failing for seconds
+            // after Redis came back; the next request dials again.
+            .retry_connection(false)
             .max_lifetime(Some(Duration::from_secs(30 * 60)))
             .build_unchecked(manager);
         Ok(Self { pool, timeout })
@@ -105,6 +115,7 @@ impl RedisClient {
                 pooled.broken = true;
                 Err(unavailable(e))
             }
+            Ok(Err(e)) if is_not_ready(&e) => Err(unavailable(e)),
             Ok(Err(e)) => Err(StoreError::Failed(Dependency::SessionStore, e.into())),
             Err(elapsed) => {
                 pooled.broken = true;
