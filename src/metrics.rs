@@ -53,6 +53,8 @@ pub struct Metrics {
     pub outbox_oldest_age: IntGauge,
     /// Password resets: requested, throttled, completed, invalid_token, expired_token.
     pub password_resets: IntCounterVec,
+    /// Lookups of the recent-answer caches of Bearer requests: session or user, hit or miss.
+    pub remembered: IntCounterVec,
 }
 
 /// Label values that exist from the start, so every series is 0 rather than absent.
@@ -89,6 +91,17 @@ impl Metrics {
             let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
             for v in values {
                 c.with_label_values(&[v]);
+            }
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        // Two labels, every pair of the given values pre-created.
+        let counter_pairs = |name: &str, help: &str, labels: [&str; 2], first: &[&str], second: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), &labels).expect("valid metric");
+            for a in first {
+                for b in second {
+                    c.with_label_values(&[a, b]);
+                }
             }
             registry.register(Box::new(c.clone())).expect("unique metric");
             c
@@ -195,20 +208,20 @@ impl Metrics {
                 "auth_signing_key_rotation_period_seconds",
                 "KEY_ROTATION_PERIOD (0 with HS256)",
             ),
-            emails: {
-                let c = IntCounterVec::new(
-                    Opts::new("auth_emails_total", "Account mails by kind and outcome"),
-                    &["kind", "outcome"],
-                )
-                .expect("valid metric");
-                for kind in MAIL_KINDS {
-                    for outcome in MAIL_OUTCOMES {
-                        c.with_label_values(&[kind, outcome]);
-                    }
-                }
-                registry.register(Box::new(c.clone())).expect("unique metric");
-                c
-            },
+            emails: counter_pairs(
+                "auth_emails_total",
+                "Account mails by kind and outcome",
+                ["kind", "outcome"],
+                MAIL_KINDS,
+                MAIL_OUTCOMES,
+            ),
+            remembered: counter_pairs(
+                "auth_cache_lookups_total",
+                "Bearer-request reads of a recent store answer (SESSION_CACHE_MS), by cache and outcome",
+                ["cache", "outcome"],
+                &["session", "user"],
+                &["hit", "miss"],
+            ),
             outbox_pending: gauge("auth_outbox_pending", "Account mails waiting for delivery"),
             outbox_oldest_age: gauge(
                 "auth_outbox_oldest_pending_age_seconds",

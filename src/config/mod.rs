@@ -34,6 +34,8 @@ pub struct Settings {
     pub run_migrations: bool,
     pub sessions: SessionSettings,
     pub store_timeout: Duration,
+    /// `SESSION_CACHE_MS`: how long a Bearer request's session check and user read are reused.
+    pub session_cache: Duration,
     pub tokens: TokenSettings,
     pub keys: KeySettings,
     pub max_sessions_per_user: u32,
@@ -252,6 +254,7 @@ impl Settings {
             run_migrations: r.parse(&RUN_MIGRATIONS),
             sessions,
             store_timeout: Duration::from_millis(r.positive(&STORE_TIMEOUT_MS)),
+            session_cache: Duration::from_millis(r.parse(&SESSION_CACHE_MS)),
             tokens,
             keys,
             max_sessions_per_user: r.positive(&MAX_SESSIONS_PER_USER),

@@ -42,6 +42,8 @@ variables! {
         "most Redis connections";
     STORE_TIMEOUT_MS = "1000",
         "bound on acquiring a connection and on one store call; past it the request answers 503";
+    SESSION_CACHE_MS = "1000",
+        "how long an instance may reuse a positive session check and the user row for Bearer requests (0: read both on every request); a session revoked or a user changed elsewhere is seen within it";
     ACCESS_TOKEN_ALG = "(HS256 if ACCESS_TOKEN_SECRET is set, else EdDSA)",
         "signing algorithm of access tokens: EdDSA, ES256 (keys in the user store, published at /.well-known/jwks.json) or HS256 (one shared secret)";
     ACCESS_TOKEN_SECRET = "(required with HS256; random in embedded mode)",

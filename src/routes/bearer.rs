@@ -43,8 +43,8 @@ impl FromRequest for Authenticated {
                 }
             };
             // A token outlives a logout or revocation by up to its TTL unless its session is
-            // checked: one EXISTS (Redis) or map lookup per request, no cache, so no staleness.
-            let active = state.sessions.is_active(caller.session_id).await?;
+            // checked; the store may reuse a recent positive answer for SESSION_CACHE_MS.
+            let active = state.sessions.is_active(caller.user_id, caller.session_id).await?;
             let outcome = if active { "valid" } else { "invalid" };
             state.metrics.token_validations.with_label_values(&[outcome]).inc();
             if active {

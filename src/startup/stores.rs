@@ -46,7 +46,7 @@ pub async fn connect_users(settings: &Settings, metrics: Arc<Metrics>) -> anyhow
             )
         }
     };
-    Ok(UserStore::new(backend, timeout, metrics))
+    Ok(UserStore::new(backend, timeout, metrics, settings.session_cache))
 }
 
 /// Applies the migrations embedded in the binary.
@@ -80,7 +80,7 @@ pub fn connect_sessions(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::R
         )?),
         SessionSettings::Memory => SessionBackend::Memory(MemorySessionStore::new(policy)),
     };
-    Ok(SessionStore::new(backend, metrics))
+    Ok(SessionStore::new(backend, metrics, settings.session_cache))
 }
 
 pub fn log_backends(settings: &Settings) {

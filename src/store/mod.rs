@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod login_throttle;
+pub mod recent;
 pub mod redis_pool;
 pub mod sessions;
 pub mod users;

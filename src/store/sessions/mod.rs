@@ -18,6 +18,7 @@ pub mod memory;
 pub mod redis;
 
 use super::StoreError;
+use super::recent::Recent;
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 use crate::metrics::Metrics;
@@ -100,7 +101,13 @@ pub enum SessionBackend {
 pub struct SessionStore {
     backend: SessionBackend,
     metrics: Arc<Metrics>,
+    /// Sessions Redis recently said were live, with their user (see [`Recent`]). The
+    /// in-process store answers from memory already and keeps none.
+    live: Option<Arc<Recent<Uuid, UserId>>>,
 }
+
+/// Most sessions remembered as live by one instance.
+const LIVE_CAPACITY: usize = 100_000;
 
 /// Dispatches to whichever store is configured and records how long the call took.
 macro_rules! dispatch {
@@ -118,8 +125,25 @@ macro_rules! dispatch {
 }
 
 impl SessionStore {
-    pub fn new(backend: SessionBackend, metrics: Arc<Metrics>) -> Self {
-        Self { backend, metrics }
+    /// `remember`: how long a positive liveness check may be reused (zero: never).
+    pub fn new(backend: SessionBackend, metrics: Arc<Metrics>, remember: Duration) -> Self {
+        let live = match backend {
+            SessionBackend::Redis(_) => Recent::new(remember, LIVE_CAPACITY).map(Arc::new),
+            SessionBackend::Memory(_) => None,
+        };
+        Self { backend, metrics, live }
+    }
+
+    fn forget(&self, session: Uuid) {
+        if let Some(live) = &self.live {
+            live.forget(&session);
+        }
+    }
+
+    fn forget_user(&self, user: UserId, keep: Option<Uuid>) {
+        if let Some(live) = &self.live {
+            live.forget_where(|session, owner| *owner == user && Some(*session) != keep);
+        }
     }
 
     /// The Redis pool, for other state that must be shared by replicas (the login throttle).
@@ -145,7 +169,11 @@ impl SessionStore {
         token: TokenHash,
         client: &ClientInfo,
     ) -> Result<CreatedSession, StoreError> {
-        dispatch!(self, "sessions.create", s => s.create(user, token, client))
+        let created = dispatch!(self, "sessions.create", s => s.create(user, token, client))?;
+        if created.evicted > 0 {
+            self.forget_user(user, Some(created.id));
+        }
+        Ok(created)
     }
 
     #[tracing::instrument(name = "sessions.rotate", skip_all, fields(db.system = self.system(), db.operation = "rotate"))]
@@ -156,25 +184,38 @@ impl SessionStore {
         sealed_successor: &str,
         client: &ClientInfo,
     ) -> Result<Rotation, StoreError> {
-        dispatch!(self, "sessions.rotate", s => s.rotate(presented, successor, sealed_successor, client))
+        let rotation =
+            dispatch!(self, "sessions.rotate", s => s.rotate(presented, successor, sealed_successor, client))?;
+        if let Rotation::Reused { session_id, .. } = rotation {
+            self.forget(session_id);
+        }
+        Ok(rotation)
     }
 
     /// Revokes the session `token` belongs to (current or retired); its id if there was one.
     #[tracing::instrument(name = "sessions.revoke_by_token", skip_all, fields(db.system = self.system(), db.operation = "revoke"))]
     pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<Uuid>, StoreError> {
-        dispatch!(self, "sessions.revoke_by_token", s => s.revoke_by_token(token))
+        let revoked = dispatch!(self, "sessions.revoke_by_token", s => s.revoke_by_token(token))?;
+        if let Some(session) = revoked {
+            self.forget(session);
+        }
+        Ok(revoked)
     }
 
     /// Revokes `session` if it belongs to `user`.
     #[tracing::instrument(name = "sessions.revoke", skip_all, fields(db.system = self.system(), db.operation = "revoke"))]
     pub async fn revoke(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
-        dispatch!(self, "sessions.revoke", s => s.revoke(user, session))
+        let revoked = dispatch!(self, "sessions.revoke", s => s.revoke(user, session))?;
+        self.forget(session);
+        Ok(revoked)
     }
 
     /// Revokes every session of `user` but `keep`, in one atomic step; how many there were.
     #[tracing::instrument(name = "sessions.revoke_all", skip_all, fields(db.system = self.system(), db.operation = "revoke_all"))]
     pub async fn revoke_all(&self, user: UserId, keep: Option<Uuid>) -> Result<u32, StoreError> {
-        dispatch!(self, "sessions.revoke_all", s => s.revoke_all(user, keep))
+        let revoked = dispatch!(self, "sessions.revoke_all", s => s.revoke_all(user, keep))?;
+        self.forget_user(user, keep);
+        Ok(revoked)
     }
 
     /// The live sessions of `user`, oldest first.
@@ -183,9 +224,27 @@ impl SessionStore {
         dispatch!(self, "sessions.list", s => s.list(user))
     }
 
-    /// Whether `session` is still live (not revoked, evicted or expired).
+    /// Whether `session` of `user` is still live (not revoked, evicted or expired). A session
+    /// Redis confirmed within the configured window is answered from memory.
+    pub async fn is_active(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
+        let Some(live) = &self.live else {
+            return self.check_active(session).await;
+        };
+        if live.get(&session) == Some(user) {
+            self.metrics.remembered.with_label_values(&["session", "hit"]).inc();
+            return Ok(true);
+        }
+        self.metrics.remembered.with_label_values(&["session", "miss"]).inc();
+        let read = live.begin();
+        let active = self.check_active(session).await?;
+        if active {
+            live.keep(read, session, user);
+        }
+        Ok(active)
+    }
+
     #[tracing::instrument(name = "sessions.is_active", skip_all, fields(db.system = self.system(), db.operation = "exists"))]
-    pub async fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
+    async fn check_active(&self, session: Uuid) -> Result<bool, StoreError> {
         dispatch!(self, "sessions.is_active", s => s.is_active(session))
     }
 

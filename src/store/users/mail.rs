@@ -423,5 +423,10 @@ impl UserStore {
         })
         .await
         .and_then(|inner| inner)
+        .inspect(|used| {
+            if let TokenUse::Used(user, _) = used {
+                self.forget(*user);
+            }
+        })
     }
 }

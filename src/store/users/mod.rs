@@ -12,6 +12,7 @@ mod mail;
 pub use mail::{ClaimedMail, MailRequest, TokenUse};
 use mail::{INSERT_MAIL, mail_insert, on_pool};
 
+use super::recent::Recent;
 use super::{Dependency, StoreError, bounded, sql_error};
 use crate::domain::{Email, User, UserId, Username};
 use crate::metrics::Metrics;
@@ -27,7 +28,12 @@ pub struct UserStore {
     backend: Backend,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    /// Users recently read for a Bearer request (see [`Recent`]).
+    profiles: Option<Arc<Recent<UserId, User>>>,
 }
+
+/// Most users remembered by one instance.
+const PROFILE_CAPACITY: usize = 100_000;
 
 /// A user to insert; the id and hash are made by the caller.
 pub struct NewUser {
@@ -88,11 +94,20 @@ impl UserRow {
 }
 
 impl UserStore {
-    pub fn new(backend: Backend, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+    /// `remember`: how long a user read for a Bearer request may be reused (zero: never).
+    pub fn new(backend: Backend, timeout: Duration, metrics: Arc<Metrics>, remember: Duration) -> Self {
         Self {
             backend,
             timeout,
             metrics,
+            profiles: Recent::new(remember, PROFILE_CAPACITY).map(Arc::new),
+        }
+    }
+
+    /// Drops what this instance remembers of `id`, after changing its row.
+    fn forget(&self, id: UserId) {
+        if let Some(profiles) = &self.profiles {
+            profiles.forget(&id);
         }
     }
 
@@ -202,22 +217,40 @@ impl UserStore {
     #[tracing::instrument(name = "db.users.set_password_hash", skip_all, fields(db.system = self.system(), db.operation = "UPDATE"))]
     pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError> {
         let now = OffsetDateTime::now_utc();
-        self.call("users.set_password_hash", async {
-            on_pool!(&self.backend, |pool| {
-                sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
-                    .bind(id.as_uuid())
-                    .bind(hash)
-                    .bind(now)
-                    .execute(pool)
-                    .await
-                    .map(|done| done.rows_affected() > 0)
+        let updated = self
+            .call("users.set_password_hash", async {
+                on_pool!(&self.backend, |pool| {
+                    sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
+                        .bind(id.as_uuid())
+                        .bind(hash)
+                        .bind(now)
+                        .execute(pool)
+                        .await
+                        .map(|done| done.rows_affected() > 0)
+                })
             })
-        })
-        .await
+            .await?;
+        self.forget(id);
+        Ok(updated)
     }
 
+    /// The user `id`, for a Bearer request: a row read within the configured window is
+    /// answered from memory.
     pub async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        Ok(self.find_credentials_by_id(id).await?.map(|c| c.user))
+        let Some(profiles) = &self.profiles else {
+            return Ok(self.find_credentials_by_id(id).await?.map(|c| c.user));
+        };
+        if let Some(user) = profiles.get(&id) {
+            self.metrics.remembered.with_label_values(&["user", "hit"]).inc();
+            return Ok(Some(user));
+        }
+        self.metrics.remembered.with_label_values(&["user", "miss"]).inc();
+        let read = profiles.begin();
+        let user = self.find_credentials_by_id(id).await?.map(|c| c.user);
+        if let Some(user) = &user {
+            profiles.keep(read, id, user.clone());
+        }
+        Ok(user)
     }
 
     /// The user and its password hash, by id (the row read for `find_by_id` holds both).
