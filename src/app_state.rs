@@ -5,6 +5,7 @@ use crate::auth::access_token::AccessTokens;
 use crate::auth::keys::KeyRing;
 use crate::auth::password::PasswordHasher;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::config::Cidr;
 use crate::config::{CookieSettings, Settings};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub signing_keys: Option<Arc<KeyRing>>,
     pub keys_cache_max_age: u64,
     pub mail: Mailer,
+    /// Set on SIGTERM/SIGINT: readiness answers 503 while the instance drains.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -61,6 +64,7 @@ impl AppState {
             signing_keys,
             keys_cache_max_age: settings.keys.cache_max_age.as_secs(),
             mail,
+            draining: Arc::new(AtomicBool::new(false)),
         }
     }
 }

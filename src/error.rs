@@ -84,6 +84,9 @@ pub enum ApiError {
         #[source]
         source: anyhow::Error,
     },
+    /// This instance got SIGTERM and is waiting out `SHUTDOWN_DELAY` (readiness only).
+    #[error("shutting down")]
+    ShuttingDown,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -231,6 +234,11 @@ impl ApiError {
                 "CritError",
                 "a backing service is unavailable, retry shortly",
             ),
+            ShuttingDown => (
+                "SHUTTING_DOWN",
+                "HostError",
+                "this instance is shutting down; send new requests elsewhere",
+            ),
             Internal(_) => ("INTERNAL_ERROR", "CritError", "internal server error"),
         }
     }
@@ -261,7 +269,7 @@ impl ResponseError for ApiError {
             CsrfRejected | InvalidCurrentPassword => StatusCode::FORBIDDEN,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable { .. } | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

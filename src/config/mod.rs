@@ -42,6 +42,8 @@ pub struct Settings {
     pub cookie: CookieSettings,
     pub hashing: HashSettings,
     pub body_limit: usize,
+    /// `SHUTDOWN_DELAY`: serving on, not ready, between the signal and closing the listener.
+    pub shutdown_delay: Duration,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     /// `RUST_LOG`, the log filter in tracing-subscriber's syntax (`info` when unset).
@@ -269,6 +271,7 @@ impl Settings {
                 parallelism: r.positive(&ARGON2_PARALLELISM),
             },
             body_limit: r.positive(&BODY_LIMIT_BYTES),
+            shutdown_delay: Duration::from_secs(r.parse(&SHUTDOWN_DELAY)),
             shutdown_timeout: Duration::from_secs(r.parse(&SHUTDOWN_TIMEOUT)),
             log_format: r.parse_or(&LOG_FORMAT, terminal_format),
             log_filter: r.raw(&RUST_LOG),

@@ -86,6 +86,8 @@ variables! {
         "argon2id lanes";
     BODY_LIMIT_BYTES = "16384",
         "largest accepted request body";
+    SHUTDOWN_DELAY = "0",
+        "seconds an instance keeps serving after SIGTERM/SIGINT with /health/ready answering 503, so a load balancer stops sending it requests before it stops accepting them";
     SHUTDOWN_TIMEOUT = "30",
         "seconds in-flight requests get after SIGTERM/SIGINT";
     SMTP_URL = "(unset: mails go to the log in embedded mode; mail flows are off otherwise)",

@@ -28,9 +28,12 @@ struct Readiness {
 /// first that failed (its `dependency` field names it).
 #[utoipa::path(get, path = "/health/ready", tag = "service", responses(
     (status = 200, body = envelope::Envelope<Readiness>),
-    (status = 503, description = "`SERVICE_UNAVAILABLE`; `dependency` names the store that failed", body = super::openapi::ErrorEnvelope),
+    (status = 503, description = "`SERVICE_UNAVAILABLE`: `dependency` names the store that failed; `SHUTTING_DOWN`: the instance got SIGTERM", body = super::openapi::ErrorEnvelope),
 ))]
 pub(super) async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return crate::error::ApiError::ShuttingDown.error_response();
+    }
     let (database, sessions) = tokio::join!(state.users.ping(), state.sessions.ping());
     match database.and(sessions) {
         Ok(()) => envelope::ok(Readiness {

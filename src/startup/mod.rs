@@ -34,6 +34,8 @@ pub struct Application {
     server: Server,
     metrics: Option<(u16, Server)>,
     mail_sender: Option<crate::mail::Running>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    shutdown_delay: std::time::Duration,
 }
 
 impl Application {
@@ -81,6 +83,7 @@ impl Application {
             TcpListener::bind(settings.host_addr).with_context(|| format!("cannot bind {}", settings.host_addr))?;
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
+        let draining = state.draining.clone();
         let (origins, request_timeout) = (settings.cors_origins.clone(), settings.request_timeout);
         let header_limit = settings.header_limit;
         let docs = settings.docs;
@@ -136,6 +139,8 @@ impl Application {
             server,
             metrics,
             mail_sender,
+            draining,
+            shutdown_delay: settings.shutdown_delay,
         })
     }
 
@@ -152,9 +157,10 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM or SIGINT, then stops accepting and lets in-flight requests finish
-    /// (up to `SHUTDOWN_TIMEOUT`); then the mail sender finishes its delivery in progress, and
-    /// the metrics listener stops last.
+    /// Serves until SIGTERM or SIGINT; then readiness answers 503 while it serves on for
+    /// `SHUTDOWN_DELAY`, then it stops accepting and lets in-flight requests finish (up to
+    /// `SHUTDOWN_TIMEOUT`); then the mail sender finishes its delivery in progress, and the
+    /// metrics listener stops last.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         // Handlers are installed before "listening" is logged: a signal sent as soon as the
@@ -163,9 +169,18 @@ impl Application {
         // An actix Server only runs while polled: the metrics one gets its own task.
         let metrics = self.metrics.map(|(_, server)| (server.handle(), tokio::spawn(server)));
         tracing::info!(port = self.port, "listening");
+        let (draining, delay) = (self.draining.clone(), self.shutdown_delay);
         tokio::spawn(async move {
             signal.await;
-            tracing::info!("shutdown signal received, draining in-flight requests");
+            draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_s = delay.as_secs(),
+                    "shutdown signal received, not ready; serving on until the delay ends"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            tracing::info!("shutting down: no new connections, draining in-flight requests");
             handle.stop(true).await;
         });
         let result = self.server.await;

@@ -403,3 +403,133 @@ async fn embedded_mode_without_smtp_logs_each_link() {
     assert_eq!(verified.status(), 200);
     server.stop();
 }
+
+/// SIGTERM while clients keep calling: readiness answers 503 at once while the instance serves
+/// on for `SHUTDOWN_DELAY`, then it stops accepting, the request in flight completes, the spans
+/// and log lines of the last requests are written out, and it exits 0 within the delay plus
+/// `SHUTDOWN_TIMEOUT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_turns_unready_serves_on_flushes_and_exits_zero() {
+    let (otlp, received) = crate::otlp::http_receiver().await;
+    let endpoint = format!("http://{otlp}");
+    let mut server = tokio::task::spawn_blocking(move || {
+        start_server(&[
+            ("SHUTDOWN_DELAY", "2"),
+            ("SHUTDOWN_TIMEOUT", "10"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            // Nothing is exported on a schedule during the test: what arrives, arrives at exit.
+            ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ])
+    })
+    .await
+    .unwrap();
+    let base = server.address();
+    let addr = format!("127.0.0.1:{}", server.port);
+    let http = reqwest::Client::new();
+    let registered: serde_json::Value = http
+        .post(format!("{base}/auth/register"))
+        .json(&serde_json::json!({"username": "Drain", "email": "drain@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = registered["content"]["access_token"].as_str().unwrap().to_string();
+
+    // The load: /auth/me in a loop until the listener closes; (seconds since the signal, status,
+    // traceresponse) of each answer.
+    let signalled: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let answers: Arc<Mutex<Vec<(f64, u16, String)>>> = Arc::default();
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, base, access) = (http.clone(), base.clone(), access.clone());
+            let (signalled, answers) = (signalled.clone(), answers.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok(response) = http.get(format!("{base}/auth/me")).bearer_auth(&access).send().await else {
+                        break;
+                    };
+                    let since = signalled.lock().unwrap().map_or(-1.0, |at| at.elapsed().as_secs_f64());
+                    let trace = response.headers()["traceresponse"].to_str().unwrap().to_string();
+                    answers.lock().unwrap().push((since, response.status().as_u16(), trace));
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A request in flight across the whole shutdown: its head and half its body sent now.
+    let body = br#"{"email":"drain@example.com","password":"correct horse battery"}"#;
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "POST /auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..10]).unwrap();
+
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(server.child.id().to_string())
+        .status()
+        .unwrap();
+    *signalled.lock().unwrap() = Some(Instant::now());
+    let ready = http.get(format!("{base}/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "readiness turns 503 at once");
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["content"]["error_code"], "SHUTTING_DOWN");
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(TcpStream::connect(&addr).is_err(), "no new connections after the delay");
+    stream.write_all(&body[10..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "the request in flight completed: {response}"
+    );
+
+    let status = tokio::task::spawn_blocking(move || {
+        let status = wait_for_exit(&mut server.child, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(100));
+        (status, server)
+    })
+    .await
+    .unwrap();
+    let (status, server) = status;
+    assert_eq!(status.code(), Some(0), "graceful exit");
+    for task in load {
+        task.await.unwrap();
+    }
+
+    let answers = answers.lock().unwrap().clone();
+    let during: Vec<&(f64, u16, String)> = answers.iter().filter(|(since, _, _)| *since > 0.0).collect();
+    assert!(
+        during.len() > 10,
+        "the load was served during the delay: {}",
+        during.len()
+    );
+    assert!(answers.iter().all(|(_, status, _)| *status == 200), "no request failed");
+    // The last answered request: its log line and its spans were written out before the exit.
+    let (_, _, last) = during.iter().max_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
+    let trace_id = last.split('-').nth(1).unwrap().to_string();
+    let logs = server.logs.lock().unwrap().clone();
+    assert!(
+        logs.iter().any(|line| line.contains(&trace_id)),
+        "the last request's log line was flushed"
+    );
+    assert!(
+        logs.iter()
+            .any(|line| line.contains("shutting down: no new connections"))
+    );
+    let spans = received.spans();
+    assert!(
+        spans.iter().any(|span| crate::otlp::hex(&span.trace_id) == trace_id),
+        "the last request's spans were exported at exit ({} spans received)",
+        spans.len()
+    );
+}
