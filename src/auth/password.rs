@@ -11,11 +11,13 @@ use tracing::Instrument;
 use crate::config::HashSettings;
 use crate::metrics::Metrics;
 
-/// argon2id on tokio's blocking threads, at most `concurrency` at once.
+/// argon2id on threads of its own, at most `concurrency` at once.
 ///
 /// Hashing costs tens of milliseconds of CPU and 19 MiB of memory, so it must never run on an async worker
 /// (it would stall every request on that worker), and an unbounded number at once would let
-/// a burst of logins exhaust memory. Callers wait for a permit instead.
+/// a burst of logins exhaust memory. Callers wait for a permit instead. The threads run at a
+/// lower CPU priority than the async workers, so while logins keep every hashing thread busy,
+/// requests that need no hashing still get the CPU when they need it.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
@@ -25,6 +27,64 @@ pub struct PasswordHasher {
     /// account costs the same time as a wrong password.
     dummy_hash: Arc<str>,
     metrics: Arc<Metrics>,
+    threads: Arc<HashThreads>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads: `concurrency` of them (the permits keep every job from waiting here),
+/// each at nice 10, where the async workers' nice is 0.
+struct HashThreads {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+/// The niceness of the hashing threads: under contention the scheduler gives a nice-0 thread
+/// about ten times the CPU share of a nice-10 one.
+const HASH_NICENESS: i32 = 10;
+
+impl HashThreads {
+    fn start(count: usize) -> anyhow::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..count {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    // On Linux the niceness is per thread; `who = 0` is the calling thread. A
+                    // refusal only costs the isolation, so it is not an error.
+                    #[cfg(target_os = "linux")]
+                    // SAFETY: setpriority takes no pointers and only changes this thread's niceness.
+                    unsafe {
+                        libc::setpriority(libc::PRIO_PROCESS, 0, HASH_NICENESS);
+                    }
+                    loop {
+                        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => break,
+                        }
+                    }
+                })
+                .context("cannot start a hashing thread")?;
+        }
+        Ok(Self { jobs })
+    }
+
+    /// Runs `work` on a hashing thread; a panic in it is an error, and the thread lives on.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("hashing threads stopped"))?;
+        match result.await {
+            Ok(Ok(value)) => Ok(value),
+            _ => Err(anyhow::anyhow!("hashing task panicked")),
+        }
+    }
 }
 
 /// argon2's working memory (`m_cost` KiB each), kept from one computation to the next.
@@ -68,6 +128,7 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(settings.concurrency)),
             dummy_hash: dummy_hash.into(),
             metrics,
+            threads: Arc::new(HashThreads::start(settings.concurrency)?),
         })
     }
 
@@ -113,17 +174,17 @@ impl PasswordHasher {
             let span = tracing::Span::current();
             let metrics = self.metrics.clone();
             let pool = self.memory.clone();
-            tokio::task::spawn_blocking(move || {
-                let _in_flight = InFlight::start(&metrics);
-                let mut memory = pool.take();
-                let started = Instant::now();
-                let result = span.in_scope(|| work(&mut memory));
-                metrics.hash_duration.observe(started.elapsed().as_secs_f64());
-                pool.give_back(memory);
-                result
-            })
-            .await
-            .context("hashing task panicked")
+            self.threads
+                .run(move || {
+                    let _in_flight = InFlight::start(&metrics);
+                    let mut memory = pool.take();
+                    let started = Instant::now();
+                    let result = span.in_scope(|| work(&mut memory));
+                    metrics.hash_duration.observe(started.elapsed().as_secs_f64());
+                    pool.give_back(memory);
+                    result
+                })
+                .await
         }
         .instrument(span)
         .await
