@@ -16,6 +16,7 @@ mod metrics;
 mod otlp;
 mod password;
 mod refresh;
+mod replicas;
 mod sessions;
 mod signing_keys;
 mod thunder;
