@@ -5,7 +5,9 @@
 #   STORES=postgres DURATION=6 CONNECTIONS=32 bash bench/run.sh
 # Endpoints: GET /, GET /auth/me, POST /auth/refreshAccessToken (each connection follows its own
 # session's rotation), POST /auth/login, POST /auth/register (a new email each time),
-# GET /.well-known/jwks.json. Limits are raised far above the load.
+# GET /.well-known/jwks.json; a mixed SPA-like workload; GET /auth/me while logins keep the
+# hashing pool full; and a bare actix-web GET / (BARE=path of the bare_actix example, built when
+# unset) as the framework floor. Limits are raised far above the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-3099}"
@@ -36,6 +38,12 @@ for i in $(seq 1 "$SESSIONS"); do
     -d '{"email":"bench@example.com","password":"benchmark password"}' |
     sed -n 's/^set-cookie: jwt=\([^;]*\).*/\1/ip'
 done >"$WORK/cookies"
+# And one per connection of the mixed run (the refresh run leaves the first set rotated away).
+for i in $(seq 1 "$SESSIONS"); do
+  curl -s -D - -o /dev/null "$base/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"benchmark password"}' |
+    sed -n 's/^set-cookie: jwt=\([^;]*\).*/\1/ip'
+done >"$WORK/cookies2"
 
 # wrk runs response() in each thread's own Lua state: each thread counts its non-2xx answers
 # and done() (in the main state) sums them through the threads table.
@@ -88,6 +96,27 @@ function request()
 end
 function response(status) count(status) end'
 
+# Mixed, per connection: /auth/me 8 calls in 10, the JWKS 1, a refresh of the connection's own
+# session 1 (its access token replaces the shared one).
+cookies2_lua=$(awk '{printf "\"%s\",", $0}' "$WORK/cookies2")
+script mixed "local cookies = {$cookies2_lua}
+function setup_thread(thread, n) thread:set(\"cookie\", cookies[n]) end
+local n = 0
+function request()
+  n = n + 1
+  if n % 10 == 0 then
+    return wrk.format(\"POST\", \"/auth/refreshAccessToken\", {Cookie = \"jwt=\" .. cookie})
+  elseif n % 10 == 5 then
+    return wrk.format(\"GET\", \"/.well-known/jwks.json\")
+  end
+  return wrk.format(\"GET\", \"/auth/me\", {Authorization = \"Bearer $TOKEN\"})
+end
+function response(status, headers)
+  count(status)
+  local set = headers[\"Set-Cookie\"] or headers[\"set-cookie\"]
+  if set then cookie = set:match(\"jwt=([^;]+)\") or cookie end
+end"
+
 run() { # LABEL PATH SCRIPT THREADS CONNECTIONS
   local out
   out=$(wrk -t"$4" -c"$5" -d"${DURATION}s" --latency -s "$WORK/$3.lua" "$base$2" | awk '/^RESULT/ {print $2, $3, $4, $5}')
@@ -105,6 +134,35 @@ run "GET /.well-known/jwks.json" /.well-known/jwks.json jwks "$threads" "$CONNEC
 run "POST /auth/refreshAccessToken ($SESSIONS sessions)" /auth/refreshAccessToken refresh "$SESSIONS" "$SESSIONS"
 run "POST /auth/login" /auth/login login "$threads" "$CONNECTIONS"
 run "POST /auth/register" /auth/register register "$threads" "$CONNECTIONS"
+run "mixed: 80 % /auth/me, 10 % JWKS, 10 % refresh ($SESSIONS sessions)" / mixed "$SESSIONS" "$SESSIONS"
+# /auth/me while 8 connections keep every hashing thread busy with logins.
+wrk -t1 -c8 -d"$((DURATION + 2))s" -s "$WORK/login.lua" "$base/auth/login" | awk '/^RESULT/ {print $2}' >"$WORK/login_rate" &
+login_load=$!
+(
+  peak=0
+  while kill -0 "$login_load" 2>/dev/null; do
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+    [ "${rss:-0}" -gt "$peak" ] && peak=$rss && echo "$peak" >"$WORK/login_rss_kib"
+    sleep 0.1
+  done
+) &
+sleep 1
+run "GET /auth/me, logins saturating the hashing pool" /auth/me me "$threads" "$CONNECTIONS"
+wait "$login_load"
+echo "| (logins/s meanwhile) | $(cat "$WORK/login_rate") | | | |"
 stop_server
+
+# The framework floor: a bare actix-web GET / on the same machine, right after ours.
+if [ -z "${BARE:-}" ]; then
+  cargo build --release --quiet --example bare_actix
+  BARE="${CARGO_TARGET_DIR:-target}/release/examples/bare_actix"
+fi
+HOST_ADDR="127.0.0.1:$((PORT + 1))" "$BARE" &
+bare=$!
+for _ in $(seq 1 100); do curl -sf "127.0.0.1:$((PORT + 1))/" >/dev/null && break; sleep 0.1; done
+base="http://127.0.0.1:$((PORT + 1))"
+run "bare actix-web GET / (the floor)" / get "$threads" "$CONNECTIONS"
+kill "$bare"
 echo
-echo "peak RSS: $(( $(cat "$WORK/peak_rss_kib" 2>/dev/null || echo 0) / 1024 )) MiB"
+echo "peak RSS: $(( $(cat "$WORK/peak_rss_kib" 2>/dev/null || echo 0) / 1024 )) MiB over the whole table," \
+  "$(( $(cat "$WORK/login_rss_kib" 2>/dev/null || echo 0) / 1024 )) MiB under the login flood"
