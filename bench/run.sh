@@ -121,6 +121,7 @@ run() { # LABEL PATH SCRIPT THREADS CONNECTIONS
   local out
   out=$(wrk -t"$4" -c"$5" -d"${DURATION}s" --latency -s "$WORK/$3.lua" "$base$2" | awk '/^RESULT/ {print $2, $3, $4, $5}')
   printf '| %s | %s |\n' "$1" "$(echo "$out" | awk '{printf "%s | %s | %s | %s", $1, $2, $3, $4}')"
+  LAST_RATE=$(echo "$out" | awk '{print $1}')
 }
 
 threads=$(( CONNECTIONS < 2 ? 1 : 2 ))
@@ -132,7 +133,14 @@ run "GET /" / get "$threads" "$CONNECTIONS"
 run "GET /auth/me" /auth/me me "$threads" "$CONNECTIONS"
 run "GET /.well-known/jwks.json" /.well-known/jwks.json jwks "$threads" "$CONNECTIONS"
 run "POST /auth/refreshAccessToken ($SESSIONS sessions)" /auth/refreshAccessToken refresh "$SESSIONS" "$SESSIONS"
+# One login's time alone (median of 9 sequential ones): the argon2 limit is cores ÷ that.
+one_login=$(for _ in $(seq 1 9); do
+  curl -s -o /dev/null -w '%{time_total}\n' "$base/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"benchmark password"}'
+done | sort -n | sed -n 5p)
 run "POST /auth/login" /auth/login login "$threads" "$CONNECTIONS"
+login_note=$(awk -v rate="$LAST_RATE" -v t="$one_login" -v cores="$(nproc)" \
+  'BEGIN {printf "login: %s/s = %.0f %% of the argon2 limit (%d cores / one login alone, %.1f ms)", rate, 100 * rate * t / cores, cores, t * 1000}')
 run "POST /auth/register" /auth/register register "$threads" "$CONNECTIONS"
 run "mixed: 80 % /auth/me, 10 % JWKS, 10 % refresh ($SESSIONS sessions)" / mixed "$SESSIONS" "$SESSIONS"
 # /auth/me while 8 connections keep every hashing thread busy with logins.
@@ -164,5 +172,6 @@ base="http://127.0.0.1:$((PORT + 1))"
 run "bare actix-web GET / (the floor)" / get "$threads" "$CONNECTIONS"
 kill "$bare"
 echo
+echo "$login_note"
 echo "peak RSS: $(( $(cat "$WORK/peak_rss_kib" 2>/dev/null || echo 0) / 1024 )) MiB over the whole table," \
   "$(( $(cat "$WORK/login_rss_kib" 2>/dev/null || echo 0) / 1024 )) MiB under the login flood"
