@@ -9,16 +9,21 @@
 //! behind: every drop advances an epoch, and an answer is kept only if the epoch did not move
 //! while it was being read.
 
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use prometheus::{IntCounter, IntCounterVec};
 use quick_cache::sync::Cache;
 
 pub struct Recent<K, V> {
     entries: Cache<K, (Instant, V)>,
     ttl: Duration,
     epoch: AtomicU64,
+    /// This cache's series of `auth_cache_lookups_total`, resolved once.
+    hits: IntCounter,
+    misses: IntCounter,
 }
 
 /// A read in progress: when it started, and the epoch it started in.
@@ -29,23 +34,45 @@ pub struct Read {
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
-    /// `None` when `ttl` is zero: every request then reads the store.
-    pub fn new(ttl: Duration, capacity: usize) -> Option<Self> {
+    /// `None` when `ttl` is zero: every request then reads the store. Lookups are counted in
+    /// `lookups` under the label `name`.
+    pub fn new(ttl: Duration, capacity: usize, lookups: &IntCounterVec, name: &str) -> Option<Self> {
         (!ttl.is_zero()).then(|| Self {
             entries: Cache::new(capacity),
             ttl,
             epoch: AtomicU64::new(0),
+            hits: lookups.with_label_values(&[name, "hit"]),
+            misses: lookups.with_label_values(&[name, "miss"]),
         })
     }
 
+    /// The answer for `key`: the remembered one if it is younger than the ttl, else what `read`
+    /// gets from the store, remembered when it is `Some` (a negative answer is never reused).
+    pub async fn get_or_read<E, Fut>(&self, key: K, read: impl FnOnce() -> Fut) -> Result<Option<V>, E>
+    where
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        if let Some(value) = self.get(&key) {
+            self.hits.inc();
+            return Ok(Some(value));
+        }
+        self.misses.inc();
+        let started = self.begin();
+        let value = read().await?;
+        if let Some(value) = &value {
+            self.keep(started, key, value.clone());
+        }
+        Ok(value)
+    }
+
     /// The remembered answer for `key`, if it is younger than the ttl.
-    pub fn get(&self, key: &K) -> Option<V> {
+    fn get(&self, key: &K) -> Option<V> {
         let (read_at, value) = self.entries.get(key)?;
         (read_at.elapsed() < self.ttl).then_some(value)
     }
 
     /// Call before reading the store; hand the result to [`Recent::keep`].
-    pub fn begin(&self) -> Read {
+    fn begin(&self) -> Read {
         Read {
             epoch: self.epoch.load(Ordering::Acquire),
             started: Instant::now(),
@@ -53,7 +80,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
     }
 
     /// Remembers what the read begun at `read` returned, unless something was dropped since.
-    pub fn keep(&self, read: Read, key: K, value: V) {
+    fn keep(&self, read: Read, key: K, value: V) {
         if self.epoch.load(Ordering::Acquire) != read.epoch {
             return;
         }
@@ -81,14 +108,19 @@ impl<K: Eq + Hash + Clone, V: Clone> Recent<K, V> {
 mod tests {
     use super::*;
 
+    fn recent(ttl: Duration) -> Option<Recent<u32, &'static str>> {
+        let lookups = IntCounterVec::new(prometheus::Opts::new("lookups", "test"), &["cache", "outcome"]).unwrap();
+        Recent::new(ttl, 8, &lookups, "test")
+    }
+
     #[test]
     fn zero_ttl_turns_it_off() {
-        assert!(Recent::<u32, u32>::new(Duration::ZERO, 8).is_none());
+        assert!(recent(Duration::ZERO).is_none());
     }
 
     #[test]
     fn answers_until_the_ttl_counted_from_the_read() {
-        let recent = Recent::new(Duration::from_millis(50), 8).unwrap();
+        let recent = recent(Duration::from_millis(50)).unwrap();
         let read = recent.begin();
         std::thread::sleep(Duration::from_millis(30));
         recent.keep(read, 1, "a");
@@ -99,7 +131,7 @@ mod tests {
 
     #[test]
     fn a_drop_during_a_read_discards_its_answer() {
-        let recent = Recent::new(Duration::from_secs(60), 8).unwrap();
+        let recent = recent(Duration::from_secs(60)).unwrap();
         let read = recent.begin();
         recent.forget(&1);
         recent.keep(read, 1, "stale");

@@ -128,7 +128,9 @@ impl SessionStore {
     /// `remember`: how long a positive liveness check may be reused (zero: never).
     pub fn new(backend: SessionBackend, metrics: Arc<Metrics>, remember: Duration) -> Self {
         let live = match backend {
-            SessionBackend::Redis(_) => Recent::new(remember, LIVE_CAPACITY).map(Arc::new),
+            SessionBackend::Redis(_) => {
+                Recent::new(remember, LIVE_CAPACITY, &metrics.remembered, "session").map(Arc::new)
+            }
             SessionBackend::Memory(_) => None,
         };
         Self { backend, metrics, live }
@@ -230,17 +232,12 @@ impl SessionStore {
         let Some(live) = &self.live else {
             return self.check_active(session).await;
         };
-        if live.get(&session) == Some(user) {
-            self.metrics.remembered.with_label_values(&["session", "hit"]).inc();
-            return Ok(true);
-        }
-        self.metrics.remembered.with_label_values(&["session", "miss"]).inc();
-        let read = live.begin();
-        let active = self.check_active(session).await?;
-        if active {
-            live.keep(read, session, user);
-        }
-        Ok(active)
+        let owner = live
+            .get_or_read(session, || async {
+                Ok(self.check_active(session).await?.then_some(user))
+            })
+            .await?;
+        Ok(owner == Some(user))
     }
 
     #[tracing::instrument(name = "sessions.is_active", skip_all, fields(db.system = self.system(), db.operation = "exists"))]

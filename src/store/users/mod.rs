@@ -99,8 +99,8 @@ impl UserStore {
         Self {
             backend,
             timeout,
+            profiles: Recent::new(remember, PROFILE_CAPACITY, &metrics.remembered, "user").map(Arc::new),
             metrics,
-            profiles: Recent::new(remember, PROFILE_CAPACITY).map(Arc::new),
         }
     }
 
@@ -237,20 +237,11 @@ impl UserStore {
     /// The user `id`, for a Bearer request: a row read within the configured window is
     /// answered from memory.
     pub async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let Some(profiles) = &self.profiles else {
-            return Ok(self.find_credentials_by_id(id).await?.map(|c| c.user));
-        };
-        if let Some(user) = profiles.get(&id) {
-            self.metrics.remembered.with_label_values(&["user", "hit"]).inc();
-            return Ok(Some(user));
+        let read = || async { Ok(self.find_credentials_by_id(id).await?.map(|c| c.user)) };
+        match &self.profiles {
+            Some(profiles) => profiles.get_or_read(id, read).await,
+            None => read().await,
         }
-        self.metrics.remembered.with_label_values(&["user", "miss"]).inc();
-        let read = profiles.begin();
-        let user = self.find_credentials_by_id(id).await?.map(|c| c.user);
-        if let Some(user) = &user {
-            profiles.keep(read, id, user.clone());
-        }
-        Ok(user)
     }
 
     /// The user and its password hash, by id (the row read for `find_by_id` holds both).
