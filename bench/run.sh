@@ -22,15 +22,20 @@ bench_setup
 start_server logs MAX_SESSIONS_PER_USER=1000 LOGIN_MAX_FAILURES=100000000 MAIL_PER_ADDRESS_PER_HOUR=100000000
 base="http://127.0.0.1:$PORT"
 
-# Peak RSS of the server, sampled every 100 ms while the table runs.
-(
-  peak=0
-  while kill -0 "$SERVER_PID" 2>/dev/null; do
-    rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
-    [ "${rss:-0}" -gt "$peak" ] && peak=$rss && echo "$peak" >"$WORK/peak_rss_kib"
-    sleep 0.1
-  done
-) &
+# peak_rss WHILE_PID FILE: the server's peak RSS (KiB) into FILE, sampled every 100 ms while
+# process WHILE_PID lives.
+peak_rss() {
+  (
+    peak=0
+    while kill -0 "$1" 2>/dev/null; do
+      rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+      [ "${rss:-0}" -gt "$peak" ] && peak=$rss && echo "$peak" >"$2"
+      sleep 0.1
+    done
+  ) &
+}
+# Over the whole table.
+peak_rss "$SERVER_PID" "$WORK/peak_rss_kib"
 
 # One refresh cookie per wrk connection (one thread each), for the refresh run.
 for i in $(seq 1 "$SESSIONS"); do
@@ -146,14 +151,7 @@ run "mixed: 80 % /auth/me, 10 % JWKS, 10 % refresh ($SESSIONS sessions)" / mixed
 # /auth/me while 8 connections keep every hashing thread busy with logins.
 wrk -t1 -c8 -d"$((DURATION + 2))s" -s "$WORK/login.lua" "$base/auth/login" | awk '/^RESULT/ {print $2}' >"$WORK/login_rate" &
 login_load=$!
-(
-  peak=0
-  while kill -0 "$login_load" 2>/dev/null; do
-    rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
-    [ "${rss:-0}" -gt "$peak" ] && peak=$rss && echo "$peak" >"$WORK/login_rss_kib"
-    sleep 0.1
-  done
-) &
+peak_rss "$login_load" "$WORK/login_rss_kib"
 sleep 1
 run "GET /auth/me, logins saturating the hashing pool" /auth/me me "$threads" "$CONNECTIONS"
 wait "$login_load"

@@ -208,6 +208,20 @@ fn help_and_readme_show_the_one_list_of_settings() {
     );
 }
 
+/// A `POST /auth/login` whose head and first 10 bytes of `body` are sent; the caller sends the
+/// rest (`&body[10..]`) when the test wants the request to complete.
+fn half_sent_login(addr: &str, body: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..10]).unwrap();
+    stream
+}
+
 #[test]
 fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let mut server = start_server(&[("SHUTDOWN_TIMEOUT", "10")]);
@@ -218,14 +232,7 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
 
     // A request in flight: headers and half the body sent.
     let body = br#"{"email":"inflight@example.com","password":"whatever12"}"#;
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    write!(
-        stream,
-        "POST /auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    stream.write_all(&body[..10]).unwrap();
+    let mut stream = half_sent_login(&addr, body);
     std::thread::sleep(Duration::from_millis(300));
 
     Command::new("kill")
@@ -463,14 +470,7 @@ async fn sigterm_under_load_turns_unready_serves_on_flushes_and_exits_zero() {
 
     // A request in flight across the whole shutdown: its head and half its body sent now.
     let body = br#"{"email":"drain@example.com","password":"correct horse battery"}"#;
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    write!(
-        stream,
-        "POST /auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    stream.write_all(&body[..10]).unwrap();
+    let mut stream = half_sent_login(&addr, body);
 
     Command::new("kill")
         .arg("-TERM")
