@@ -93,9 +93,9 @@ impl RedisClient {
             .min_idle(Some(0))
             .connection_timeout(timeout)
             .test_on_check_out(false)
-            // A failed dial fails the waiting request at once (503) instead of being retried
-            // with a growing backoff inside the pool, which kept requests failing for seconds
-            // after Redis came back; the next request dials again.
+            // A failed dial fails the waiting request at once (503); the next request dials
+            // again. Retried inside the pool with a growing backoff, dials would keep requests
+            // failing for seconds after Redis is back.
             .retry_connection(false)
             .max_lifetime(Some(Duration::from_secs(30 * 60)))
             .build_unchecked(manager);
