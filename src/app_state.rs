@@ -7,7 +7,6 @@ use crate::auth::password::PasswordHasher;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::config::Cidr;
 use crate::config::{CookieSettings, Settings};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
@@ -25,7 +24,6 @@ pub struct AppState {
     pub body_limit: usize,
     pub metrics: Arc<Metrics>,
     pub throttle: LoginThrottle,
-    pub trusted_proxies: Vec<Cidr>,
     /// Origins allowed cross-site (CORS and the CSRF check of the cookie routes).
     pub allowed_origins: Vec<String>,
     /// The published signing keys (`None` with HS256), and how long clients may cache them.
@@ -59,7 +57,6 @@ impl AppState {
             body_limit: settings.body_limit,
             metrics,
             throttle,
-            trusted_proxies: settings.trusted_proxies.clone(),
             allowed_origins: settings.cors_origins.clone(),
             signing_keys,
             keys_cache_max_age: settings.keys.cache_max_age.as_secs(),

@@ -1,56 +1,142 @@
 //! The client's address: the TCP peer, unless the peer is a trusted proxy, in which case the
-//! right-most address in `X-Forwarded-For` / `Forwarded` that is not itself a trusted proxy.
+//! address from the one header the operator's proxy writes (`CLIENT_IP_HEADER`).
 //!
-//! Never the left-most value: a client writes whatever it likes there, and every proxy only
-//! appends. Walking from the right and stopping at the first untrusted hop yields the address
-//! the nearest trusted proxy actually saw.
+//! Only that header is read: proxies such as ingress-nginx append to `X-Forwarded-For` and pass
+//! a client's own `Forwarded` or `X-Real-IP` through untouched, so believing any other header
+//! would let a client pick its address. In the list headers the right-most hop that is not a
+//! trusted proxy wins, never the left-most value: a client writes whatever it likes there, and
+//! every proxy only appends. Every hop is checked; several header lines of one name are one
+//! list, in order.
 
-use std::net::IpAddr;
-use std::rc::Rc;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, HttpRequest};
 
-use crate::config::Cidr;
+use crate::config::{Cidr, ClientIpHeader, ProxySettings};
 
-/// The client address of a request, resolved once by [`record`] and kept in its extensions.
+/// What [`record`] resolved for a request, kept in its extensions.
 #[derive(Clone, Copy, Debug)]
-struct ClientAddr(IpAddr);
+struct Client {
+    ip: IpAddr,
+    /// The TCP peer is a trusted proxy, so its forwarding headers are believed.
+    via_proxy: bool,
+    header: ClientIpHeader,
+}
 
-/// Resolves the client address of `req` with the `trusted` proxies, for [`of`] to read; the
-/// middleware that runs first, so that every later layer sees the same address.
+/// Resolves the client address of `req`, for [`of`] to read; the middleware that runs first,
+/// so that every later layer (rate limits, sessions, mails, logs) sees the same address.
 pub async fn record(
-    trusted: Rc<[Cidr]>,
+    proxies: Arc<ProxySettings>,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if let Some(peer) = req.peer_addr() {
-        let client = resolve(peer.ip(), req.headers(), &trusted);
-        req.extensions_mut().insert(ClientAddr(client));
+        let peer = peer.ip().to_canonical();
+        let client = Client {
+            ip: resolve(peer, req.headers(), &proxies),
+            via_proxy: is_trusted(&proxies.trusted, peer),
+            header: proxies.client_ip_header,
+        };
+        req.extensions_mut().insert(client);
     }
     next.call(req).await
 }
 
 /// The client address [`record`] resolved; `None` without a peer address (test requests).
 pub fn of(req: &HttpRequest) -> Option<IpAddr> {
-    req.extensions().get::<ClientAddr>().map(|client| client.0)
+    req.extensions().get::<Client>().map(|client| client.ip)
+}
+
+/// The key a client's rate limits are counted under: an IPv4 address, or the IPv6 network of
+/// `ipv6_prefix` bits around it (one subscriber usually holds a whole /64).
+pub fn rate_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(ipv6_prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+        v4 => v4,
+    }
+}
+
+/// The origin the browser addressed, `scheme://host`, lowercase: what a trusted proxy says in
+/// `X-Forwarded-Proto` / `X-Forwarded-Host` (`Forwarded: proto= host=` when that is the
+/// configured header), else this connection's own scheme and `Host`. A client talking to us
+/// directly cannot move it with forwarding headers.
+pub fn own_origin(req: &HttpRequest) -> String {
+    let direct_scheme = if req.app_config().secure() { "https" } else { "http" };
+    let direct_host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_else(|| req.app_config().host());
+    let client = req.extensions().get::<Client>().copied();
+    let (scheme, host) = match client {
+        Some(Client {
+            via_proxy: true,
+            header,
+            ..
+        }) => {
+            let headers = req.headers();
+            let (proto, host) = if header == ClientIpHeader::Forwarded {
+                (forwarded_param(headers, "proto"), forwarded_param(headers, "host"))
+            } else {
+                (
+                    last_value(headers, "x-forwarded-proto"),
+                    last_value(headers, "x-forwarded-host"),
+                )
+            };
+            (
+                proto.unwrap_or_else(|| direct_scheme.to_string()),
+                host.unwrap_or_else(|| direct_host.to_string()),
+            )
+        }
+        _ => (direct_scheme.to_string(), direct_host.to_string()),
+    };
+    format!("{scheme}://{host}").to_ascii_lowercase()
+}
+
+fn is_trusted(trusted: &[Cidr], ip: IpAddr) -> bool {
+    trusted.iter().any(|c| c.contains(ip))
 }
 
 /// The client address for a request from `peer` carrying `headers`.
-pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
-    if !is_trusted(peer) {
+pub fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &ProxySettings) -> IpAddr {
+    let peer = peer.to_canonical();
+    let trusted = &proxies.trusted;
+    if !is_trusted(trusted, peer) {
         return peer;
     }
-    // Hops in the order they were appended; RFC 7239 `Forwarded` wins when present.
-    let hops = forwarded_hops(headers).unwrap_or_else(|| x_forwarded_for(headers));
+    let hops = match proxies.client_ip_header {
+        ClientIpHeader::None => return peer,
+        // One value the proxy overwrites: nothing to walk.
+        ClientIpHeader::XRealIp => {
+            return headers
+                .get_all("x-real-ip")
+                .last()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_ip(v.trim()))
+                .map_or(peer, |ip| ip.to_canonical());
+        }
+        ClientIpHeader::XForwardedFor => list(headers, "x-forwarded-for")
+            .map(|hop| parse_ip(hop.trim()))
+            .collect::<Vec<_>>(),
+        ClientIpHeader::Forwarded => list(headers, "forwarded")
+            .map(|element| param(element, "for").and_then(|v| parse_ip(&v)))
+            .collect(),
+    };
     let mut client = peer;
     for hop in hops.into_iter().rev() {
-        match hop {
-            Some(ip) if is_trusted(ip) => client = ip,
+        match hop.map(|ip| ip.to_canonical()) {
+            Some(ip) if is_trusted(trusted, ip) => client = ip,
             Some(ip) => return ip,
             // An unparsable hop: nothing left of it can be believed.
             None => return client,
@@ -59,32 +145,36 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
     client
 }
 
-fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+/// The comma-separated elements of every line of header `name`, in order.
+fn list<'a>(headers: &'a HeaderMap, name: &'static str) -> impl Iterator<Item = &'a str> {
     headers
-        .get_all("x-forwarded-for")
+        .get_all(name)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|hop| parse_ip(hop.trim()))
-        .collect()
 }
 
-fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
-    let values: Vec<&str> = headers.get_all("forwarded").filter_map(|v| v.to_str().ok()).collect();
-    if values.is_empty() {
-        return None;
-    }
-    let hops = values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(|element| {
-            element
-                .split(';')
-                .filter_map(|pair| pair.split_once('='))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
-                .and_then(|(_, v)| parse_ip(v.trim().trim_matches('"')))
-        })
-        .collect();
-    Some(hops)
+/// The right-most element of header `name`: what the nearest proxy wrote.
+fn last_value(headers: &HeaderMap, name: &'static str) -> Option<String> {
+    list(headers, name)
+        .last()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Parameter `key` of the right-most `Forwarded` element.
+fn forwarded_param(headers: &HeaderMap, key: &str) -> Option<String> {
+    list(headers, "forwarded")
+        .last()
+        .and_then(|element| param(element, key))
+}
+
+/// Parameter `key` of one `Forwarded` element (`for=…;proto=…`), unquoted.
+fn param(element: &str, key: &str) -> Option<String> {
+    element
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
 }
 
 /// `1.2.3.4`, `1.2.3.4:567`, `[::1]` or `[::1]:567`.
@@ -120,75 +210,161 @@ mod tests {
 
     #[test]
     fn forged_headers_table() {
+        use ClientIpHeader::{Forwarded as Fwd, None as NoHeader, XForwardedFor as Xff, XRealIp as Real};
         let trusted: Vec<Cidr> = ["10.0.0.0/8", "fd00::/8"].iter().map(|c| c.parse().unwrap()).collect();
-        // (peer, headers, expected client, what it proves)
-        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+        // (header mode, peer, headers, expected client, what it proves)
+        type Case<'a> = (ClientIpHeader, &'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
         let cases: &[Case] = &[
             (
+                Xff,
                 "203.0.113.9",
                 &[("x-forwarded-for", "1.1.1.1")],
                 "203.0.113.9",
                 "untrusted peer: headers ignored",
             ),
-            ("10.0.0.2", &[], "10.0.0.2", "trusted peer, no header: the peer"),
+            (Xff, "10.0.0.2", &[], "10.0.0.2", "trusted peer, no header: the peer"),
             (
+                Xff,
                 "10.0.0.2",
                 &[("x-forwarded-for", "198.51.100.7")],
                 "198.51.100.7",
                 "one proxy",
             ),
             (
+                Xff,
                 "10.0.0.2",
                 &[("x-forwarded-for", "6.6.6.6, 198.51.100.7")],
                 "198.51.100.7",
                 "forged left-most value ignored",
             ),
             (
+                Xff,
                 "10.0.0.2",
                 &[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.5")],
                 "198.51.100.7",
                 "two trusted hops skipped",
             ),
             (
+                Xff,
                 "10.0.0.2",
                 &[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "198.51.100.7")],
                 "198.51.100.7",
-                "header repeated",
+                "header repeated: one list, in order",
             ),
             (
+                Xff,
                 "10.0.0.2",
                 &[("x-forwarded-for", "garbage, 198.51.100.7")],
                 "198.51.100.7",
                 "junk left of the real hop",
             ),
             (
+                Xff,
                 "10.0.0.2",
                 &[("x-forwarded-for", "198.51.100.7, garbage")],
                 "10.0.0.2",
                 "junk at the right: stop",
             ),
             (
+                Xff,
+                "10.0.0.2",
+                &[("forwarded", "for=6.6.6.6"), ("x-forwarded-for", "198.51.100.7")],
+                "198.51.100.7",
+                "a client's Forwarded is not the configured header",
+            ),
+            (
+                Xff,
+                "10.0.0.2",
+                &[("x-real-ip", "6.6.6.6"), ("x-forwarded-for", "198.51.100.7")],
+                "198.51.100.7",
+                "a client's X-Real-IP is not the configured header",
+            ),
+            (
+                Xff,
+                "::ffff:10.0.0.2",
+                &[("x-forwarded-for", "::ffff:198.51.100.7")],
+                "198.51.100.7",
+                "IPv4-mapped peer and hop are IPv4",
+            ),
+            (
+                Fwd,
                 "10.0.0.2",
                 &[("forwarded", "for=6.6.6.6, for=\"[2001:db8::1]:443\";proto=https")],
                 "2001:db8::1",
                 "RFC 7239",
             ),
             (
+                Fwd,
                 "10.0.0.2",
                 &[("forwarded", "for=198.51.100.7"), ("x-forwarded-for", "6.6.6.6")],
                 "198.51.100.7",
-                "Forwarded wins",
+                "forwarded mode ignores X-Forwarded-For",
             ),
             (
-                "::ffff:10.0.0.2",
-                &[("x-forwarded-for", "198.51.100.7")],
+                Fwd,
+                "10.0.0.2",
+                &[
+                    ("forwarded", "for=6.6.6.6"),
+                    ("forwarded", "for=198.51.100.7;proto=https"),
+                ],
                 "198.51.100.7",
-                "IPv4-mapped peer",
+                "Forwarded lines are one list",
+            ),
+            (
+                Real,
+                "10.0.0.2",
+                &[("x-real-ip", "198.51.100.7"), ("x-forwarded-for", "6.6.6.6")],
+                "198.51.100.7",
+                "x-real-ip mode",
+            ),
+            (
+                Real,
+                "203.0.113.9",
+                &[("x-real-ip", "6.6.6.6")],
+                "203.0.113.9",
+                "untrusted X-Real-IP",
+            ),
+            (
+                NoHeader,
+                "10.0.0.2",
+                &[
+                    ("x-forwarded-for", "6.6.6.6"),
+                    ("forwarded", "for=6.6.6.6"),
+                    ("x-real-ip", "6.6.6.6"),
+                ],
+                "10.0.0.2",
+                "none: always the peer",
             ),
         ];
-        for (peer, hdrs, expected, why) in cases {
-            assert_eq!(resolve(ip(peer), &headers(hdrs), &trusted), ip(expected), "{why}");
+        for (header, peer, hdrs, expected, why) in cases {
+            let proxies = ProxySettings {
+                trusted: trusted.clone(),
+                client_ip_header: *header,
+            };
+            assert_eq!(resolve(ip(peer), &headers(hdrs), &proxies), ip(expected), "{why}");
         }
+    }
+
+    #[test]
+    fn rate_keys_group_an_ipv6_network_and_fold_mapped_ipv4() {
+        let key = |s: &str, prefix| rate_key(ip(s), prefix);
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1", 64),
+            key("2001:db8:1:2:bbbb::9", 64),
+            "one /64"
+        );
+        assert_ne!(key("2001:db8:1:2::1", 64), key("2001:db8:1:3::1", 64), "another /64");
+        assert_ne!(
+            key("2001:db8:1:2:aaaa::1", 128),
+            key("2001:db8:1:2:bbbb::9", 128),
+            "per address at /128"
+        );
+        assert_eq!(
+            key("::ffff:198.51.100.9", 64),
+            ip("198.51.100.9"),
+            "IPv4-mapped is IPv4"
+        );
+        assert_ne!(key("198.51.100.9", 64), key("198.51.100.10", 64), "IPv4 per address");
     }
 
     #[test]

@@ -75,6 +75,7 @@ const REVOKE_REASONS: &[&str] = &[
     "user",
     "password_change",
     "password_reset",
+    "user_gone",
 ];
 const VALIDATION_OUTCOMES: &[&str] = &["valid", "expired", "invalid"];
 const POOL_STATES: &[&str] = &["idle", "in_use"];

@@ -52,7 +52,7 @@ pub struct Settings {
     pub metrics_addr: Option<SocketAddr>,
     pub telemetry: TelemetrySettings,
     pub cors_origins: Vec<String>,
-    pub trusted_proxies: Vec<Cidr>,
+    pub proxies: ProxySettings,
     pub rate_limits: RateLimitSettings,
     pub lockout: LockoutSettings,
     pub mail: MailSettings,
@@ -118,6 +118,18 @@ fn read_mail(r: &mut Reader<'_>, embedded: bool) -> MailSettings {
         max_attempts: r.positive(&MAIL_MAX_ATTEMPTS),
         smtp_timeout: r.seconds(&SMTP_TIMEOUT),
     }
+}
+
+/// A trusted proxy block. A /0 is refused: it would believe every client's forwarding headers,
+/// so anyone could choose the address their rate limits and session list see.
+fn parse_proxy(raw: &str) -> Result<Cidr, String> {
+    let cidr: Cidr = raw.parse()?;
+    if cidr.prefix() == 0 {
+        return Err(format!(
+            "`{raw}` trusts every address: list the proxies' own blocks (e.g. 10.0.0.0/8)"
+        ));
+    }
+    Ok(cidr)
 }
 
 /// All the problems found in the environment, one line each.
@@ -291,8 +303,12 @@ impl Settings {
                 ),
             },
             cors_origins: r.list(&CORS_ALLOWED_ORIGINS, parse_origin),
-            trusted_proxies: r.list(&TRUSTED_PROXIES, |c| c.parse::<Cidr>()),
+            proxies: ProxySettings {
+                trusted: r.list(&TRUSTED_PROXIES, parse_proxy),
+                client_ip_header: r.parse(&CLIENT_IP_HEADER),
+            },
             rate_limits: RateLimitSettings {
+                ipv6_prefix: r.parse(&RATE_LIMIT_IPV6_PREFIX),
                 per_second: r.positive(&RATE_LIMIT_PER_SECOND),
                 burst: r.positive(&RATE_LIMIT_BURST),
                 auth_per_minute: r.positive(&RATE_LIMIT_AUTH_PER_MINUTE),
@@ -312,6 +328,10 @@ impl Settings {
         // Read by the OpenTelemetry SDK itself; listed so that they are documented.
         r.read
             .extend([OTEL_RESOURCE_ATTRIBUTES.name, OTEL_BSP_SCHEDULE_DELAY.name]);
+        if !(1..=128).contains(&settings.rate_limits.ipv6_prefix) {
+            r.errors
+                .push("RATE_LIMIT_IPV6_PREFIX: a prefix length from 1 to 128".into());
+        }
         if settings.cookie.same_site == SameSite::None && !settings.cookie.secure {
             r.errors
                 .push("COOKIE_SAMESITE: None requires COOKIE_SECURE=true (browsers drop such cookies)".into());
@@ -500,6 +520,31 @@ mod tests {
                 "None without Secure",
             ),
             (vec![("TRUSTED_PROXIES", "10.0.0.0/99")], "TRUSTED_PROXIES", "bad CIDR"),
+            (
+                vec![("TRUSTED_PROXIES", "10.0.0.0/8, 0.0.0.0/0")],
+                "TRUSTED_PROXIES",
+                "every IPv4 client trusted",
+            ),
+            (
+                vec![("TRUSTED_PROXIES", "::/0")],
+                "TRUSTED_PROXIES",
+                "every IPv6 client trusted",
+            ),
+            (
+                vec![("CLIENT_IP_HEADER", "x-client-ip")],
+                "CLIENT_IP_HEADER",
+                "a header we do not read",
+            ),
+            (
+                vec![("RATE_LIMIT_IPV6_PREFIX", "0")],
+                "RATE_LIMIT_IPV6_PREFIX",
+                "one quota for all of IPv6",
+            ),
+            (
+                vec![("RATE_LIMIT_IPV6_PREFIX", "129")],
+                "RATE_LIMIT_IPV6_PREFIX",
+                "longer than an address",
+            ),
         ];
         for (vars, name, why) in cases {
             let err = settings(&vars).expect_err(why);

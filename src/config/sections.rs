@@ -189,8 +189,44 @@ impl FromStr for LogFormat {
     }
 }
 
+/// The header a trusted reverse proxy writes the client's address into (`CLIENT_IP_HEADER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For`, appended to by each proxy (nginx `$proxy_add_x_forwarded_for`).
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=…`, appended to by each proxy.
+    Forwarded,
+    /// `X-Real-IP`, one address that the proxy overwrites.
+    XRealIp,
+    /// No header: the TCP peer is the client.
+    None,
+}
+
+impl FromStr for ClientIpHeader {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(Self::XForwardedFor),
+            "forwarded" => Ok(Self::Forwarded),
+            "x-real-ip" => Ok(Self::XRealIp),
+            "none" => Ok(Self::None),
+            _ => Err("expected x-forwarded-for, forwarded, x-real-ip or none"),
+        }
+    }
+}
+
+/// Which peers are reverse proxies, and what of theirs is believed.
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    /// `TRUSTED_PROXIES`; never a /0 (that would believe any client's headers).
+    pub trusted: Vec<super::Cidr>,
+    pub client_ip_header: ClientIpHeader,
+}
+
 #[derive(Clone, Debug)]
 pub struct RateLimitSettings {
+    /// `RATE_LIMIT_IPV6_PREFIX`: IPv6 clients share a quota per network of this length.
+    pub ipv6_prefix: u8,
     pub per_second: u32,
     pub burst: u32,
     pub auth_per_minute: u32,

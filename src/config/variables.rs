@@ -115,11 +115,15 @@ variables! {
     CORS_ALLOWED_ORIGINS = "(none)",
         "comma-separated exact origins (https://app.example.com) allowed to call the API with credentials; `*` and `null` are refused";
     TRUSTED_PROXIES = "(none)",
-        "comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded is believed";
+        "comma-separated CIDRs of your reverse proxies: only from these peers are CLIENT_IP_HEADER and X-Forwarded-Host / X-Forwarded-Proto believed (a /0 is refused)";
+    CLIENT_IP_HEADER = "x-forwarded-for",
+        "the header your proxy writes the client's address into: x-forwarded-for (right-most hop not in TRUSTED_PROXIES), forwarded (RFC 7239 `for=`, likewise), x-real-ip (one value the proxy overwrites) or none (always the TCP peer); other headers are ignored";
     RATE_LIMIT_PER_SECOND = "20",
         "general per-client-IP request rate (GET / and the health routes are exempt)";
     RATE_LIMIT_BURST = "40",
         "burst allowed above RATE_LIMIT_PER_SECOND";
+    RATE_LIMIT_IPV6_PREFIX = "64",
+        "IPv6 clients share their rate limits per network of this prefix length (a /64 is one subscriber); IPv4-mapped addresses count as IPv4";
     RATE_LIMIT_AUTH_PER_MINUTE = "10",
         "per-client-IP rate of register, login, POST /auth and refresh (the same number as burst)";
     LOGIN_MAX_FAILURES = "5",

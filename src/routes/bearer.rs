@@ -8,14 +8,21 @@ use actix_web::{FromRequest, HttpRequest, web};
 use uuid::Uuid;
 
 use crate::app_state::AppState;
-use crate::domain::UserId;
+use crate::domain::{User, UserId};
 use crate::error::ApiError;
 
-/// The caller proven by a valid access token.
-#[derive(Debug, Clone, Copy)]
+/// The caller proven by a valid access token, with a live session, and who still exists.
+#[derive(Debug, Clone)]
 pub struct Authenticated {
     pub user_id: UserId,
     pub session_id: Uuid,
+    pub user: User,
+}
+
+/// A token's claims before the session and the user are checked.
+struct Claimed {
+    user_id: UserId,
+    session_id: Uuid,
 }
 
 impl FromRequest for Authenticated {
@@ -29,15 +36,14 @@ impl FromRequest for Authenticated {
             .clone();
         let verified = verify(req, &state);
         Box::pin(async move {
-            let outcome = match &verified {
-                Ok(_) => "valid",
-                Err(ApiError::ExpiredAccessToken) => "expired",
-                Err(ApiError::ProtectedRoute | ApiError::InvalidAuthHeader) => return verified,
-                Err(_) => "invalid",
-            };
             let caller = match verified {
                 Ok(caller) => caller,
+                Err(e @ (ApiError::ProtectedRoute | ApiError::InvalidAuthHeader)) => return Err(e),
                 Err(e) => {
+                    let outcome = match e {
+                        ApiError::ExpiredAccessToken => "expired",
+                        _ => "invalid",
+                    };
                     state.metrics.token_validations.with_label_values(&[outcome]).inc();
                     return Err(e);
                 }
@@ -45,19 +51,24 @@ impl FromRequest for Authenticated {
             // A token outlives a logout or revocation by up to its TTL unless its session is
             // checked; the store may reuse a recent positive answer for SESSION_CACHE_MS.
             let active = state.sessions.is_active(caller.user_id, caller.session_id).await?;
-            let outcome = if active { "valid" } else { "invalid" };
+            let user = match active {
+                true => existing_user(&state, caller.user_id).await?,
+                false => None,
+            };
+            let outcome = if user.is_some() { "valid" } else { "invalid" };
             state.metrics.token_validations.with_label_values(&[outcome]).inc();
-            if active {
-                Ok(caller)
-            } else {
-                Err(ApiError::InvalidAccessToken)
-            }
+            let user = user.ok_or(ApiError::InvalidAccessToken)?;
+            Ok(Authenticated {
+                user_id: caller.user_id,
+                session_id: caller.session_id,
+                user,
+            })
         })
     }
 }
 
 /// The header and the token's signature and claims; the session is checked afterwards.
-fn verify(req: &HttpRequest, state: &AppState) -> Result<Authenticated, ApiError> {
+fn verify(req: &HttpRequest, state: &AppState) -> Result<Claimed, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -71,8 +82,27 @@ fn verify(req: &HttpRequest, state: &AppState) -> Result<Authenticated, ApiError
     }
     let claims = state.tokens.verify(token)?;
     crate::telemetry::http::record_user(req, claims.sub);
-    Ok(Authenticated {
+    Ok(Claimed {
         user_id: claims.sub,
         session_id: claims.sid,
     })
+}
+
+/// The user `id` if it still exists. A user deleted behind the service's back (an operator's
+/// SQL, an erasure) keeps no session: the first request that finds it gone ends them all, on
+/// whichever instance sees it, so no refresh token of that user mints another access token.
+pub(super) async fn existing_user(state: &AppState, id: UserId) -> Result<Option<User>, ApiError> {
+    let user = state.users.find_by_id(id).await?;
+    if user.is_none() {
+        let revoked = state.sessions.revoke_all(id, None).await?;
+        if revoked > 0 {
+            tracing::warn!(user_id = %id, revoked, "sessions of a user that no longer exists: revoked");
+            state
+                .metrics
+                .sessions_revoked
+                .with_label_values(&["user_gone"])
+                .inc_by(u64::from(revoked));
+        }
+    }
+    Ok(user)
 }

@@ -3,7 +3,8 @@
 //! A browser sends the cookie with cross-site requests too (SameSite=None, or Lax top-level
 //! navigations), so these routes act only when the request's `Origin` is this service's own or
 //! an allowed one; without `Origin`, only when `Sec-Fetch-Site` is absent (not a modern
-//! browser: curl, the Thunder collection), `same-origin`, `same-site` or `none`.
+//! browser: curl, the Thunder collection), `same-origin`, `same-site` or `none`. The service's
+//! own origin comes from forwarding headers only when a trusted proxy sent them.
 
 use actix_web::HttpRequest;
 use actix_web::http::header::ORIGIN;
@@ -19,10 +20,7 @@ pub fn check(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
             .map_err(|_| ApiError::CsrfRejected)?
             .trim_end_matches('/')
             .to_ascii_lowercase();
-        let own = {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host()).to_ascii_lowercase()
-        };
+        let own = crate::client_ip::own_origin(req);
         if origin == own || state.allowed_origins.contains(&origin) {
             return Ok(());
         }

@@ -21,8 +21,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::client_ip::resolve;
-use crate::config::Cidr;
+use crate::client_ip;
 use crate::config::RateLimitSettings;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -81,7 +80,8 @@ struct LimiterInner {
     limiter: KeyedLimiter,
     clock: Steady,
     checks: AtomicU64,
-    trusted: Arc<Vec<Cidr>>,
+    /// IPv6 clients are keyed by their network of this many bits.
+    ipv6_prefix: u8,
     metrics: Arc<Metrics>,
 }
 
@@ -95,7 +95,7 @@ impl Limiter {
         quota: Quota,
         limit: u32,
         clock: Steady,
-        trusted: Arc<Vec<Cidr>>,
+        ipv6_prefix: u8,
         metrics: Arc<Metrics>,
     ) -> Self {
         let limiter = RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock.clone());
@@ -106,7 +106,7 @@ impl Limiter {
                 limiter,
                 clock,
                 checks: AtomicU64::new(0),
-                trusted,
+                ipv6_prefix,
                 metrics,
             }),
         }
@@ -151,10 +151,11 @@ impl Limiter {
         req: ServiceRequest,
         next: Next<B>,
     ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-        let Some(peer) = req.peer_addr() else {
+        // The address the first middleware resolved; none without a peer (test requests).
+        let Some(client) = client_ip::of(req.request()) else {
             return Ok(next.call(req).await?.map_into_left_body());
         };
-        let key = resolve(peer.ip(), req.headers(), &self.inner.trusted);
+        let key = client_ip::rate_key(client, self.inner.ipv6_prefix);
         match self.check(key) {
             Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
             Err(wait) => Ok(req.into_response(self.refusal(wait)).map_into_right_body()),
@@ -188,17 +189,16 @@ pub struct Limiters {
 }
 
 impl Limiters {
-    pub fn new(settings: &RateLimitSettings, trusted: &[Cidr], metrics: Arc<Metrics>) -> Self {
-        Self::with_clock(settings, trusted, metrics, Steady::new(os_elapsed))
+    pub fn new(settings: &RateLimitSettings, metrics: Arc<Metrics>) -> Self {
+        Self::with_clock(settings, metrics, Steady::new(os_elapsed))
     }
 
-    fn with_clock(settings: &RateLimitSettings, trusted: &[Cidr], metrics: Arc<Metrics>, clock: Steady) -> Self {
-        let trusted = Arc::new(trusted.to_vec());
+    fn with_clock(settings: &RateLimitSettings, metrics: Arc<Metrics>, clock: Steady) -> Self {
         let build = |name: &'static str, period: Duration, burst: u32, limit: u32| {
             let quota = Quota::with_period(period)
                 .expect("positive period (validated in config)")
                 .allow_burst(std::num::NonZeroU32::new(burst).expect("positive burst (validated in config)"));
-            Limiter::new(name, quota, limit, clock.clone(), trusted.clone(), metrics.clone())
+            Limiter::new(name, quota, limit, clock.clone(), settings.ipv6_prefix, metrics.clone())
         };
         Self {
             general: build(
@@ -263,6 +263,7 @@ mod tests {
     /// Limits far above the load: what the benchmarks configure.
     fn huge() -> RateLimitSettings {
         RateLimitSettings {
+            ipv6_prefix: 64,
             per_second: 100_000_000,
             burst: 100_000_000,
             auth_per_minute: 100_000_000,
@@ -301,7 +302,7 @@ mod tests {
         assert!(refused > 0, "the skewed clock must reproduce the false 429s");
 
         // The service's limiters on the same source refuse nothing.
-        let limiters = Limiters::with_clock(&settings, &[], Arc::new(Metrics::new()), Steady::new(skewed));
+        let limiters = Limiters::with_clock(&settings, Arc::new(Metrics::new()), Steady::new(skewed));
         assert_eq!(refused_across_cores(|| limiters.general.check(ip).is_ok()), 0);
         assert_eq!(refused_across_cores(|| limiters.auth.check(ip).is_ok()), 0);
     }
@@ -319,11 +320,12 @@ mod tests {
     fn refuses_over_the_limit_and_says_how_long_to_wait() {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let settings = RateLimitSettings {
+            ipv6_prefix: 64,
             per_second: 1,
             burst: 2,
             auth_per_minute: 1,
         };
-        let limiters = Limiters::new(&settings, &[], Arc::new(Metrics::new()));
+        let limiters = Limiters::new(&settings, Arc::new(Metrics::new()));
         assert!(limiters.general.check(ip).is_ok());
         assert!(limiters.general.check(ip).is_ok());
         assert_eq!(limiters.general.check(ip), Err(1));

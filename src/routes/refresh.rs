@@ -107,6 +107,9 @@ async fn rotate(state: &AppState, req: &HttpRequest) -> Result<(&'static str, Ht
         Rotation::Invalid => return Ok(("invalid", rejected(state, ApiError::InvalidRefreshToken))),
     };
     crate::telemetry::http::record_user(req, user_id);
+    if super::bearer::existing_user(state, user_id).await?.is_none() {
+        return Ok(("invalid", rejected(state, ApiError::InvalidRefreshToken)));
+    }
     let access = state.tokens.issue(user_id, session_id)?;
     let mut response = HttpResponse::Ok();
     response.append_header(cookie::issue(&token, state.refresh_ttl_secs, &state.cookie));

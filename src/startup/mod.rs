@@ -6,7 +6,6 @@ mod middleware;
 mod stores;
 
 use std::net::TcpListener;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -18,7 +17,7 @@ use tracing_actix_web::TracingLogger;
 use crate::app_state::AppState;
 use crate::auth::access_token::AccessTokens;
 use crate::auth::password::PasswordHasher;
-use crate::config::{Cidr, SessionSettings, Settings};
+use crate::config::{SessionSettings, Settings};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::routes::rate_limit::Limiters;
@@ -54,7 +53,7 @@ impl Application {
             }
             _ => LoginThrottle::memory(settings.lockout.clone()),
         };
-        let limiters = Limiters::new(&settings.rate_limits, &settings.trusted_proxies, metrics.clone());
+        let limiters = Limiters::new(&settings.rate_limits, metrics.clone());
         let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
         let key_manager = keys::KeyManager::start(&settings, &users, metrics.clone()).await?;
         let tokens = match &key_manager {
@@ -87,9 +86,9 @@ impl Application {
         let (origins, request_timeout) = (settings.cors_origins.clone(), settings.request_timeout);
         let header_limit = settings.header_limit;
         let docs = settings.docs;
-        let trusted_proxies = settings.trusted_proxies.clone();
+        let proxies = Arc::new(settings.proxies.clone());
         let server = HttpServer::new(move || {
-            let trusted: Rc<[Cidr]> = trusted_proxies.clone().into();
+            let proxies = proxies.clone();
             App::new()
                 .wrap(from_fn(catch_panic))
                 .wrap(from_fn(move |req, next| {
@@ -100,7 +99,7 @@ impl Application {
                 .wrap(from_fn(telemetry::http::request_scope))
                 .wrap(TracingLogger::<telemetry::http::RootSpan>::new())
                 .wrap(Condition::new(metrics_on, http_metrics.clone()))
-                .wrap(from_fn(move |req, next| client_ip::record(trusted.clone(), req, next)))
+                .wrap(from_fn(move |req, next| client_ip::record(proxies.clone(), req, next)))
                 .app_data(app_state.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
                 .configure(|cfg| routes::configure(cfg, &limiters, docs))

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::helpers::*;
-use crate::mail_server::{self, MailServer, RESET, VERIFY};
+use crate::mail_server::{MailServer, RESET, VERIFY};
 use crate::metrics::Snapshot;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -88,8 +88,8 @@ async fn me(app: &TestApp, access: &str) -> Value {
 }
 
 backend_tests! {
+    #[needs(Smtp)]
     async fn a_mailed_reset_link_sets_the_password_and_ends_every_session(backend: Backend) {
-        if !mail_server::available() { return; }
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[("MAX_SESSIONS_PER_USER", "5")]).await;
         let first = app.signed_up("reset@example.com").await;
@@ -121,8 +121,8 @@ backend_tests! {
         assert_error(reset(&app, &token, "yet another passphrase").await, 400, "INVALID_RESET_TOKEN").await;
     }
 
+    #[needs(Smtp)]
     async fn a_reset_token_works_once_even_when_raced(backend: Backend) {
-        if !mail_server::available() { return; }
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[]).await;
         app.signed_up("race@example.com").await;
@@ -148,8 +148,8 @@ backend_tests! {
         );
     }
 
+    #[needs(Smtp)]
     async fn using_one_reset_link_kills_the_others_and_expired_ones_fail(backend: Backend) {
-        if !mail_server::available() { return; }
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[]).await;
         app.signed_up("links@example.com").await;
@@ -171,8 +171,8 @@ backend_tests! {
         assert_error(reset(&short, &mail.token("reset-password"), NEW).await, 400, "EXPIRED_RESET_TOKEN").await;
     }
 
+    #[needs(Smtp)]
     async fn forgot_answers_alike_whether_or_not_the_account_exists(backend: Backend) {
-        if !mail_server::available() { return; }
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[("MAIL_PER_ADDRESS_PER_HOUR", "1000")]).await;
         app.signed_up("known@example.com").await;
@@ -216,8 +216,8 @@ backend_tests! {
         assert!(smtp.received().iter().all(|m| m.to != ["nobody@example.com"]));
     }
 
+    #[needs(Smtp)]
     async fn a_mailbox_gets_a_few_mails_per_hour_at_most(backend: Backend) {
-        if !mail_server::available() { return; }
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[("MAIL_PER_ADDRESS_PER_HOUR", "3")]).await;
         app.signed_up("flood@example.com").await; // the verification mail is the first of three
@@ -235,8 +235,8 @@ backend_tests! {
         assert_eq!(moved(&[("outcome", "throttled")]), 3.0);
     }
 
+    #[needs(Smtp)]
     async fn the_verification_link_confirms_the_address(backend: Backend) {
-        if !mail_server::available() { return; }
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[]).await;
         let registered = app.register("Vera", "vera@example.com", PASSWORD).await;
@@ -268,8 +268,8 @@ backend_tests! {
         assert_error(resend, 409, "EMAIL_ALREADY_VERIFIED").await;
     }
 
+    #[needs(Smtp)]
     async fn verification_links_expire_and_forgot_is_rate_limited_per_ip(backend: Backend) {
-        if !mail_server::available() { return; }
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[("EMAIL_VERIFY_TTL", "1"), ("RATE_LIMIT_AUTH_PER_MINUTE", "3")]).await;
         app.signed_up("slow@example.com").await; // one of the three
@@ -282,8 +282,8 @@ backend_tests! {
         assert_error(forgot(&app, "slow@example.com").await, 429, "RATE_LIMITED").await;
     }
 
+    #[needs(Smtp)]
     async fn resend_mails_a_new_link_that_replaces_nothing_until_used(backend: Backend) {
-        if !mail_server::available() { return; }
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[]).await;
         let tokens = app.signed_up("again@example.com").await;
@@ -295,8 +295,8 @@ backend_tests! {
         assert_error(verify(&app, &first).await, 400, "INVALID_VERIFY_TOKEN").await;
     }
 
+    #[needs(Smtp)]
     async fn required_verification_keeps_unverified_accounts_out(backend: Backend) {
-        if !mail_server::available() { return; }
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[("REQUIRE_VERIFIED_EMAIL", "true")]).await;
         let registered = app.register("Una", "una@example.com", PASSWORD).await;
@@ -321,8 +321,8 @@ backend_tests! {
         assert!(smtp.received().iter().all(|m| m.to != ["nobody@example.com"]));
     }
 
+    #[needs(Smtp)]
     async fn smtp_down_at_request_time_delays_the_mail_only(backend: Backend) {
-        if !mail_server::available() { return; }
         let mut smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[]).await;
         app.signed_up("later@example.com").await;
@@ -347,8 +347,8 @@ backend_tests! {
         assert_eq!(reset(&app, &token, NEW).await.status(), 200);
     }
 
+    #[needs(Smtp)]
     async fn mail_pending_at_a_restart_is_sent_after_it(backend: Backend) {
-        if !mail_server::available() { return; }
         let mut smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[]).await;
         app.signed_up("restart@example.com").await;
@@ -366,8 +366,8 @@ backend_tests! {
         assert_eq!(reset(&again, &token, NEW).await.status(), 200);
     }
 
+    #[needs(Smtp)]
     async fn bad_smtp_credentials_are_counted_and_never_reach_the_client(backend: Backend) {
-        if !mail_server::available() { return; }
         let smtp = MailServer::start(Some("mailer:right-password")).await;
         let url = format!("smtp://mailer:wrong-password@127.0.0.1:{}?tls=none", smtp.port);
         let app = spawn_app_with(
@@ -407,12 +407,9 @@ backend_tests! {
     }
 }
 
+crate::case!(without_smtp_outside_embedded_mode_the_mail_routes_say_so needs External);
 /// Outside embedded mode, no SMTP_URL turns the flows off, in the open.
-#[tokio::test]
 async fn without_smtp_outside_embedded_mode_the_mail_routes_say_so() {
-    if !Backend::External.available() {
-        return;
-    }
     let app = spawn_app(Backend::External).await;
     assert_error(forgot(&app, "x@example.com").await, 501, "MAIL_DISABLED").await;
     let tokens = app.signed_up("nomail@example.com").await;
@@ -426,13 +423,10 @@ async fn without_smtp_outside_embedded_mode_the_mail_routes_say_so() {
     assert_error(resend, 501, "MAIL_DISABLED").await;
 }
 
+crate::case!(two_instances_send_each_mail_exactly_once needs External, Smtp);
 /// Two replicas on one PostgreSQL database: both senders claim from the same outbox, and every
 /// mail is delivered exactly once.
-#[tokio::test]
 async fn two_instances_send_each_mail_exactly_once() {
-    if !Backend::External.available() || !mail_server::available() {
-        return;
-    }
     let smtp = MailServer::start(None).await;
     let one = spawn_with_mail(Backend::External, &smtp, &[]).await;
     let url = smtp.url();

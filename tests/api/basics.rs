@@ -35,8 +35,8 @@ backend_tests! {
     }
 }
 
+crate::case!(the_api_describes_itself_unless_told_not_to);
 /// The OpenAPI document and its offline Swagger UI, and `DOCS_ENABLED=false` removing both.
-#[tokio::test]
 async fn the_api_describes_itself_unless_told_not_to() {
     let app = spawn_app(crate::helpers::Backend::Embedded).await;
     let document: Value = app.get("/openapi.json").await.json().await.unwrap();

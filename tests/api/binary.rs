@@ -104,7 +104,7 @@ fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
     }
 }
 
-#[test]
+crate::case!(sync bad_settings_refuse_to_start_with_one_message_each);
 fn bad_settings_refuse_to_start_with_one_message_each() {
     let output = binary()
         .env("ACCESS_TOKEN_SECRET", "too-short")
@@ -127,7 +127,7 @@ fn bad_settings_refuse_to_start_with_one_message_each() {
     );
 }
 
-#[test]
+crate::case!(sync unsafe_browser_settings_refuse_to_start);
 fn unsafe_browser_settings_refuse_to_start() {
     let output = binary()
         .env("CORS_ALLOWED_ORIGINS", "https://app.example.com,*")
@@ -144,7 +144,7 @@ fn unsafe_browser_settings_refuse_to_start() {
     );
 }
 
-#[test]
+crate::case!(sync production_backends_without_their_secrets_refuse_to_start);
 fn production_backends_without_their_secrets_refuse_to_start() {
     let cases = [
         (None, "KEYS_ENCRYPTION_KEY: required"),
@@ -181,7 +181,7 @@ fn readme_row(v: &auth_api::config::Variable) -> String {
     format!("| `{}` | {default} | {} |", v.name, v.help)
 }
 
-#[test]
+crate::case!(sync help_and_readme_show_the_one_list_of_settings);
 fn help_and_readme_show_the_one_list_of_settings() {
     let help = binary().arg("--help").output().unwrap();
     assert!(help.status.success());
@@ -222,7 +222,7 @@ fn half_sent_login(addr: &str, body: &[u8]) -> TcpStream {
     stream
 }
 
-#[test]
+crate::case!(sync sigterm_drains_in_flight_requests_and_exits_zero);
 fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let mut server = start_server(&[("SHUTDOWN_TIMEOUT", "10")]);
     let addr = format!("127.0.0.1:{}", server.port);
@@ -262,7 +262,7 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
     assert_eq!(check.code(), Some(1), "healthcheck fails once the server is gone");
 }
 
-#[test]
+crate::case!(sync sigint_is_graceful_too);
 fn sigint_is_graceful_too() {
     let mut server = start_server(&[]);
     Command::new("kill")
@@ -276,7 +276,7 @@ fn sigint_is_graceful_too() {
     );
 }
 
-#[test]
+crate::case!(sync migrate_subcommand_creates_the_schema_and_exits);
 fn migrate_subcommand_creates_the_schema_and_exits() {
     let dir = std::env::temp_dir().join(format!("auth-api-migrate-{}", uuid::Uuid::new_v4()));
     let db = dir.join("auth.db");
@@ -306,8 +306,8 @@ fn migrate_subcommand_creates_the_schema_and_exits() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+crate::case!(sync keys_commands_rotate_list_and_revoke);
 /// `auth-api keys …` against the database the settings name (here an embedded SQLite file).
-#[test]
 fn keys_commands_rotate_list_and_revoke() {
     let dir = std::env::temp_dir().join(format!("auth-api-keys-{}", uuid::Uuid::new_v4()));
     let keys = |args: &[&str]| {
@@ -372,8 +372,8 @@ fn keys_commands_rotate_list_and_revoke() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+crate::case!(embedded_mode_without_smtp_logs_each_link);
 /// Embedded mode without `SMTP_URL`: each mail is logged with its link, and the link works.
-#[tokio::test]
 async fn embedded_mode_without_smtp_logs_each_link() {
     let mut server = start_server(&[("PUBLIC_APP_URL", "http://localhost:5173")]);
     let client = reqwest::Client::new();
@@ -411,11 +411,11 @@ async fn embedded_mode_without_smtp_logs_each_link() {
     server.stop();
 }
 
+crate::case!(multi sigterm_under_load_turns_unready_serves_on_flushes_and_exits_zero);
 /// SIGTERM while clients keep calling: readiness answers 503 at once while the instance serves
 /// on for `SHUTDOWN_DELAY`, then it stops accepting, the request in flight completes, the spans
 /// and log lines of the last requests are written out, and it exits 0 within the delay plus
 /// `SHUTDOWN_TIMEOUT`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_turns_unready_serves_on_flushes_and_exits_zero() {
     let (otlp, received) = crate::otlp::http_receiver().await;
     let endpoint = format!("http://{otlp}");

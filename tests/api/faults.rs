@@ -9,22 +9,17 @@ use crate::helpers::{Backend, assert_error, expect_tokens, external_urls, spawn_
 use crate::proxy::{Proxy, upstream_of};
 
 /// An app whose PostgreSQL and Redis traffic goes through proxies the test can cut.
-async fn app_behind_proxies() -> Option<(crate::helpers::TestApp, Proxy, Proxy)> {
-    if !Backend::External.available() {
-        return None;
-    }
+async fn app_behind_proxies() -> (crate::helpers::TestApp, Proxy, Proxy) {
     let (pg, redis) = external_urls().unwrap();
     let pg_proxy = Proxy::start(upstream_of(&pg).await).await;
     let redis_proxy = Proxy::start(upstream_of(&redis).await).await;
     let app = spawn_app_proxied(pg_proxy.addr, redis_proxy.addr, &[("STORE_TIMEOUT_MS", "500")]).await;
-    Some((app, pg_proxy, redis_proxy))
+    (app, pg_proxy, redis_proxy)
 }
 
-#[tokio::test]
+crate::case!(redis_outage_answers_503_then_recovers needs External);
 async fn redis_outage_answers_503_then_recovers() {
-    let Some((app, _pg, redis)) = app_behind_proxies().await else {
-        return;
-    };
+    let (app, _pg, redis) = app_behind_proxies().await;
     let tokens = app.signed_up("outage@example.com").await;
 
     redis.cut();
@@ -41,11 +36,9 @@ async fn redis_outage_answers_503_then_recovers() {
     assert_eq!(app.me(&renewed.access).await.status(), 200);
 }
 
-#[tokio::test]
+crate::case!(postgres_outage_answers_503_then_recovers needs External);
 async fn postgres_outage_answers_503_then_recovers() {
-    let Some((app, pg, _redis)) = app_behind_proxies().await else {
-        return;
-    };
+    let (app, pg, _redis) = app_behind_proxies().await;
     let tokens = app.signed_up("pgdown@example.com").await;
 
     pg.cut();
@@ -64,11 +57,8 @@ async fn postgres_outage_answers_503_then_recovers() {
     assert_eq!(me["content"]["email"], "pgdown@example.com");
 }
 
-#[tokio::test]
+crate::case!(closed_ports_make_readiness_fail_but_not_the_process needs External);
 async fn closed_ports_make_readiness_fail_but_not_the_process() {
-    if !Backend::External.available() {
-        return;
-    }
     // A port that was just free: nothing listens there.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

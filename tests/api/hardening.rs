@@ -234,7 +234,7 @@ fn enc(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-#[tokio::test]
+crate::case!(client_ips_come_from_trusted_proxies_only);
 async fn client_ips_come_from_trusted_proxies_only() {
     let app = spawn_app_with(
         Backend::Embedded,
@@ -275,11 +275,8 @@ async fn client_ips_come_from_trusted_proxies_only() {
     );
 }
 
-#[tokio::test]
+crate::case!(the_account_limit_holds_across_two_instances_sharing_redis needs External);
 async fn the_account_limit_holds_across_two_instances_sharing_redis() {
-    if !Backend::External.available() {
-        return;
-    }
     let a = spawn_app_with(
         Backend::External,
         &[("LOGIN_MAX_FAILURES", "3"), ("LOGIN_LOCKOUT", "60")],
@@ -309,8 +306,8 @@ async fn the_account_limit_holds_across_two_instances_sharing_redis() {
     assert_error(a.login("shared@example.com", PASSWORD).await, 429, "ACCOUNT_LOCKED").await;
 }
 
+crate::case!(slow_and_oversized_clients_are_cut_off);
 /// Raw connections against the limits on heads, bodies and idle time.
-#[tokio::test]
 async fn slow_and_oversized_clients_are_cut_off() {
     let app = spawn_app_with(
         Backend::Embedded,
@@ -364,7 +361,7 @@ async fn slow_and_oversized_clients_are_cut_off() {
     assert_eq!(reqwest::get(app.url("/")).await.unwrap().status(), 200);
 }
 
-#[tokio::test]
+crate::case!(idle_keep_alive_connections_are_closed);
 async fn idle_keep_alive_connections_are_closed() {
     // A long head timeout, so only KEEP_ALIVE can close the idle connection.
     let app = spawn_app_with(

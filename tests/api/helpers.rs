@@ -24,21 +24,6 @@ pub enum Backend {
     External,
 }
 
-impl Backend {
-    /// Whether this backend can run here. With `AUTH_API_REQUIRE_EXTERNAL=1` (CI) a missing
-    /// external backend is a failure, not a skip.
-    pub fn available(self) -> bool {
-        if self == Backend::Embedded {
-            return true;
-        }
-        let present = external_urls().is_some();
-        if !present && std::env::var("AUTH_API_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-            panic!("AUTH_API_REQUIRE_EXTERNAL=1 but TEST_DATABASE_URL / TEST_REDIS_URL are not both set");
-        }
-        present
-    }
-}
-
 pub fn external_urls() -> Option<(String, String)> {
     Some((
         std::env::var("TEST_DATABASE_URL").ok()?,
@@ -46,28 +31,25 @@ pub fn external_urls() -> Option<(String, String)> {
     ))
 }
 
-/// Runs each test body once per backend: `mod <name> { fn embedded; fn postgres_redis }`.
+/// Runs each test body once per backend: `mod <name> { fn embedded; fn postgres_redis }`. A body
+/// that needs more than its backend says so first: `#[needs(Smtp)] async fn …`.
 #[macro_export]
 macro_rules! backend_tests {
-    ($(async fn $name:ident($backend:ident: Backend) $body:block)*) => {$(
+    ($($(#[needs($($need:ident),+)])? async fn $name:ident($backend:ident: Backend) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
             async fn run($backend: $crate::helpers::Backend) $body
 
-            #[tokio::test]
             async fn embedded() {
                 run($crate::helpers::Backend::Embedded).await
             }
+            $crate::case!(embedded $(needs $($need),+)?);
 
-            #[tokio::test]
             async fn postgres_redis() {
-                if !$crate::helpers::Backend::External.available() {
-                    eprintln!("skipped: TEST_DATABASE_URL / TEST_REDIS_URL not set");
-                    return;
-                }
                 run($crate::helpers::Backend::External).await
             }
+            $crate::case!(postgres_redis needs External $($(, $need)+)?);
         }
     )*};
 }
@@ -242,6 +224,26 @@ impl TestApp {
     pub fn settings_with(&self, vars: &[(&str, &str)]) -> Settings {
         let env = test_env(&self.storage_env, vars);
         Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid")
+    }
+
+    /// Runs `statement` on this app's user store, as an operator's SQL would: behind the
+    /// service's back.
+    pub async fn sql(&self, statement: &str) -> u64 {
+        let statement = AssertSqlSafe(statement.to_string());
+        if let Some(url) = &self.database_url {
+            let mut db = PgConnection::connect(url).await.unwrap();
+            return sqlx::query(statement).execute(&mut db).await.unwrap().rows_affected();
+        }
+        let path = self
+            .storage_env
+            .iter()
+            .find(|(k, _)| k == "SQLITE_PATH")
+            .map(|(_, v)| v.clone())
+            .expect("an embedded app has a SQLite file");
+        let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
+            .await
+            .unwrap();
+        sqlx::query(statement).execute(&mut db).await.unwrap().rows_affected()
     }
 
     /// Stops the server, keeping its stores (for a restart with `spawn_sibling`).

@@ -1,18 +1,21 @@
 //! The one integration test binary: the real HTTP server on port 0, per backend.
 
+mod harness;
 mod helpers;
 mod mail_server;
+mod nginx;
 mod proxy;
 
 mod account_mail;
 mod auth_routes;
 mod basics;
 pub mod binary;
+mod client_address;
 mod concurrency;
 mod faults;
 mod hardening;
 mod me;
-mod metrics;
+pub mod metrics;
 mod otlp;
 mod password;
 mod refresh;
@@ -22,3 +25,7 @@ mod signing_keys;
 mod thunder;
 mod traces;
 mod validation;
+
+fn main() {
+    harness::main();
+}

@@ -79,11 +79,8 @@ backend_tests! {
     }
 }
 
-#[tokio::test]
+crate::case!(redis_keys_are_namespaced_hashed_and_expiring needs External);
 async fn redis_keys_are_namespaced_hashed_and_expiring() {
-    if !Backend::External.available() {
-        return;
-    }
     let app = spawn_app(Backend::External).await;
     let tokens = app.signed_up("keys@example.com").await;
     expect_tokens(app.refresh(&tokens.refresh).await).await;
@@ -116,11 +113,8 @@ async fn redis_keys_are_namespaced_hashed_and_expiring() {
     );
 }
 
-#[tokio::test]
+crate::case!(postgres_holds_only_argon2id_hashes needs External);
 async fn postgres_holds_only_argon2id_hashes() {
-    if !Backend::External.available() {
-        return;
-    }
     let app = spawn_app(Backend::External).await;
     app.signed_up("hash@example.com").await;
     let url = app.database_url.clone().unwrap();

@@ -16,15 +16,11 @@ use crate::helpers::{
 };
 
 /// Three instances sharing the stores of the first, with `vars` on each.
-async fn three(vars: &[(&str, &str)]) -> Option<[TestApp; 3]> {
-    if !Backend::External.available() {
-        eprintln!("skipped: TEST_DATABASE_URL / TEST_REDIS_URL not set");
-        return None;
-    }
+async fn three(vars: &[(&str, &str)]) -> [TestApp; 3] {
     let a = spawn_app_with(Backend::External, vars).await;
     let b = spawn_sibling(&a, vars).await;
     let c = spawn_sibling(&a, vars).await;
-    Some([a, b, c])
+    [a, b, c]
 }
 
 /// Waits until the window in which another instance may still answer from memory is over.
@@ -33,11 +29,9 @@ async fn past_the_cache_window(since: Instant) {
     tokio::time::sleep(window.saturating_sub(since.elapsed())).await;
 }
 
-#[tokio::test]
+crate::case!(a_revoked_session_is_refused_by_every_instance_within_the_cache_window needs External);
 async fn a_revoked_session_is_refused_by_every_instance_within_the_cache_window() {
-    let Some([a, b, c]) = three(&[("SESSION_CACHE_MS", "1000")]).await else {
-        return;
-    };
+    let [a, b, c] = three(&[("SESSION_CACHE_MS", "1000")]).await;
     let tokens = a.signed_up("revoked@example.com").await;
     for app in [&a, &b, &c] {
         assert_eq!(
@@ -69,11 +63,9 @@ async fn a_revoked_session_is_refused_by_every_instance_within_the_cache_window(
     }
 }
 
-#[tokio::test]
+crate::case!(a_changed_or_deleted_user_is_not_served_stale_past_the_window needs External);
 async fn a_changed_or_deleted_user_is_not_served_stale_past_the_window() {
-    let Some([a, b, c]) = three(&[("SESSION_CACHE_MS", "1000")]).await else {
-        return;
-    };
+    let [a, b, c] = three(&[("SESSION_CACHE_MS", "1000")]).await;
     let tokens = a.signed_up("edited@example.com").await;
     for app in [&a, &b, &c] {
         assert_eq!(app.me(&tokens.access).await.status(), 200);
@@ -98,14 +90,14 @@ async fn a_changed_or_deleted_user_is_not_served_stale_past_the_window() {
     past_the_cache_window(deleted).await;
     for app in [&a, &b, &c] {
         assert_error(app.me(&tokens.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+        assert_error(app.sessions(&tokens.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+        assert_error(app.refresh(&tokens.refresh).await, 401, "INVALID_REFRESH_TOKEN").await;
     }
 }
 
-#[tokio::test]
+crate::case!(sessions_refresh_anywhere_and_fifty_racing_refreshes_leave_one_successor needs External);
 async fn sessions_refresh_anywhere_and_fifty_racing_refreshes_leave_one_successor() {
-    let Some([a, b, c]) = three(&[]).await else {
-        return;
-    };
+    let [a, b, c] = three(&[]).await;
     let tokens = a.signed_up("replicas@example.com").await;
     let on_b = expect_tokens(b.refresh(&tokens.refresh).await).await;
     let on_c = expect_tokens(c.refresh(&on_b.refresh).await).await;
@@ -134,12 +126,10 @@ async fn sessions_refresh_anywhere_and_fifty_racing_refreshes_leave_one_successo
     );
 }
 
-#[tokio::test]
+crate::case!(the_account_lockout_counts_across_all_three needs External);
 async fn the_account_lockout_counts_across_all_three() {
     let vars = [("LOGIN_MAX_FAILURES", "3"), ("LOGIN_LOCKOUT", "60")];
-    let Some([a, b, c]) = three(&vars).await else {
-        return;
-    };
+    let [a, b, c] = three(&vars).await;
     a.signed_up("locked@example.com").await;
     for app in [&a, &b, &c] {
         assert_error(
@@ -241,12 +231,8 @@ async fn client_loop(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+crate::case!(multi a_rolling_restart_under_load_fails_no_request needs External);
 async fn a_rolling_restart_under_load_fails_no_request() {
-    if !Backend::External.available() {
-        eprintln!("skipped: TEST_DATABASE_URL / TEST_REDIS_URL not set");
-        return;
-    }
     let storage = Storage::create(Backend::External).await;
     let mut env: Vec<(String, String)> = storage.env.clone();
     for (k, v) in [

@@ -4,10 +4,37 @@ use serde_json::Value;
 
 use crate::backend_tests;
 use crate::helpers::{assert_error, expect_tokens, refresh_cookie, spawn_app, spawn_app_with};
+use crate::metrics::Snapshot;
 
 const PASSWORD: &str = "correct horse battery";
 
 backend_tests! {
+    async fn a_deleted_user_keeps_no_session_and_gets_no_token(backend: Backend) {
+        let app = spawn_app_with(backend, &[("MAX_SESSIONS_PER_USER", "3"), ("SESSION_CACHE_MS", "0")]).await;
+        let first = app.signed_up("gone@example.com").await;
+        let second = expect_tokens(app.login("gone@example.com", PASSWORD).await).await;
+        let third = expect_tokens(app.login("gone@example.com", PASSWORD).await).await;
+        let before = Snapshot::take(&app).await;
+        assert_eq!(app.sql("delete from users where email = 'gone@example.com'").await, 1);
+
+        assert_error(app.refresh(&first.refresh).await, 401, "INVALID_REFRESH_TOKEN").await;
+        let after = Snapshot::take(&app).await;
+        let gone = [("reason", "user_gone")];
+        assert_eq!(
+            after.get("auth_sessions_revoked_total", &gone) - before.get("auth_sessions_revoked_total", &gone),
+            3.0,
+            "the first refusal ends every session of the user"
+        );
+        assert_error(app.refresh(&second.refresh).await, 401, "INVALID_REFRESH_TOKEN").await;
+        assert_error(app.sessions(&third.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+        assert_error(app.me(&third.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+        // The same address registered again is a new user with none of the old sessions.
+        let again = app.signed_up("gone@example.com").await;
+        let listed: Value = app.sessions(&again.access).await.json().await.unwrap();
+        assert_eq!(listed["content"].as_array().unwrap().len(), 1);
+        assert_error(app.refresh(&third.refresh).await, 401, "INVALID_REFRESH_TOKEN").await;
+    }
+
     async fn a_new_login_replaces_the_old_session_by_default(backend: Backend) {
         let app = spawn_app(backend).await;
         let first = app.signed_up("one@example.com").await;

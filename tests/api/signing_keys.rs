@@ -219,10 +219,10 @@ backend_tests! {
     }
 }
 
+crate::case!(an_embedded_signing_key_survives_a_restart);
 /// Embedded mode without any key setting: EdDSA, a sealing key made in the data directory, and
 /// a signing key that outlives the process. (The in-process sessions do not: `/auth/me` then
 /// refuses the token for its session, as before.)
-#[tokio::test]
 async fn an_embedded_signing_key_survives_a_restart() {
     let vars = [("ACCESS_TOKEN_SECRET", "")];
     let app = spawn_app_with(Backend::Embedded, &vars).await;
@@ -247,8 +247,8 @@ async fn an_embedded_signing_key_survives_a_restart() {
     assert_eq!(restarted.me(&again.access).await.status(), 200);
 }
 
+crate::case!(the_jwks_is_not_rate_limited_and_is_counted);
 /// The JWKS is fetched by every verifier: no per-IP limit applies to it, and it is counted.
-#[tokio::test]
 async fn the_jwks_is_not_rate_limited_and_is_counted() {
     let mut vars = keyed("EdDSA");
     vars.extend([("RATE_LIMIT_PER_SECOND", "1"), ("RATE_LIMIT_BURST", "1")]);

@@ -85,9 +85,6 @@ fn descends(spans: &[Span], span: &Span, ancestor: &Span) -> bool {
 }
 
 async fn login_joins_the_callers_trace(protocol: &str, backend: Backend) {
-    if !backend.available() {
-        return;
-    }
     let storage = Storage::create(backend).await;
     let (addr, received) = match protocol {
         "grpc" => grpc_receiver().await,
@@ -207,27 +204,27 @@ async fn login_joins_the_callers_trace(protocol: &str, backend: Backend) {
     }
 }
 
-#[tokio::test]
+crate::case!(spans_reach_a_grpc_collector_in_the_callers_trace);
 async fn spans_reach_a_grpc_collector_in_the_callers_trace() {
     login_joins_the_callers_trace("grpc", Backend::Embedded).await;
 }
 
-#[tokio::test]
+crate::case!(spans_reach_an_http_protobuf_collector_in_the_callers_trace);
 async fn spans_reach_an_http_protobuf_collector_in_the_callers_trace() {
     login_joins_the_callers_trace("http/protobuf", Backend::Embedded).await;
 }
 
-#[tokio::test]
+crate::case!(spans_of_postgres_and_redis_calls_reach_a_grpc_collector needs External);
 async fn spans_of_postgres_and_redis_calls_reach_a_grpc_collector() {
     login_joins_the_callers_trace("grpc", Backend::External).await;
 }
 
-#[tokio::test]
+crate::case!(spans_of_postgres_and_redis_calls_reach_an_http_protobuf_collector needs External);
 async fn spans_of_postgres_and_redis_calls_reach_an_http_protobuf_collector() {
     login_joins_the_callers_trace("http/protobuf", Backend::External).await;
 }
 
-#[tokio::test]
+crate::case!(an_absent_collector_never_fails_a_request);
 async fn an_absent_collector_never_fails_a_request() {
     // Nothing listens on this port: export fails in the background, requests do not.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -237,7 +234,7 @@ async fn an_absent_collector_never_fails_a_request() {
     requests_stay_fast(&format!("http://{closed}"), "grpc").await;
 }
 
-#[tokio::test]
+crate::case!(a_slow_collector_never_slows_a_request);
 async fn a_slow_collector_never_slows_a_request() {
     let (addr, received) = http_receiver_answering_after(Duration::from_secs(3)).await;
     requests_stay_fast(&format!("http://{addr}"), "http/protobuf").await;
@@ -269,30 +266,23 @@ async fn requests_stay_fast(endpoint: &str, protocol: &str) {
     server.stop();
 }
 
+crate::case!(no_secret_reaches_logs_or_spans needs Smtp);
 /// Runs the whole flow, failures included, with every log level on, then searches every log
 /// line and exported span for the secrets involved.
-#[tokio::test]
 async fn no_secret_reaches_logs_or_spans() {
     no_secret_reaches_logs_or_spans_on(Backend::Embedded).await;
 }
 
-#[tokio::test]
+crate::case!(no_secret_reaches_logs_or_spans_with_postgres_and_redis needs External, Smtp);
 async fn no_secret_reaches_logs_or_spans_with_postgres_and_redis() {
     no_secret_reaches_logs_or_spans_on(Backend::External).await;
 }
 
 async fn no_secret_reaches_logs_or_spans_on(backend: Backend) {
-    if !backend.available() {
-        return;
-    }
     let storage = Storage::create(backend).await;
     let (addr, received) = http_receiver().await;
-    // Mail through an SMTP server that wants credentials, when aiosmtpd is here (CI has it).
-    let smtp = if crate::mail_server::available() {
-        Some(MailServer::start(Some(&format!("mailer:{SMTP_PASSWORD}"))).await)
-    } else {
-        None
-    };
+    // Mail through an SMTP server that wants credentials.
+    let smtp = Some(MailServer::start(Some(&format!("mailer:{SMTP_PASSWORD}"))).await);
     let smtp_url = smtp
         .as_ref()
         .map(|smtp| format!("smtp://mailer:{SMTP_PASSWORD}@127.0.0.1:{}?tls=none", smtp.port));
@@ -500,9 +490,9 @@ async fn wait_for_any(received: &Received) {
     }
 }
 
+crate::case!(an_unsampled_caller_gets_no_spans_but_keeps_its_trace_id);
 /// Sampling is decided per request before its spans exist: a caller that did not sample gets
 /// no spans exported, yet keeps its trace id in `traceresponse` and in the log lines.
-#[tokio::test]
 async fn an_unsampled_caller_gets_no_spans_but_keeps_its_trace_id() {
     let storage = Storage::create(Backend::Embedded).await;
     let (addr, received) = grpc_receiver().await;
@@ -542,9 +532,9 @@ async fn an_unsampled_caller_gets_no_spans_but_keeps_its_trace_id() {
     );
 }
 
+crate::case!(lines_logged_inside_a_request_carry_its_fields_and_trace_id);
 /// A line logged while a request is handled belongs to that request: its fields and trace id,
 /// whether the request is recorded (it has a root span) or not (it has only its context).
-#[tokio::test]
 async fn lines_logged_inside_a_request_carry_its_fields_and_trace_id() {
     let storage = Storage::create(Backend::Embedded).await;
     let (addr, _received) = grpc_receiver().await;
@@ -631,9 +621,9 @@ async fn lines_logged_inside_a_request_carry_its_fields_and_trace_id() {
     assert!(refused[0]["span"]["request_id"].is_string(), "{}", refused[0]);
 }
 
+crate::case!(a_ratio_sampler_exports_exactly_the_traces_it_sampled);
 /// `traceidratio` records about its share of new traces, and exactly those: every trace the
 /// responses call sampled is exported, no other is.
-#[tokio::test]
 async fn a_ratio_sampler_exports_exactly_the_traces_it_sampled() {
     let storage = Storage::create(Backend::Embedded).await;
     let (addr, received) = http_receiver().await;
