@@ -236,6 +236,20 @@ backend_tests! {
     }
 
     #[needs(Smtp)]
+    async fn fifty_simultaneous_requests_stay_within_the_per_address_limit(backend: Backend) {
+        let smtp = MailServer::start(None).await;
+        let app = spawn_with_mail(backend, &smtp, &[("MAIL_PER_ADDRESS_PER_HOUR", "5")]).await;
+        app.signed_up("burst@example.com").await; // the verification mail is the first of five
+        let answers = futures_util::future::join_all((0..50).map(|_| forgot(&app, "burst@example.com"))).await;
+        assert!(answers.iter().all(|r| r.status() == 202));
+        smtp.nth("burst@example.com", RESET, 4).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mails: Vec<_> = smtp.received().into_iter().filter(|m| m.to == ["burst@example.com"]).collect();
+        let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+        assert_eq!(mails.len(), 5, "one verification and four resets: {subjects:?}");
+    }
+
+    #[needs(Smtp)]
     async fn the_verification_link_confirms_the_address(backend: Backend) {
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[]).await;

@@ -132,14 +132,33 @@ impl UserStore {
         let now = now_ms();
         let since = now - 3_600_000;
         self.call("mail_outbox.insert", async {
-            on_pool!(&self.backend, |pool| {
-                mail_insert!(INSERT_MAIL_UNLESS_THROTTLED, request, now)
+            let inserted = match &self.backend {
+                // Under READ COMMITTED concurrent inserts for one address would each count the
+                // others' rows as absent: a transaction-scoped lock on the address makes the
+                // count and the insert one step. (SQLite runs the statement under its one
+                // write lock already.)
+                Backend::Postgres(pool) => {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(request.email.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    let done = mail_insert!(INSERT_MAIL_UNLESS_THROTTLED, request, now)
+                        .bind(since)
+                        .bind(i64::from(per_hour))
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    done.rows_affected()
+                }
+                Backend::Sqlite(pool) => mail_insert!(INSERT_MAIL_UNLESS_THROTTLED, request, now)
                     .bind(since)
                     .bind(i64::from(per_hour))
                     .execute(pool)
-                    .await
-                    .map(|done| done.rows_affected() > 0)
-            })
+                    .await?
+                    .rows_affected(),
+            };
+            Ok(inserted > 0)
         })
         .await
     }
