@@ -172,6 +172,34 @@ backend_tests! {
     }
 
     #[needs(Smtp)]
+    async fn a_password_change_ends_earlier_reset_links_and_unsent_reset_mails(backend: Backend) {
+        let mut smtp = MailServer::start(None).await;
+        // Retries every second, so a reset mail that were still due would arrive in the wait below.
+        let app = spawn_with_mail(backend, &smtp, &[("MAIL_RETRY_MAX", "1")]).await;
+        let tokens = app.signed_up("changed@example.com").await;
+        forgot(&app, "changed@example.com").await;
+        let link = smtp.nth("changed@example.com", RESET, 1).await.token("reset-password");
+        // A second reset asked while the SMTP server is away: still pending at the change.
+        smtp.pause();
+        forgot(&app, "changed@example.com").await;
+        let change = app
+            .client
+            .post(app.url("/auth/password/change"))
+            .bearer_auth(&tokens.access)
+            .json(&json!({"current_password": PASSWORD, "new_password": NEW}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(change.status(), 200);
+        assert_error(reset(&app, &link, "another passphrase").await, 400, "INVALID_RESET_TOKEN").await;
+        smtp.resume().await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let resets = smtp.received().iter().filter(|m| m.subject == RESET).count();
+        assert_eq!(resets, 1, "the reset asked before the change is never sent");
+        expect_tokens(app.login("changed@example.com", NEW).await).await;
+    }
+
+    #[needs(Smtp)]
     async fn forgot_answers_alike_whether_or_not_the_account_exists(backend: Backend) {
         let smtp = MailServer::start(None).await;
         let app = spawn_with_mail(backend, &smtp, &[("MAIL_PER_ADDRESS_PER_HOUR", "1000")]).await;

@@ -97,6 +97,16 @@ const INSERT_MAIL_UNLESS_THROTTLED: &str = "insert into mail_outbox \
      select $1, $2, $3, $4, $5, $6, $7, $7 \
      where (select count(*) from mail_outbox where email = $3 and requested_at > $8) < $9";
 
+/// What a new password ends, with the user's id as `$1`: every reset link of the account, and
+/// every reset mail for its address not sent yet (its link would be minted after the change).
+/// Both tables hold the address normalised (lowercase).
+pub(super) const END_RESET_LINKS: [&str; 2] = [
+    "delete from account_tokens where user_id = $1 and purpose = 'password_reset'",
+    "update mail_outbox set state = 'skipped', locked_until = null \
+     where kind = 'password_reset' and state = 'pending' \
+     and email = (select email from users where id = $1)",
+];
+
 const CLAIM_FROM: &str = "select id from mail_outbox \
      where state = 'pending' and next_attempt_at <= $2 and (locked_until is null or locked_until <= $2) \
      order by next_attempt_at limit $3";
@@ -436,6 +446,11 @@ impl UserStore {
                     .bind(purpose.as_str())
                     .execute(&mut *tx)
                     .await?;
+                if password_hash.is_some() {
+                    for statement in END_RESET_LINKS {
+                        sqlx::query(statement).bind(user).execute(&mut *tx).await?;
+                    }
+                }
                 tx.commit().await?;
                 Ok(Ok(TokenUse::Used(UserId::from_uuid(user), done)))
             })

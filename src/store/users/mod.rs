@@ -213,20 +213,28 @@ impl UserStore {
         Ok(row.map(UserRow::into_credentials))
     }
 
-    /// Replaces the password hash of `id`; `false` when there is no such user.
+    /// Replaces the password hash of `id`; `false` when there is no such user. Every reset
+    /// link of the account dies with the old password, and so do reset mails not sent yet.
     #[tracing::instrument(name = "db.users.set_password_hash", skip_all, fields(db.system = self.system(), db.operation = "UPDATE"))]
     pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError> {
         let now = OffsetDateTime::now_utc();
         let updated = self
             .call("users.set_password_hash", async {
                 on_pool!(&self.backend, |pool| {
-                    sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
+                    let mut tx = pool.begin().await?;
+                    let updated = sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
                         .bind(id.as_uuid())
                         .bind(hash)
                         .bind(now)
-                        .execute(pool)
-                        .await
-                        .map(|done| done.rows_affected() > 0)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        > 0;
+                    for statement in mail::END_RESET_LINKS {
+                        sqlx::query(statement).bind(id.as_uuid()).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(updated)
                 })
             })
             .await?;
