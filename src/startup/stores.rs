@@ -30,9 +30,7 @@ pub async fn connect_users(settings: &Settings, metrics: Arc<Metrics>) -> anyhow
             )
         }
         DatabaseSettings::Sqlite { path } => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            }
+            owner_only(path).with_context(|| format!("cannot prepare {}", path.display()))?;
             let options = SqliteConnectOptions::new()
                 .filename(path)
                 .create_if_missing(true)
@@ -47,6 +45,32 @@ pub async fn connect_users(settings: &Settings, metrics: Arc<Metrics>) -> anyhow
         }
     };
     Ok(UserStore::new(backend, timeout, metrics, settings.session_cache))
+}
+
+/// The SQLite file holds password hashes and addresses: its directory, when we create it, and
+/// the file are readable by this user only. SQLite gives the `-wal` and `-shm` files the mode
+/// of the database file; files an earlier run left more open are narrowed.
+fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        other => drop(other?),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        if let Ok(meta) = std::fs::metadata(&name)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies the migrations embedded in the binary.

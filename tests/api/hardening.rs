@@ -393,3 +393,17 @@ fn raw_connection(addr: &str) -> TcpStream {
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     stream
 }
+
+crate::case!(the_embedded_database_is_readable_by_its_owner_only);
+async fn the_embedded_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let app = spawn_app(Backend::Embedded).await;
+    app.signed_up("private@example.com").await;
+    let db = app.sqlite_path().expect("embedded");
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(db.parent().unwrap()), 0o700, "the directory it made");
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}

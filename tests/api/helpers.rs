@@ -246,6 +246,14 @@ impl TestApp {
         sqlx::query(statement).execute(&mut db).await.unwrap().rows_affected()
     }
 
+    /// The SQLite file of an embedded app.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.storage_env
+            .iter()
+            .find(|(k, _)| k == "SQLITE_PATH")
+            .map(|(_, v)| PathBuf::from(v))
+    }
+
     /// Stops the server, keeping its stores (for a restart with `spawn_sibling`).
     pub async fn stop(&self) {
         self.handle.stop(true).await;
