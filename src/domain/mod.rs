@@ -5,6 +5,7 @@ mod email;
 mod mail;
 mod password;
 mod user;
+pub mod user_agent;
 mod username;
 mod validation;
 

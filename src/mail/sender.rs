@@ -162,7 +162,6 @@ impl Sender {
         let rendered = templates::render(
             mail.kind,
             &Values {
-                username: &user.username,
                 email: &user.email,
                 link: &link,
                 ip: mail.ip.as_deref(),

@@ -14,9 +14,10 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// What a template may name, as `{name}`.
+/// What a template may name. Nothing a requester wrote is quoted: not the account's username
+/// (whoever registered chose it, and may not own the address), not the `User-Agent` text (a
+/// browser and OS family derived from it instead).
 pub struct Values<'a> {
-    pub username: &'a str,
     pub email: &'a str,
     pub link: &'a str,
     pub ip: Option<&'a str>,
@@ -27,11 +28,10 @@ pub struct Values<'a> {
 
 /// What the templates see: every value as text.
 struct Fields<'a> {
-    username: &'a str,
     email: &'a str,
     link: &'a str,
     ip: &'a str,
-    user_agent: &'a str,
+    browser: String,
     requested_at: String,
     ttl: String,
 }
@@ -58,11 +58,10 @@ pub fn render(kind: MailKind, values: &Values<'_>) -> Rendered {
     use askama::Template as _;
     let t = values.requested_at;
     let f = Fields {
-        username: values.username,
         email: values.email,
         link: values.link,
         ip: values.ip.unwrap_or("unknown"),
-        user_agent: values.user_agent.unwrap_or("unknown browser"),
+        browser: crate::domain::user_agent::describe(values.user_agent),
         requested_at: format!(
             "{}-{:02}-{:02} {:02}:{:02} UTC",
             t.year(),
@@ -111,9 +110,8 @@ fn human(d: Duration) -> String {
 mod tests {
     use super::*;
 
-    fn values<'a>(username: &'a str, agent: &'a str) -> Values<'a> {
+    fn values(agent: &str) -> Values<'_> {
         Values {
-            username,
             email: "ada@example.com",
             link: "https://app.example.com/reset-password?token=abc",
             ip: Some("203.0.113.7"),
@@ -125,14 +123,15 @@ mod tests {
 
     #[test]
     fn says_what_was_asked_from_where_and_for_how_long() {
-        let mail = render(MailKind::PasswordReset, &values("Ada", "Firefox"));
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        let mail = render(MailKind::PasswordReset, &values(firefox));
         assert_eq!(mail.subject, "Reset your password");
         for part in [&mail.text, &mail.html] {
             for needle in [
-                "Hello Ada",
+                "Hello,",
                 "ada@example.com",
                 "203.0.113.7",
-                "Firefox",
+                "Firefox on Linux",
                 "1970-01-01 00:00 UTC",
                 "30 minutes",
                 "https://app.example.com/reset-password?token=abc",
@@ -144,16 +143,15 @@ mod tests {
     }
 
     #[test]
-    fn values_are_escaped_in_html_and_never_expanded() {
-        // askama writes `<` and `>` as the numeric references `&#60;` and `&#62;`.
-        let mail = render(MailKind::EmailVerify, &values("{{ f.link }}<b>", "<script>x</script>"));
-        assert!(mail.html.contains("Hello {{ f.link }}&#60;b&#62;"), "{}", mail.html);
-        assert!(mail.html.contains("&#60;script&#62;x&#60;/script&#62;"));
-        assert!(!mail.html.contains("<script>"));
-        assert!(
-            mail.text.contains("Hello {{ f.link }}<b>"),
-            "text is not HTML: kept verbatim"
-        );
+    fn a_requesters_text_never_reaches_the_mail() {
+        let lure = "Your account was hacked, call +1-555-0100 or visit https://evil.example/secure";
+        for kind in [MailKind::PasswordReset, MailKind::EmailVerify] {
+            let mail = render(kind, &values(lure));
+            for part in [&mail.text, &mail.html] {
+                assert!(!part.contains("555") && !part.contains("evil.example"), "{part}");
+                assert!(part.contains("an unknown browser"), "{part}");
+            }
+        }
     }
 
     #[test]

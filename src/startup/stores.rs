@@ -57,7 +57,12 @@ fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
     {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         other => drop(other?),
     }

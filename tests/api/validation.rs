@@ -14,6 +14,8 @@ backend_tests! {
             (json!({"username": "", "email": "a@b.co", "password": "long enough pw"}), "username", "empty username"),
             (json!({"username": "   ", "email": "a@b.co", "password": "long enough pw"}), "username", "blank username"),
             (json!({"username": "x".repeat(65), "email": "a@b.co", "password": "long enough pw"}), "username", "65 chars"),
+            (json!({"username": "admin\u{202e}gpj.exe", "email": "a@b.co", "password": "long enough pw"}), "username", "right-to-left override"),
+            (json!({"username": "zero\u{200b}width", "email": "a@b.co", "password": "long enough pw"}), "username", "zero-width space"),
             (json!({"username": "A", "email": "", "password": "long enough pw"}), "email", "empty email"),
             (json!({"username": "A", "email": "not-an-email", "password": "long enough pw"}), "email", "no @"),
             (json!({"username": "A", "email": "a@b.co", "password": ""}), "password", "empty password"),
