@@ -259,7 +259,8 @@ impl ResponseError for ApiError {
             EmailTaken | EmailAlreadyVerified => StatusCode::CONFLICT,
             InvalidResetToken | ExpiredResetToken | InvalidVerifyToken | ExpiredVerifyToken => StatusCode::BAD_REQUEST,
             EmailNotVerified => StatusCode::FORBIDDEN,
-            MailDisabled => StatusCode::NOT_IMPLEMENTED,
+            // Switched off by configuration: not offered here, and no server fault to alert on.
+            MailDisabled => StatusCode::NOT_FOUND,
             Validation { .. } => StatusCode::BAD_REQUEST,
             SessionNotFound | NotFound => StatusCode::NOT_FOUND,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -77,7 +77,7 @@ pub(super) async fn verify(state: web::Data<AppState>, JsonBody(body): JsonBody<
     responses(
         (status = 202, body = Envelope<String>),
         (status = 409, description = "`EMAIL_ALREADY_VERIFIED` (Bearer)", body = ErrorEnvelope),
-        (status = 501, description = "`MAIL_DISABLED`: no `SMTP_URL`", body = ErrorEnvelope),
+        (status = 404, description = "`MAIL_DISABLED`: this deployment sends no mail (no `SMTP_URL`)", body = ErrorEnvelope),
         BadBody, NeedsBearer, Common))]
 pub(super) async fn resend(
     state: web::Data<AppState>,

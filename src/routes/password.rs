@@ -49,7 +49,7 @@ pub(super) struct ResetBody {
 #[utoipa::path(post, path = "/auth/password/forgot", tag = "mail", request_body = ForgotBody,
     responses(
         (status = 202, body = Envelope<String>),
-        (status = 501, description = "`MAIL_DISABLED`: no `SMTP_URL`", body = ErrorEnvelope),
+        (status = 404, description = "`MAIL_DISABLED`: this deployment sends no mail (no `SMTP_URL`)", body = ErrorEnvelope),
         BadBody, Common))]
 pub(super) async fn forgot(
     state: web::Data<AppState>,

@@ -66,7 +66,7 @@ impl Application {
         let (mailer, sender) = crate::mail::Sender::new(&settings.mail, users.clone(), metrics.clone())?;
         if sender.is_none() {
             tracing::warn!(
-                "SMTP_URL is unset: password reset and email verification are off (their routes answer 501 MAIL_DISABLED)"
+                "SMTP_URL is unset: password reset and email verification are off (their routes answer 404 MAIL_DISABLED)"
             );
         }
         log_backends(&settings);

@@ -489,7 +489,7 @@ crate::case!(without_smtp_outside_embedded_mode_the_mail_routes_say_so needs Ext
 /// Outside embedded mode, no SMTP_URL turns the flows off, in the open.
 async fn without_smtp_outside_embedded_mode_the_mail_routes_say_so() {
     let app = spawn_app(Backend::External).await;
-    assert_error(forgot(&app, "x@example.com").await, 501, "MAIL_DISABLED").await;
+    assert_error(forgot(&app, "x@example.com").await, 404, "MAIL_DISABLED").await;
     let tokens = app.signed_up("nomail@example.com").await;
     let resend = app
         .client
@@ -498,7 +498,7 @@ async fn without_smtp_outside_embedded_mode_the_mail_routes_say_so() {
         .send()
         .await
         .unwrap();
-    assert_error(resend, 501, "MAIL_DISABLED").await;
+    assert_error(resend, 404, "MAIL_DISABLED").await;
 }
 
 crate::case!(two_instances_send_each_mail_exactly_once needs External, Smtp);
