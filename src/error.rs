@@ -16,6 +16,17 @@ use crate::store::{Dependency, StoreError};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// Headers every response carries: nothing here is meant to be sniffed, framed, leaked in a
+/// Referer or cached (bodies carry tokens and personal data). The API's middleware adds them to
+/// every response; an error a middleware returns (a panic caught, a request timed out) is
+/// rendered by actix after every middleware, so its envelope carries them itself.
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("cache-control", "no-store"),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("no Authorization header")]
@@ -74,6 +85,8 @@ pub enum ApiError {
     AccountLocked { retry_after_secs: u64 },
     #[error("cross-site request refused")]
     CsrfRejected,
+    #[error("CORS request from an origin that is not allowed")]
+    CorsRejected,
     #[error("request took too long")]
     RequestTimeout,
     #[error("request headers too large")]
@@ -222,6 +235,11 @@ impl ApiError {
                 "AuthError",
                 "this request did not come from an allowed origin",
             ),
+            CorsRejected => (
+                "CORS_REJECTED",
+                "AuthError",
+                "this origin, method or header is not allowed to call the API (CORS_ALLOWED_ORIGINS)",
+            ),
             RequestTimeout => ("REQUEST_TIMEOUT", "UserError", "the request took too long"),
             HeadersTooLarge => ("HEADERS_TOO_LARGE", "UserError", "the request headers are too large"),
             MethodNotAllowed { .. } => (
@@ -267,7 +285,7 @@ impl ResponseError for ApiError {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             RateLimited { .. } | AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
-            CsrfRejected | InvalidCurrentPassword => StatusCode::FORBIDDEN,
+            CsrfRejected | CorsRejected | InvalidCurrentPassword => StatusCode::FORBIDDEN,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Unavailable { .. } | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -306,6 +324,9 @@ impl ResponseError for ApiError {
         };
         let status = self.status_code();
         let mut response = HttpResponse::build(status);
+        for header in SECURITY_HEADERS {
+            response.insert_header(header);
+        }
         match self {
             ApiError::Unavailable { .. } => {
                 response.insert_header(("Retry-After", "1"));

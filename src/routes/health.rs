@@ -8,8 +8,8 @@ use crate::app_state::AppState;
 use crate::envelope;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/health/live", "GET").route(web::get().to(live)))
-        .service(resource("/health/ready", "GET").route(web::get().to(ready)));
+    cfg.service(resource("/health/live", "GET, HEAD").route(super::get().to(live)))
+        .service(resource("/health/ready", "GET, HEAD").route(super::get().to(ready)));
 }
 
 /// The process answers.

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use crate::app_state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/.well-known/jwks.json", "GET").route(web::get().to(jwks)));
+    cfg.service(super::resource("/.well-known/jwks.json", "GET, HEAD").route(super::get().to(jwks)));
 }
 
 /// A JSON Web Key Set (RFC 7517); empty with HS256.

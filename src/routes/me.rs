@@ -10,8 +10,8 @@ use crate::envelope;
 use crate::error::Result;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/me", "GET").route(web::get().to(me)))
-        .service(resource("/me", "GET").route(web::get().to(me_seed)));
+    cfg.service(resource("/auth/me", "GET, HEAD").route(super::get().to(me)))
+        .service(resource("/me", "GET, HEAD").route(super::get().to(me_seed)));
 }
 
 /// The signed-in user, read from the store (so a deleted user's token stops working).

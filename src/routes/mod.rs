@@ -4,6 +4,7 @@
 mod auth;
 mod bearer;
 mod csrf;
+mod docs;
 mod email;
 mod health;
 mod json;
@@ -16,7 +17,7 @@ pub mod rate_limit;
 mod refresh;
 mod sessions;
 
-use actix_web::{HttpRequest, HttpResponse, Resource, web};
+use actix_web::{HttpRequest, HttpResponse, Resource, Route, guard, web};
 
 use crate::envelope;
 use crate::error::ApiError;
@@ -27,11 +28,11 @@ use rate_limit::Limiters;
 /// probe must not be starved by a busy client); everything else, unknown paths included, sits
 /// in one scope behind the general limiter, and the credential routes behind the auth one too.
 pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters, docs: bool) {
-    cfg.service(resource("/", "GET").route(web::get().to(root)));
+    cfg.service(resource("/", "GET, HEAD").route(get().to(root)));
     health::configure(cfg);
     jwks::configure(cfg);
     if docs {
-        cfg.service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::document()));
+        docs::configure(cfg);
     }
     let limiters = limiters.clone();
     cfg.service(
@@ -55,6 +56,12 @@ fn resource(path: &str, allow: &'static str) -> Resource {
     web::resource(path).default_service(web::to(move || async move {
         Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow })
     }))
+}
+
+/// A route for GET and HEAD: whatever serves GET serves HEAD too (RFC 9110 §9.3.2), the body
+/// left out by the server.
+fn get() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// What ending sessions answers: how many ended.

@@ -14,7 +14,8 @@ use crate::error::{ApiError, Result};
 use crate::store::sessions::Rotation;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
-    // GET is the seed's; POST is what a browser client should use.
+    // GET is the seed's; POST is what a browser client should use. No HEAD: this GET rotates
+    // the session, and HEAD must be safe.
     cfg.service(
         resource("/auth/refreshAccessToken", "GET, POST")
             .wrap(auth_limit.layer())

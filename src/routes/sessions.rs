@@ -15,8 +15,8 @@ use crate::store::sessions::SessionInfo;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        resource("/auth/sessions", "GET, DELETE")
-            .route(web::get().to(list))
+        resource("/auth/sessions", "GET, HEAD, DELETE")
+            .route(super::get().to(list))
             .route(web::delete().to(revoke_all)),
     )
     .service(resource("/auth/sessions/{id}", "DELETE").route(web::delete().to(revoke_one)));

@@ -4,13 +4,13 @@
 use std::panic::AssertUnwindSafe;
 
 use actix_cors::Cors;
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, Next};
 use futures_util::FutureExt;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, SECURITY_HEADERS};
 
 /// Turns a panic in any handler into the 500 envelope instead of a dropped connection. The
 /// error is returned rather than a response, because the request was moved into the handler;
@@ -25,14 +25,30 @@ pub async fn catch_panic(
     }
 }
 
-/// Headers every response carries: nothing here is meant to be sniffed, framed, leaked in a
-/// Referer or cached (bodies carry tokens and personal data).
+/// A request actix-cors refused (a preflight from an origin, or with a method or header, that
+/// is not allowed) as 403 `CORS_REJECTED` in the envelope instead of its plain-text 400. Sits
+/// outside the CORS layer and inside the security headers.
+pub async fn cors_refusals_in_envelope(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let refused = response
+        .response()
+        .error()
+        .is_some_and(|e| e.as_error::<actix_cors::CorsError>().is_some());
+    Ok(if refused {
+        response.error_response(ApiError::CorsRejected)
+    } else {
+        response.map_into_boxed_body()
+    })
+}
+
+/// Headers every response carries (see [`SECURITY_HEADERS`]).
 pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("Referrer-Policy", "no-referrer"))
-        .add(("X-Frame-Options", "DENY"))
-        .add(("Cache-Control", "no-store"))
+    SECURITY_HEADERS
+        .iter()
+        .fold(DefaultHeaders::new(), |headers, header| headers.add(*header))
 }
 
 /// Exact-origin CORS with credentials. A disallowed origin gets no CORS headers at all (the

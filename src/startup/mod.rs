@@ -23,7 +23,7 @@ use crate::routes;
 use crate::routes::rate_limit::Limiters;
 use crate::store::login_throttle::LoginThrottle;
 use crate::{client_ip, telemetry};
-use middleware::{bounded_request, catch_panic, cors, security_headers};
+use middleware::{bounded_request, catch_panic, cors, cors_refusals_in_envelope, security_headers};
 use stores::{connect_sessions, log_backends};
 
 pub use stores::{connect_users, migrate};
@@ -94,8 +94,9 @@ impl Application {
                 .wrap(from_fn(move |req, next| {
                     bounded_request(request_timeout, header_limit, req, next)
                 }))
-                .wrap(security_headers())
                 .wrap(cors(&origins))
+                .wrap(from_fn(cors_refusals_in_envelope))
+                .wrap(security_headers())
                 .wrap(from_fn(telemetry::http::request_scope))
                 .wrap(TracingLogger::<telemetry::http::RootSpan>::new())
                 .wrap(Condition::new(metrics_on, http_metrics.clone()))

@@ -28,10 +28,10 @@ backend_tests! {
         let delete_root = app.client.delete(app.url("/")).send().await.unwrap();
         assert_error(delete_root, 405, "METHOD_NOT_ALLOWED").await;
         let put_me = app.client.put(app.url("/me")).send().await.unwrap();
-        assert_eq!(put_me.headers()["allow"], "GET", "405 lists the methods the route takes");
+        assert_eq!(put_me.headers()["allow"], "GET, HEAD", "405 lists the methods the route takes");
         assert_error(put_me, 405, "METHOD_NOT_ALLOWED").await;
         let patch = app.client.patch(app.url("/auth/sessions")).send().await.unwrap();
-        assert_eq!(patch.headers()["allow"], "GET, DELETE");
+        assert_eq!(patch.headers()["allow"], "GET, HEAD, DELETE");
     }
 }
 
@@ -65,7 +65,66 @@ async fn the_api_describes_itself_unless_told_not_to() {
     let script = app.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(script.status(), 200, "the UI's script is bundled, no CDN");
 
+    // Everything under /docs answers in the envelope where it fails, with the security headers.
+    let to_index = app.get("/docs").await;
+    assert_eq!(to_index.status(), 308);
+    assert_eq!(to_index.headers()["location"], "/docs/");
+    for missing in ["/docs/nothing.js", "/docs/a/b", "/docsx"] {
+        let response = app.get(missing).await;
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff", "{missing}");
+        assert_error(response, 404, "NOT_FOUND").await;
+    }
+
     let quiet = crate::helpers::spawn_app_with(crate::helpers::Backend::Embedded, &[("DOCS_ENABLED", "false")]).await;
     assert_error(quiet.get("/openapi.json").await, 404, "NOT_FOUND").await;
     assert_error(quiet.get("/docs/").await, 404, "NOT_FOUND").await;
+}
+
+crate::case!(head_is_served_wherever_a_safe_get_is);
+async fn head_is_served_wherever_a_safe_get_is() {
+    let app = spawn_app(crate::helpers::Backend::Embedded).await;
+    let tokens = app.signed_up("head@example.com").await;
+    for path in [
+        "/",
+        "/health/live",
+        "/health/ready",
+        "/.well-known/jwks.json",
+        "/auth/me",
+        "/me",
+        "/auth/sessions",
+        "/openapi.json",
+        "/docs/",
+    ] {
+        let head = app
+            .client
+            .head(app.url(path))
+            .bearer_auth(&tokens.access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        let get = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&tokens.access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "{path}"
+        );
+        assert!(head.bytes().await.unwrap().is_empty(), "HEAD {path} has no body");
+    }
+    let unauthenticated = app.client.head(app.url("/auth/me")).send().await.unwrap();
+    assert_eq!(unauthenticated.status(), 401, "HEAD is checked like GET");
+    // The seed's GET refresh rotates the session: not a safe GET, so no HEAD.
+    let refresh = app
+        .client
+        .head(app.url("/auth/refreshAccessToken"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refresh.status(), 405);
 }

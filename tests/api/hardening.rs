@@ -44,6 +44,8 @@ backend_tests! {
         assert_eq!(headers["access-control-max-age"], "600");
         let other = preflight("https://evil.example").await.unwrap();
         assert!(other.headers().get("access-control-allow-origin").is_none(), "no ACAO on a foreign preflight");
+        assert_eq!(other.headers()["x-content-type-options"], "nosniff", "security headers on the refusal");
+        assert_error(other, 403, "CORS_REJECTED").await;
         let real = app.client.get(app.url("/")).header("Origin", "https://evil.example").send().await.unwrap();
         assert!(real.headers().get("access-control-allow-origin").is_none(), "no ACAO on a foreign request");
         let real = app.client.get(app.url("/")).header("Origin", SPA).send().await.unwrap();
@@ -337,6 +339,10 @@ async fn slow_and_oversized_clients_are_cut_off() {
     let _ = stream.read_to_string(&mut reply);
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(reply.contains("REQUEST_TIMEOUT"), "{reply}");
+    assert!(
+        reply.contains("x-content-type-options: nosniff"),
+        "security headers: {reply}"
+    );
     // Heads over HEADER_LIMIT_BYTES get 431 in the envelope; far over actix's own buffer, the
     // connection is refused; either way the server carries on.
     let big = app
