@@ -163,5 +163,5 @@ variables! {
     LOG_FORMAT = "(json; pretty on a terminal)",
         "json or pretty";
     RUST_LOG = "info",
-        "log filter, tracing-subscriber syntax";
+        "log filter, tracing-subscriber syntax; filters log lines only, never traces or exported spans";
 }

@@ -16,8 +16,8 @@ use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing::Span;
 use tracing::field::Empty;
-use tracing::{Level, Span};
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -124,10 +124,8 @@ fn text(value: &str) -> impl FnOnce(&mut Vec<u8>) + '_ {
 
 impl RootSpanBuilder for RootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        // Nothing of the request would be logged or recorded (RUST_LOG=warn, say).
-        if !tracing::span_enabled!(Level::INFO) {
-            return Span::none();
-        }
+        // Decided whatever RUST_LOG says: it filters log lines, never the trace (its id in
+        // `traceresponse`, its exported spans).
         // The W3C propagator, built here rather than read from OpenTelemetry's global (a lock
         // shared by every worker), and only when there is a `traceparent`.
         let remote = if request.headers().contains_key(&TRACEPARENT) {

@@ -12,9 +12,10 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::Registry;
-use tracing_subscriber::filter::{EnvFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing::{Level, Subscriber};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets, filter_fn};
+use tracing_subscriber::layer::{Filter, Layer as _, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, OtlpProtocol, Settings};
@@ -42,13 +43,31 @@ impl Telemetry {
 /// levels, the usual case, else as an `EnvFilter` (span and field directives). `EnvFilter`
 /// looks the span up on every enter and exit in case a directive names it, a cost each request
 /// pays several times (bench/tracing_overhead.rs). Unreadable directives fall back to `info`.
-fn log_filter(spec: Option<&str>) -> Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> {
+fn log_filter<S>(spec: Option<&str>) -> Box<dyn Filter<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
     let spec = spec.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
     match spec.parse::<Targets>() {
-        Ok(targets) => Box::new(targets),
-        Err(_) => Box::new(EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"))),
+        Ok(targets) => FilterExt::boxed(targets),
+        Err(_) => FilterExt::boxed(EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"))),
     }
 }
+
+/// What the log layer sees: the events `RUST_LOG` lets through, and every span the export path
+/// sees too, so that a warning logged inside a request still carries the request's fields and
+/// trace id however quiet `RUST_LOG` is.
+fn log_layer_filter<S>(spec: Option<&str>) -> Box<dyn Filter<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let spans = filter_fn(|meta| meta.is_span() && *meta.level() <= EXPORT_LEVEL);
+    FilterExt::boxed(log_filter(spec).or(spans))
+}
+
+/// Spans at this level and above are exported and carried into `traceresponse`, whatever
+/// `RUST_LOG` says: the log filter filters logs only.
+const EXPORT_LEVEL: Level = Level::INFO;
 
 /// Installs the global subscriber. Must run inside a tokio runtime context
 /// (`Runtime::enter`): the gRPC exporter binds its channel to that runtime.
@@ -90,21 +109,23 @@ pub fn init(all: &Settings) -> anyhow::Result<Telemetry> {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("auth-api"))
             .with_tracked_inactivity(false)
+            .with_filter(Targets::new().with_default(EXPORT_LEVEL))
     });
-    let filter = log_filter(all.log_filter.as_deref());
     let registry = tracing_subscriber::registry()
-        .with(filter)
         .with(sampling::SkipUnrecordedChildren)
         .with(otel);
     http::set_span_for_unrecorded(format == LogFormat::Pretty && provider.is_none());
+    let spec = all.log_filter.as_deref();
     match format {
         LogFormat::Json => {
             log_writer::install()?;
             registry
-                .with(json_log::JsonLog::new(|| log_writer::BufferedStdout))
+                .with(json_log::JsonLog::new(|| log_writer::BufferedStdout).with_filter(log_layer_filter(spec)))
                 .try_init()?
         }
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init()?,
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_filter(log_layer_filter(spec)))
+            .try_init()?,
     }
     // A panic is logged like any error, once, in the configured format.
     std::panic::set_hook(Box::new(|info| {
@@ -121,7 +142,9 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     fn enabled(spec: Option<&str>, target_level: fn() -> bool) -> bool {
-        let subscriber = tracing_subscriber::registry().with(log_filter(spec));
+        use tracing_subscriber::Layer as _;
+        let layer = tracing_subscriber::layer::Identity::new().with_filter(log_filter(spec));
+        let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, target_level)
     }
 

@@ -87,10 +87,36 @@ pub fn start_server(extra: &[(&str, &str)]) -> Running {
             sink.lock().unwrap().push(line);
         }
     });
-    let port = port_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server logs its port");
+    // A fixed HOST_ADDR is for a quiet RUST_LOG, where the "listening" line is not logged.
+    let fixed = extra
+        .iter()
+        .find(|(k, _)| *k == "HOST_ADDR")
+        .and_then(|(_, v)| v.rsplit_once(':'))
+        .map(|(_, port)| port.parse::<u16>().unwrap())
+        .filter(|port| *port != 0);
+    let port = match fixed {
+        Some(port) => {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "the server listens on {port}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            port
+        }
+        None => port_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs its port"),
+    };
     Running { child, port, logs, dir }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {

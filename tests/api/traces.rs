@@ -677,3 +677,56 @@ async fn a_ratio_sampler_exports_exactly_the_traces_it_sampled() {
         "an unsampled trace was exported"
     );
 }
+
+crate::case!(a_quiet_log_level_keeps_every_trace_and_traceresponse);
+/// `RUST_LOG=warn` filters log lines only: requests keep `traceresponse`, and their spans, the
+/// store's children included, still reach the collector.
+async fn a_quiet_log_level_keeps_every_trace_and_traceresponse() {
+    let storage = Storage::create(Backend::Embedded).await;
+    let (addr, received) = grpc_receiver().await;
+    let host = format!("127.0.0.1:{}", crate::binary::free_port());
+    let extra = [("RUST_LOG", "warn"), ("HOST_ADDR", host.as_str())];
+    let mut server = server_exporting_with(&format!("http://{addr}"), "grpc", &storage, &extra);
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{}", server.address(), path);
+    let credentials = json!({"username": "Quinn", "email": "quiet@example.com", "password": PASSWORD});
+    let registered = client
+        .post(url("/auth/register"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 200);
+    let trace_id = "7a3c9e2f1b8d4c6e9f0a1b2c3d4e5f60";
+    let login = client
+        .post(url("/auth/login"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"email": "quiet@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let traceresponse = login.headers()["traceresponse"].to_str().unwrap().to_string();
+    assert!(traceresponse.starts_with(&format!("00-{trace_id}-")), "{traceresponse}");
+    let spans = wait_for(&received, trace_id, "POST /auth/login").await;
+    let root = find(&spans, "POST /auth/login");
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name.starts_with("db.") && descends(&spans, s, root)),
+        "the store's spans are exported too: {:?}",
+        names(&spans)
+    );
+    server.stop();
+    let logs = server.logs.lock().unwrap().clone();
+    assert!(
+        logs.iter().all(|line| !line.contains(r#""level":"INFO""#)),
+        "RUST_LOG=warn still filters the log: {logs:?}"
+    );
+
+    // No exporter at all: every answer still names its trace.
+    let plain_host = format!("127.0.0.1:{}", crate::binary::free_port());
+    let plain = start_server(&[("RUST_LOG", "warn"), ("HOST_ADDR", plain_host.as_str())]);
+    let root = client.get(format!("{}/", plain.address())).send().await.unwrap();
+    assert!(root.headers().contains_key("traceresponse"), "{:?}", root.headers());
+}
