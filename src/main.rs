@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use auth_api::config::{Settings, VARIABLES};
+use auth_api::config::{FILE_SECRETS, Settings, VARIABLES};
 use auth_api::startup::keys::KeyManager;
 use auth_api::startup::{self, Application};
 use auth_api::{healthcheck, telemetry};
@@ -26,6 +26,8 @@ enum Command {
     Healthcheck,
     /// Print the OpenAPI document (what /openapi.json serves) and exit.
     Openapi,
+    /// Check the settings and print them, secrets masked; exit 2 on a bad one.
+    Config,
     /// Signing keys of EdDSA/ES256 access tokens, in the database the settings name.
     Keys {
         #[command(subcommand)]
@@ -55,9 +57,10 @@ fn settings_help() -> String {
     for v in VARIABLES {
         text.push_str(&format!("  {:<width$} {}  [default: {}]\n", v.name, v.help, v.default));
     }
-    text.push_str(
-        "  ACCESS_TOKEN_SECRET, KEYS_ENCRYPTION_KEY, DATABASE_URL and REDIS_URL may be read from a file named by <NAME>_FILE.",
-    );
+    text.push_str(&format!(
+        "  {} may be read from a file named by <NAME>_FILE.",
+        FILE_SECRETS.join(", ")
+    ));
     text
 }
 
@@ -113,14 +116,39 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // A missing .env is normal; values already in the environment win.
+    let from_dotenv: Vec<String> = dotenvy::dotenv_iter()
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|(name, _)| name)
+                .filter(|name| std::env::var_os(name).is_none())
+                .collect()
+        })
+        .unwrap_or_default();
     let _ = dotenvy::dotenv();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("auth-api: {e}");
+            // A .env written for docker compose, read by `cargo run`, is a common surprise.
+            let named: Vec<&str> = from_dotenv
+                .iter()
+                .map(String::as_str)
+                .filter(|name| e.0.iter().any(|line| line.starts_with(*name)))
+                .collect();
+            if !named.is_empty() {
+                eprintln!(
+                    "auth-api: {} came from the .env file in this directory (one written for docker compose?); move it away to run with the defaults",
+                    named.join(", ")
+                );
+            }
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Config) = cli.command {
+        println!("{settings:#?}");
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Healthcheck) = cli.command {
         return match healthcheck::check(settings.host_addr, Duration::from_secs(3)) {
             Ok(()) => ExitCode::SUCCESS,

@@ -2,9 +2,9 @@
 //! start. Every bad value yields its own message; all of them are reported together.
 //!
 //! [`VARIABLES`] is the one list of settings: the parser reads every variable through it,
-//! `auth-api --help` prints it, and tests hold the README's table to it. Secrets (`ACCESS_TOKEN_SECRET`,
-//! `DATABASE_URL`, `REDIS_URL`, `SMTP_URL`, `KEYS_ENCRYPTION_KEY`) may instead be given as a file path in `<NAME>_FILE`, the
-//! usual way container orchestrators mount them.
+//! `auth-api --help` prints it, and tests hold the README's table to it. Secrets
+//! ([`FILE_SECRETS`]) may instead be given as a file path in `<NAME>_FILE`, the usual way
+//! container orchestrators mount them.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ mod variables;
 pub use cidr::Cidr;
 pub use sections::*;
 
-pub use variables::{VARIABLES, Variable};
+pub use variables::{FILE_SECRETS, VARIABLES, Variable};
 
 /// Everything the service needs to start. Fields are public so tests can adjust a parsed value.
 #[derive(Clone, Debug)]
@@ -120,6 +120,40 @@ fn read_mail(r: &mut Reader<'_>, embedded: bool) -> MailSettings {
     }
 }
 
+/// The URL in `var`, checked here so that a bad one is reported with the others (status 2)
+/// rather than when the first connection is made, with the password of `password_var` put in
+/// (percent-encoded) when that is given: a generated password may hold `/`, `+` or `=`, which
+/// cannot be pasted into a URL as they are.
+fn store_url(r: &mut Reader<'_>, var: &Variable, url: String, password_var: &Variable) -> DatabaseUrl {
+    let password = r.secret(password_var);
+    let mut parsed = match url::Url::parse(&url) {
+        Ok(parsed) if parsed.has_host() => parsed,
+        Ok(_) => {
+            r.errors.push(format!("{}: the URL names no host", var.name));
+            return DatabaseUrl::new(url);
+        }
+        // The parser's message names the part (port, host), never the value.
+        Err(e) => {
+            r.errors.push(format!(
+                "{}: not a valid URL ({e}); a password with reserved characters (/ ? # @ :) must be percent-encoded, or given in {} instead",
+                var.name, password_var.name
+            ));
+            return DatabaseUrl::new(url);
+        }
+    };
+    let Some(password) = password else {
+        return DatabaseUrl::new(url);
+    };
+    if parsed.password().is_some() {
+        r.errors
+            .push(format!("{}: {} holds a password already", password_var.name, var.name));
+    } else if parsed.set_password(Some(&password)).is_err() {
+        r.errors
+            .push(format!("{}: {} cannot take a password", password_var.name, var.name));
+    }
+    DatabaseUrl::new(String::from(parsed))
+}
+
 /// A trusted proxy block. A /0 is refused: it would believe every client's forwarding headers,
 /// so anyone could choose the address their rate limits and session list see.
 fn parse_proxy(raw: &str) -> Result<Cidr, String> {
@@ -163,7 +197,7 @@ impl Settings {
             },
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 DatabaseSettings::Postgres {
-                    url: DatabaseUrl::new(url),
+                    url: store_url(&mut r, &DATABASE_URL, url, &DATABASE_PASSWORD),
                 }
             }
             Some(url) => match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
@@ -181,7 +215,7 @@ impl Settings {
         let embedded = redis_url.is_none() && matches!(database, DatabaseSettings::Sqlite { .. });
         let sessions = match redis_url {
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => SessionSettings::Redis {
-                url: DatabaseUrl::new(url),
+                url: store_url(&mut r, &REDIS_URL, url, &REDIS_PASSWORD),
                 key_prefix: r.parse(&REDIS_KEY_PREFIX),
                 pool_max: r.positive(&REDIS_POOL_MAX),
             },
@@ -582,6 +616,86 @@ mod tests {
         let mut listed: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
         listed.sort_unstable();
         assert_eq!(read, listed);
+    }
+
+    /// Exactly the listed secrets are read from `<NAME>_FILE` (what `--help` and the README say).
+    #[test]
+    fn the_file_secrets_are_the_listed_ones() {
+        let base = [
+            ("DATABASE_URL", "postgres://u@db/auth"),
+            ("REDIS_URL", "redis://cache"),
+            ("SMTP_URL", "smtp://mail:25"),
+        ];
+        let mut from_files: Vec<&str> = VARIABLES
+            .iter()
+            .map(|v| v.name)
+            .filter(|name| {
+                let file = format!("{name}_FILE");
+                let mut vars: Vec<(&str, &str)> = base.iter().filter(|(k, _)| k != name).copied().collect();
+                vars.push((&file, "/nonexistent/secret"));
+                settings(&vars).is_err_and(|e| e.0.iter().any(|line| line.starts_with(&file)))
+            })
+            .collect();
+        from_files.sort_unstable();
+        let mut listed = FILE_SECRETS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(from_files, listed);
+    }
+
+    #[test]
+    fn urls_are_checked_at_start_and_passwords_need_no_encoding() {
+        let password = "a/b+c=d?e#f@g:h";
+        let s = settings(&[
+            ("DATABASE_URL", "postgres://auth@db:5432/auth"),
+            ("DATABASE_PASSWORD", password),
+            ("REDIS_URL", "redis://cache:6379"),
+            ("REDIS_PASSWORD", password),
+            ("ACCESS_TOKEN_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap();
+        let DatabaseSettings::Postgres { url } = &s.database else {
+            panic!("postgres")
+        };
+        let parsed = url::Url::parse(url.expose()).unwrap();
+        assert_eq!(parsed.host_str(), Some("db"));
+        let decoded = percent_encoding_decode(parsed.password().unwrap());
+        assert_eq!(decoded, password);
+        let SessionSettings::Redis { url, .. } = &s.sessions else {
+            panic!("redis")
+        };
+        assert_eq!(url::Url::parse(url.expose()).unwrap().host_str(), Some("cache"));
+
+        // The compose recipe of old: a generated password pasted into the URL.
+        let err = settings(&[
+            ("DATABASE_URL", "postgres://auth:ab/cd+ef=@db:5432/auth"),
+            ("ACCESS_TOKEN_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap_err();
+        let line = err.0.iter().find(|l| l.starts_with("DATABASE_URL")).expect("reported");
+        assert!(line.contains("DATABASE_PASSWORD") && !line.contains("ab/cd"), "{line}");
+        let err = settings(&[
+            ("DATABASE_URL", "postgres://auth:x@db/auth"),
+            ("DATABASE_PASSWORD", "y"),
+            ("ACCESS_TOKEN_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap_err();
+        assert!(err.0.iter().any(|l| l.starts_with("DATABASE_PASSWORD")), "{err}");
+    }
+
+    fn percent_encoding_decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
     }
 
     #[test]

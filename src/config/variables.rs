@@ -12,6 +12,17 @@ pub struct Variable {
     pub help: &'static str,
 }
 
+/// The secrets, which may instead be read from the file that `<NAME>_FILE` names.
+pub const FILE_SECRETS: &[&str] = &[
+    "DATABASE_URL",
+    "DATABASE_PASSWORD",
+    "REDIS_URL",
+    "REDIS_PASSWORD",
+    "ACCESS_TOKEN_SECRET",
+    "KEYS_ENCRYPTION_KEY",
+    "SMTP_URL",
+];
+
 macro_rules! variables {
     ($($name:ident = $default:literal, $help:literal;)*) => {
         $(
@@ -28,6 +39,8 @@ variables! {
         "address the API listens on";
     DATABASE_URL = "(unset: SQLite)",
         "postgres://… for PostgreSQL; unset uses the SQLite file SQLITE_PATH";
+    DATABASE_PASSWORD = "(none)",
+        "the PostgreSQL password, when DATABASE_URL holds none: any characters, no URL encoding (docker-compose.yml passes POSTGRES_PASSWORD here)";
     SQLITE_PATH = "./data/auth.db",
         "SQLite file of the embedded user store (created if missing)";
     DATABASE_POOL_MAX = "10",
@@ -36,6 +49,8 @@ variables! {
         "apply pending migrations at start (else run `auth-api migrate`)";
     REDIS_URL = "(unset: in-process)",
         "redis://… for refresh sessions; unset keeps them in this process (one instance only)";
+    REDIS_PASSWORD = "(none)",
+        "the Redis password, when REDIS_URL holds none: any characters, no URL encoding";
     REDIS_KEY_PREFIX = "auth:",
         "prefix of every Redis key";
     REDIS_POOL_MAX = "16",

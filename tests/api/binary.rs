@@ -153,6 +153,37 @@ fn bad_settings_refuse_to_start_with_one_message_each() {
     );
 }
 
+crate::case!(sync a_bad_url_or_a_compose_env_file_gets_the_settings_report);
+/// A URL a password broke is reported with the settings (status 2), and a `.env` written for
+/// docker compose says it is the culprit.
+fn a_bad_url_or_a_compose_env_file_gets_the_settings_report() {
+    let output = binary()
+        .env("DATABASE_URL", "postgres://auth:ab/cd+ef=@db:5432/auth")
+        .env("ACCESS_TOKEN_SECRET", "0123456789abcdef0123456789abcdef")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL: not a valid URL"), "{stderr}");
+    assert!(!stderr.contains("ab/cd"), "the password is not echoed: {stderr}");
+
+    let dir = std::env::temp_dir().join(format!("auth-api-dotenv-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // What `openssl rand -base64 48`, the old recipe, left in a compose .env.
+    let env =
+        "KEYS_ENCRYPTION_KEY=q4d6JXzNhz1vVX4KcG0tq7xX5mN2sQ8pY1zL0bW3eR9uI7oT6aS5dF4gH3jK2lZ1\nPOSTGRES_PASSWORD=abc\n";
+    std::fs::write(dir.join(".env"), env).unwrap();
+    let output = binary().current_dir(&dir).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("KEYS_ENCRYPTION_KEY: must be 32 bytes"), "{stderr}");
+    assert!(
+        stderr.contains("KEYS_ENCRYPTION_KEY came from the .env file"),
+        "names the file: {stderr}"
+    );
+}
+
 crate::case!(sync unsafe_browser_settings_refuse_to_start);
 fn unsafe_browser_settings_refuse_to_start() {
     let output = binary()
