@@ -6,7 +6,7 @@ mod mail_server;
 mod nginx;
 mod proxy;
 
-mod account_mail;
+pub mod account_mail;
 mod auth_routes;
 mod basics;
 pub mod binary;
