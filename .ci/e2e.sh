@@ -11,7 +11,7 @@ artifacts="${E2E_ARTIFACTS:-/tmp/auth-api-e2e}"
 # shellcheck source=.ci/service.sh
 . .ci/service.sh
 SERVICE_PYTHON="$python"
-metrics_port="$(free_port)"; spa_port="$(free_port)"; evil_port="$(free_port)"
+metrics_port="$(free_port)"; spa_port="$(free_port)"; evil_port="$(free_port)"; strict_spa_port="$(free_port)"
 # Cross-site: the refresh cookie must be SameSite=None; Secure (browsers accept Secure cookies
 # from http://localhost). A 2-second access token makes expiry part of the run.
 service_start e2e "$binary" "$python" \
@@ -21,9 +21,18 @@ service_start e2e "$binary" "$python" \
   RATE_LIMIT_PER_SECOND=100000 RATE_LIMIT_BURST=100000 RATE_LIMIT_AUTH_PER_MINUTE=100000
 api_port="$SERVICE_PORT"
 work="$SERVICE_WORK"
+# A second API with the production auth limit lowered, behind a second SPA origin: where the
+# SPA meets real 429s (a reload past the per-IP refresh limit, a resend past the per-address
+# mail limit).
+service_start e2e_strict "$binary" "$python" \
+  PUBLIC_APP_URL="http://127.0.0.1:$strict_spa_port" \
+  CORS_ALLOWED_ORIGINS="http://127.0.0.1:$strict_spa_port" COOKIE_SAMESITE=None COOKIE_SECURE=true \
+  RATE_LIMIT_AUTH_PER_MINUTE=6 MAIL_PER_ADDRESS_PER_HOUR=1
+strict_port="$SERVICE_PORT"
 status=0
 API_URL="http://localhost:$api_port" METRICS_URL="http://127.0.0.1:$metrics_port/metrics" \
   MAILS="$work/mails.jsonl" SPA_PORT="$spa_port" EVIL_PORT="$evil_port" ACCESS_TTL_SECS=2 \
+  STRICT_API_URL="http://localhost:$strict_port" STRICT_SPA_PORT="$strict_spa_port" STRICT_AUTH_PER_MINUTE=6 \
   ARTIFACTS="$artifacts" PLAYWRIGHT="$playwright" CHROMIUM="$(command -v chromium)" \
   node tests/e2e/spa.mjs || status=$?
 if [ "$status" -ne 0 ]; then

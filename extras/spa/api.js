@@ -32,15 +32,30 @@ export function signedIn() {
   return accessToken !== null;
 }
 
-/** An API error: `code` is the envelope's stable `error_code`. */
+/**
+ * An API error: `code` is the envelope's stable `error_code`, `retryAfter` the seconds the
+ * server asked to wait (429, 503), `field` the input a validation error names.
+ */
 export class ApiError extends Error {
-  constructor(status, content) {
+  constructor(status, content, retryAfter = null) {
     super(content?.message ?? `HTTP ${status}`);
     this.status = status;
     this.code = content?.error_code ?? "NETWORK";
     this.field = content?.field;
+    this.retryAfter = retryAfter;
   }
 }
+
+/** The codes after which only signing in again helps. */
+export const SESSION_OVER = new Set([
+  "INVALID_ACCESS_TOKEN",
+  "PROTECTED_ROUTE",
+  "NO_JWT_REFTOKEN_COOKIE",
+  "NO_REFRESH_TOKEN",
+  "INVALID_REFRESH_TOKEN",
+  "EXPIRED_REFRESH_TOKEN",
+  "REFRESH_TOKEN_REUSED",
+]);
 
 async function send(method, path, { body, token } = {}) {
   const headers = {};
@@ -59,7 +74,10 @@ async function send(method, path, { body, token } = {}) {
     throw new ApiError(0, { error_code: "NETWORK", message: "the server cannot be reached" });
   }
   const envelope = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, envelope?.content);
+  if (!response.ok) {
+    const wait = Number.parseInt(response.headers.get("retry-after") ?? "", 10);
+    throw new ApiError(response.status, envelope?.content, Number.isFinite(wait) ? wait : null);
+  }
   return envelope?.content;
 }
 

@@ -25,6 +25,75 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/**
+ * What to tell the user about an API error, by its stable code (the README's table "Errors a
+ * frontend must handle"), never the server's own wording.
+ */
+function explain(e) {
+  const wait = e.retryAfter ? ` Try again in ${e.retryAfter} second${e.retryAfter === 1 ? "" : "s"}.` : " Try again in a moment.";
+  switch (e.code) {
+    case "USER_NOT_FOUND":
+      return "Wrong email or password.";
+    case "EMAIL_NOT_VERIFIED":
+      return "Confirm your email address first: the link is in your mailbox, or ask for a new one below.";
+    case "EMAIL_TAKEN":
+      return "An account with this email exists: sign in, or reset its password.";
+    case "INVALID_CURRENT_PASSWORD":
+      return "Your current password is not right.";
+    case "INVALID_RESET_TOKEN":
+    case "INVALID_VERIFY_TOKEN":
+      return "This link has been used already or replaced: ask for a new one.";
+    case "EXPIRED_RESET_TOKEN":
+    case "EXPIRED_VERIFY_TOKEN":
+      return "This link has expired: ask for a new one.";
+    case "EMAIL_ALREADY_VERIFIED":
+      return "Your email address is confirmed already.";
+    case "RATE_LIMITED":
+      return "Too many requests from here." + wait;
+    case "ACCOUNT_LOCKED":
+      return "Too many failed sign-ins for this email." + wait;
+    case "SERVICE_UNAVAILABLE":
+    case "NETWORK":
+      return "The service cannot be reached right now." + wait;
+    case "VALIDATION_ERROR":
+      return e.message;
+    case "CSRF_REJECTED":
+    case "CORS_REJECTED":
+      return "This page may not use the service (its address is not allowed: a setup error).";
+    case "MAIL_DISABLED":
+      return "This service sends no mail: ask its operator.";
+    default:
+      return api.SESSION_OVER.has(e.code) ? "Your session has ended: sign in again." : `Something went wrong (${e.code}). Try again.`;
+  }
+}
+
+/** Runs a button's `action`: the button is disabled meanwhile, an error is told beside it. */
+function act(button, action) {
+  return async () => {
+    say("");
+    button.disabled = true;
+    const note = button.nextElementSibling?.classList.contains("inline-error") ? button.nextElementSibling : null;
+    if (note) note.textContent = "";
+    try {
+      await action();
+    } catch (e) {
+      if (api.SESSION_OVER.has(e.code)) return signedOut(explain(e));
+      const message = explain(e);
+      if (note) note.textContent = message;
+      else say(message, true);
+    } finally {
+      button.disabled = false;
+    }
+  };
+}
+
+/** A button whose click runs `action` through `act`, with its own place for an error. */
+function actionButton(label, attrs, action) {
+  const button = h("button", { type: "button", ...attrs }, label);
+  button.addEventListener("click", act(button, action));
+  return h("span", { class: "action" }, button, h("span", { class: "inline-error", role: "alert" }));
+}
+
 function say(message, isError = false) {
   // Errors interrupt (assertive); outcomes wait for a pause (polite).
   status.setAttribute("aria-live", isError ? "assertive" : "polite");
@@ -38,17 +107,24 @@ function field(label, name, type = "text", autocomplete = "off") {
   return h("label", { for: id }, label, h("input", { id, name, type, autocomplete, required: "" }));
 }
 
-/** A form whose submit calls `action(values)`; errors are announced, the bad field focused. */
+/**
+ * A form whose submit calls `action(values)`. An error is told inside the form, under its
+ * button (announced), and the field it names is focused.
+ */
 function form(title, fields, button, action) {
-  const el = h("form", { "aria-label": title }, ...fields, h("button", { type: "submit" }, button));
+  const error = h("p", { class: "form-error", role: "alert" });
+  const el = h("form", { "aria-label": title }, ...fields, h("button", { type: "submit" }, button), error);
   el.addEventListener("submit", async (event) => {
     event.preventDefault();
     const values = Object.fromEntries(new FormData(el));
     el.querySelector("button").disabled = true;
+    error.textContent = "";
+    say("");
     try {
       await action(values, el);
     } catch (e) {
-      say(e.message, true);
+      if (api.SESSION_OVER.has(e.code)) return signedOut(explain(e));
+      error.textContent = explain(e);
       const bad = e.field && el.querySelector(`[name="${e.field}"]`);
       (bad || el.querySelector("input"))?.focus();
     } finally {
@@ -98,6 +174,11 @@ function signedOutPage() {
       const message = await api.call("POST", "/auth/password/forgot", { email });
       say(message);
     }),
+    h("h2", {}, "No confirmation mail?"),
+    form("Send the confirmation link again", [field("Email", "email", "email", "email")], "Send it again", async ({ email }) => {
+      const message = await api.call("POST", "/auth/email/verify/resend", { email });
+      say(message);
+    }),
   );
 }
 
@@ -113,12 +194,12 @@ async function profilePage() {
       h(
         "td",
         {},
-        h("button", { type: "button", class: "secondary", "aria-label": `End the session of ${s.current ? "this device" : s.user_agent ?? "an unknown device"}`, onclick: async () => {
+        actionButton("End", { class: "secondary", "aria-label": `End the session of ${s.current ? "this device" : s.user_agent ?? "an unknown device"}` }, async () => {
           await api.authed("DELETE", `/auth/sessions/${s.id}`);
           if (s.current) return signedOut("This session has ended.");
-          say("Session ended.");
           await profilePage();
-        } }, "End"),
+          say("Session ended.");
+        }),
       ),
     ),
   );
@@ -127,7 +208,7 @@ async function profilePage() {
     h("p", {}, `Email: ${me.email} `, me.email_verified ? h("strong", {}, "(confirmed)") : h("strong", {}, "(not confirmed yet)")),
     me.email_verified
       ? ""
-      : h("button", { type: "button", class: "secondary", onclick: async () => say(await api.authed("POST", "/auth/email/verify/resend")) }, "Send the confirmation link again"),
+      : actionButton("Send the confirmation link again", { class: "secondary" }, async () => say(await api.authed("POST", "/auth/email/verify/resend"))),
     h("h2", {}, "Your sessions"),
     h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Device"), h("th", {}, "Last used"), h("th", {}, ""))), h("tbody", {}, rows)),
     h("h2", {}, "Change your password"),
@@ -155,7 +236,7 @@ async function verifyPage() {
     await api.call("POST", "/auth/email/verify", { token });
     say("Your email address is confirmed.");
   } catch (e) {
-    say(e.code === "EXPIRED_VERIFY_TOKEN" ? "This link has expired: sign in and ask for a new one." : e.message, true);
+    say(explain(e), true);
   }
   show(h("h2", {}, "Email confirmation"), h("p", {}, h("a", { href: "/" }, "Continue")));
 }
@@ -185,8 +266,18 @@ async function start() {
   try {
     await api.refresh();
     await profilePage();
-  } catch {
-    signedOutPage();
+  } catch (e) {
+    if (api.SESSION_OVER.has(e.code)) return signedOutPage();
+    // Limited, unavailable or offline: the session may well be fine. Say so, and try again
+    // when the server says to (or on the button).
+    const again = () => {
+      clearTimeout(timer);
+      say("");
+      start();
+    };
+    const timer = setTimeout(again, (e.retryAfter ?? 5) * 1000);
+    say(explain(e), true);
+    show(h("h2", {}, "Signing you back in…"), h("button", { type: "button", onclick: again }, "Try again now"));
   }
 }
 

@@ -3,7 +3,9 @@
 // another device's session ended by a password change, a third origin unable to use the cookie.
 //
 //   node tests/e2e/spa.mjs   (environment: API_URL, METRICS_URL, MAILS, SPA_PORT, EVIL_PORT,
+//                             STRICT_API_URL, STRICT_SPA_PORT, STRICT_AUTH_PER_MINUTE,
 //                             ARTIFACTS, PLAYWRIGHT = path to playwright-core, CHROMIUM)
+// The strict API has the auth limit lowered: there the SPA meets real 429s.
 
 import { createServer } from "node:http";
 import { readFile, mkdir } from "node:fs/promises";
@@ -16,6 +18,7 @@ const require = createRequire(import.meta.url);
 const { chromium } = require(env.PLAYWRIGHT);
 const SPA_DIR = resolve(new URL("../../extras/spa", import.meta.url).pathname);
 const spaOrigin = `http://127.0.0.1:${env.SPA_PORT}`;
+const strictOrigin = `http://127.0.0.1:${env.STRICT_SPA_PORT}`;
 const evilOrigin = `http://127.0.0.2:${env.EVIL_PORT}`;
 const TTL_MS = Number(env.ACCESS_TTL_SECS) * 1000;
 
@@ -27,11 +30,11 @@ function check(ok, what) {
 // The SPA, as any static server would serve it (a directory's index.html), with config.js
 // pointing at the API under test.
 const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css" };
-const spa = createServer(async (req, res) => {
+const serveSpa = (apiUrl) => async (req, res) => {
   const path = new URL(req.url, spaOrigin).pathname;
   if (path === "/config.js") {
     res.writeHead(200, { "content-type": "text/javascript" });
-    return res.end(`export const API_URL = ${JSON.stringify(env.API_URL)};\n`);
+    return res.end(`export const API_URL = ${JSON.stringify(apiUrl)};\n`);
   }
   const file = join(SPA_DIR, path.endsWith("/") ? path + "index.html" : path);
   if (!file.startsWith(SPA_DIR) || !existsSync(file) || !statSync(file).isFile()) {
@@ -45,7 +48,9 @@ const spa = createServer(async (req, res) => {
   }
   res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
   res.end(await readFile(file));
-});
+};
+const spa = createServer(serveSpa(env.API_URL));
+const strictSpa = createServer(serveSpa(env.STRICT_API_URL));
 // The third origin: a page that tries to use the user's cookie.
 const evil = createServer((req, res) => {
   res.writeHead(200, { "content-type": "text/html" });
@@ -63,6 +68,7 @@ window.attempt = async () => {
 </script></body>`);
 });
 await new Promise((r) => spa.listen(Number(env.SPA_PORT), "127.0.0.1", r));
+await new Promise((r) => strictSpa.listen(Number(env.STRICT_SPA_PORT), "127.0.0.1", r));
 await new Promise((r) => evil.listen(Number(env.EVIL_PORT), "127.0.0.2", r));
 
 async function refreshes() {
@@ -220,7 +226,7 @@ try {
   await tab1.getByRole("button", { name: "Set password" }).click();
   await tab1.getByText(/Your password is changed/).waitFor();
   await signIn(tab1, email, second);
-  await tab1.getByText("no user with this email and password").waitFor();
+  await tab1.getByRole("form", { name: "Sign in" }).getByText("Wrong email or password.").waitFor();
   check(true, "the old password is refused");
   await signIn(tab1, email, third);
   await tab1.getByRole("heading", { name: "Signed in as Ada" }).waitFor();
@@ -232,6 +238,40 @@ try {
   await tab1.reload();
   await tab1.getByRole("form", { name: "Sign in" }).waitFor();
   check(true, "signed out, also after a reload");
+
+  // Real 429s, on the strict API: the SPA says what happened and keeps the session.
+  const strict = await browser.newContext();
+  const page = await spaPage(strict);
+  await page.goto(strictOrigin + "/");
+  const regStrict = page.getByRole("form", { name: "Create an account" });
+  await regStrict.getByLabel("Name").fill("Grace");
+  await regStrict.getByLabel("Email").fill("grace@example.com");
+  await regStrict.getByLabel(/Password/).fill(first);
+  await regStrict.getByRole("button", { name: "Create account" }).click();
+  await page.getByRole("heading", { name: "Signed in as Grace" }).waitFor();
+  // The registration's mail used the address's one mail of the hour: resend gets a 429.
+  await page.getByRole("button", { name: "Send the confirmation link again" }).click();
+  await page.getByText(/^Too many requests from here\. Try again in \d+ seconds?\.$/).waitFor();
+  check(await page.getByRole("heading", { name: "Signed in as Grace" }).isVisible(), "a resend past the mail limit is told beside its button, the page stays");
+  // Reloads spend the per-IP refresh budget; the one past it is told, not a sign-in page.
+  const budget = Number(env.STRICT_AUTH_PER_MINUTE);
+  let limited = false;
+  for (let i = 0; i < budget + 1 && !limited; i++) {
+    await page.reload();
+    const outcome = await Promise.race([
+      page.getByRole("heading", { name: "Signed in as Grace" }).waitFor().then(() => "in"),
+      page.getByRole("heading", { name: "Signing you back in…" }).waitFor().then(() => "limited"),
+      page.getByRole("form", { name: "Sign in" }).waitFor().then(() => "signed out"),
+    ]);
+    check(outcome !== "signed out", `reload ${i + 1}: never the sign-in page while the session is valid`);
+    limited = outcome === "limited";
+  }
+  check(limited, "a reload past the refresh limit meets a 429");
+  check(/Too many requests from here\. Try again in \d+ seconds?\./.test(await page.locator("#status").textContent()), "the 429 is told with its wait");
+  await page.screenshot({ path: join(env.ARTIFACTS, "rate-limited.png"), fullPage: true });
+  // It tries again by itself when Retry-After is over, and the session is still there.
+  await page.getByRole("heading", { name: "Signed in as Grace" }).waitFor({ timeout: 30000 });
+  check(true, "after Retry-After the SPA signs back in by itself");
 
   check(consoleErrors.length === 0, `no console errors (${consoleErrors.join(" | ")})`);
   console.log(`screenshots in ${env.ARTIFACTS}`);
@@ -246,5 +286,6 @@ try {
 } finally {
   await browser.close();
   spa.close();
+  strictSpa.close();
   evil.close();
 }
