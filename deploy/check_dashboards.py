@@ -45,7 +45,7 @@ PASSWORD = "correct horse battery staple"
 
 # Every label value the dashboards break counters down by; the workload must move each one.
 EXPECTED_OUTCOMES = {
-    "auth_logins_total": ("outcome", ["success", "invalid_credentials", "locked", "unverified", "rate_limited", "error"]),
+    "auth_logins_total": ("outcome", ["success", "invalid_credentials", "invalid_request", "locked", "unverified", "rate_limited", "error"]),
     "auth_registrations_total": ("outcome", ["success", "email_taken", "invalid", "error"]),
     "auth_refresh_total": ("outcome", ["success", "grace_replay", "expired", "invalid", "reused", "error"]),
     "auth_sessions_revoked_total": ("reason", ["logout", "reuse", "evicted", "user", "password_change", "password_reset"]),

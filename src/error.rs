@@ -162,7 +162,8 @@ impl ApiError {
             InvalidRefreshToken => (
                 "INVALID_REFRESH_TOKEN",
                 "AuthError",
-                "your refresh token has been cycled",
+                // Never-issued, rotated away or ended: the answer cannot tell which, so it names none.
+                "this refresh token is not valid (unknown, replaced or its session ended): please log in again",
             ),
             RefreshTokenReused => (
                 "REFRESH_TOKEN_REUSED",

@@ -46,8 +46,9 @@ enum KeysAction {
         #[arg(long)]
         now: bool,
     },
-    /// Unpublishes a compromised key at once: its tokens are refused on every instance within
-    /// KEYS_RELOAD_INTERVAL. If it was signing, a new key signs from now.
+    /// Unpublishes a compromised key at once: every instance refuses its tokens within
+    /// KEYS_RELOAD_INTERVAL, other verifiers once their cached JWKS expires
+    /// (KEYS_CACHE_MAX_AGE). If it was signing, a new key signs from now.
     Revoke { kid: String },
 }
 

@@ -61,6 +61,7 @@ pub struct Metrics {
 const LOGIN_OUTCOMES: &[&str] = &[
     "success",
     "invalid_credentials",
+    "invalid_request",
     "locked",
     "unverified",
     "rate_limited",

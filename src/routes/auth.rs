@@ -263,10 +263,13 @@ fn registration_outcome(result: &Result<HttpResponse>) -> &'static str {
 fn login_outcome(result: &Result<HttpResponse>) -> &'static str {
     match result {
         Ok(_) => "success",
-        Err(ApiError::UserNotFound | ApiError::Validation { .. }) => "invalid_credentials",
+        Err(ApiError::UserNotFound) => "invalid_credentials",
         Err(ApiError::AccountLocked { .. }) => "locked",
         Err(ApiError::EmailNotVerified) => "unverified",
-        Err(ApiError::UnsupportedMediaType | ApiError::PayloadTooLarge) => "invalid_credentials",
+        // No credential was checked: a body that is not a login at all.
+        Err(ApiError::Validation { .. } | ApiError::UnsupportedMediaType | ApiError::PayloadTooLarge) => {
+            "invalid_request"
+        }
         Err(_) => "error",
     }
 }

@@ -76,6 +76,11 @@ backend_tests! {
         let session = expect_tokens(app.login("m@example.com", "correct horse battery").await).await;
         assert_error(app.login("m@example.com", "wrong password").await, 401, "USER_NOT_FOUND").await;
         assert_error(app.login("nobody@example.com", "wrong password").await, 401, "USER_NOT_FOUND").await;
+        // Requests that are no login at all: malformed JSON, another content type.
+        let broken = app.client.post(app.url("/auth/login")).header("content-type", "application/json").body("{").send().await.unwrap();
+        assert_error(broken, 400, "VALIDATION_ERROR").await;
+        let form = app.client.post(app.url("/auth/login")).header("content-type", "text/plain").body("{}").send().await.unwrap();
+        assert_error(form, 415, "UNSUPPORTED_MEDIA_TYPE").await;
         // Token validations.
         assert_eq!(app.me(&session.access).await.status(), 200);
         assert_error(app.me("garbage").await, 401, "INVALID_ACCESS_TOKEN").await;
@@ -103,6 +108,7 @@ backend_tests! {
             ("auth_registrations_total", &[("outcome", "error")], 0.0),
             ("auth_logins_total", &[("outcome", "success")], 3.0),
             ("auth_logins_total", &[("outcome", "invalid_credentials")], 2.0),
+            ("auth_logins_total", &[("outcome", "invalid_request")], 2.0),
             ("auth_logins_total", &[("outcome", "error")], 0.0),
             ("auth_token_validations_total", &[("outcome", "valid")], 2.0),
             ("auth_token_validations_total", &[("outcome", "invalid")], 1.0),

@@ -58,7 +58,8 @@ backend_tests! {
         assert_error(app.refresh("garbage").await, 401, "INVALID_REFRESH_TOKEN").await;
         let well_formed_unknown = auth_api::auth::refresh_token::random_token();
         let body = assert_error(app.refresh(&well_formed_unknown).await, 401, "INVALID_REFRESH_TOKEN").await;
-        assert_eq!(body["content"]["message"], "your refresh token has been cycled");
+        let message = body["content"]["message"].as_str().unwrap();
+        assert!(!message.contains("cycled"), "a token never issued was not cycled: {message}");
     }
 
     async fn refresh_tokens_expire(backend: Backend) {
