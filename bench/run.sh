@@ -19,7 +19,9 @@ SESSIONS="${SESSIONS:-16}"
 # shellcheck source=bench/server.sh
 . bench/server.sh
 bench_setup
-start_server logs MAX_SESSIONS_PER_USER=1000 LOGIN_MAX_FAILURES=100000000 MAIL_PER_ADDRESS_PER_HOUR=100000000
+# BENCH_ENV: further settings for the server, e.g. BENCH_ENV="SESSION_CACHE_MS=0".
+# shellcheck disable=SC2086
+start_server logs MAX_SESSIONS_PER_USER=1000 LOGIN_MAX_FAILURES=100000000 MAIL_PER_ADDRESS_PER_HOUR=100000000 ${BENCH_ENV:-}
 base="http://127.0.0.1:$PORT"
 
 # peak_rss WHILE_PID FILE: the server's peak RSS (KiB) into FILE, sampled every 100 ms while
@@ -67,8 +69,8 @@ function done(summary, latency, requests)
   local bad = 0
   for _, t in ipairs(threads) do bad = bad + (t:get("non2xx") or 0) end
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-  io.write(string.format("RESULT %.0f %.2f %.2f %d\n", summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors + bad))
+  io.write(string.format("RESULT %.0f %.2f %.2f %d %.2f\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors + bad, latency:percentile(99.9) / 1000))
 end
 LUA
 script() { # NAME BODY: a wrk script of common.lua plus BODY
@@ -122,6 +124,13 @@ function response(status, headers)
   if set then cookie = set:match(\"jwt=([^;]+)\") or cookie end
 end"
 
+# churn_row LABEL: /auth/me's p99, p99.9 and errors, as a row of the churn table.
+churn_row() {
+  local out
+  out=$(wrk -t"$threads" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/me.lua" "$base/auth/me" | awk '/^RESULT/')
+  printf '| %s | %s |\n' "$1" "$(echo "$out" | awk '{printf "%s | %s | %s | %s", $2, $4, $6, $5}')"
+}
+
 run() { # LABEL PATH SCRIPT THREADS CONNECTIONS
   local out
   out=$(wrk -t"$4" -c"$5" -d"${DURATION}s" --latency -s "$WORK/$3.lua" "$base$2" | awk '/^RESULT/ {print $2, $3, $4, $5}')
@@ -132,6 +141,24 @@ run() { # LABEL PATH SCRIPT THREADS CONNECTIONS
 threads=$(( CONNECTIONS < 2 ? 1 : 2 ))
 echo "stores: $STORES; $CONNECTIONS connections ($SESSIONS for refresh, one per thread); ${DURATION}s each; commit $(git rev-parse --short HEAD)"
 echo
+
+# Connection churn: GET /auth/me on keep-alive connections while 32 other clients keep opening a
+# connection, sending GET /auth/me and hanging up mid-request; then the same load after it.
+# Errors are non-2xx answers (a 503 when a pool gave up) and socket errors. ONLY=churn runs
+# just this table.
+echo "| under churn (GET /auth/me) | requests/s | p99 ms | p99.9 ms | errors |"
+echo "|---|---|---|---|---|"
+python3 bench/churn.py "$PORT" "$TOKEN" "$DURATION" 32 >"$WORK/abandoned" &
+churn=$!
+churn_row "while 32 clients hang up mid-request"
+wait "$churn"
+churn_row "right after"
+echo "| (requests abandoned by the churn) | $(cat "$WORK/abandoned") | | | |"
+echo
+if [ "${ONLY:-}" = churn ]; then
+  stop_server
+  exit 0
+fi
 echo "| endpoint | requests/s | p50 ms | p99 ms | errors |"
 echo "|---|---|---|---|---|"
 run "GET /" / get "$threads" "$CONNECTIONS"

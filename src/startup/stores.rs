@@ -23,9 +23,20 @@ pub async fn connect_users(settings: &Settings, metrics: Arc<Metrics>) -> anyhow
             let options =
                 PgConnectOptions::from_str(url.expose()).context("DATABASE_URL is not a valid PostgreSQL URL")?;
             Backend::Postgres(
+                // actix drops a request's future when its client hangs up. Dropped while sqlx
+                // pings a connection before handing it out, the future takes the connection
+                // down with it: under a load generator's reconnects, or any churn of clients,
+                // the pool loses connections faster than requests can dial new ones, and
+                // waiters time out for whole seconds. So no ping before use (a connection a
+                // query finds broken fails that request and is replaced), and the pool is kept
+                // full by sqlx's own background task rather than by dials on request paths. A
+                // future dropped mid-query is safe: sqlx settles the connection in a task of
+                // its own before reusing it.
                 PgPoolOptions::new()
                     .max_connections(settings.database_pool_max)
+                    .min_connections(settings.database_pool_max)
                     .acquire_timeout(timeout)
+                    .test_before_acquire(false)
                     .connect_lazy_with(options),
             )
         }
