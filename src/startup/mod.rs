@@ -30,6 +30,10 @@ pub use stores::{connect_users, migrate};
 
 pub struct Application {
     port: u16,
+    /// Where a person reaches the API, for the startup line (an unspecified address becomes
+    /// `localhost`).
+    url: String,
+    docs: bool,
     server: Server,
     metrics: Option<(u16, Server)>,
     mail_sender: Option<crate::mail::Running>,
@@ -81,6 +85,11 @@ impl Application {
         let listener =
             TcpListener::bind(settings.host_addr).with_context(|| format!("cannot bind {}", settings.host_addr))?;
         let port = listener.local_addr()?.port();
+        let host = match listener.local_addr()?.ip() {
+            ip if ip.is_unspecified() || ip.is_loopback() => "localhost".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
         let app_state = state.clone();
         let draining = state.draining.clone();
         let (origins, request_timeout) = (settings.cors_origins.clone(), settings.request_timeout);
@@ -136,6 +145,8 @@ impl Application {
         let mail_sender = sender.map(crate::mail::Sender::spawn);
         Ok(Self {
             port,
+            url: format!("http://{host}:{port}"),
+            docs: settings.docs,
             server,
             metrics,
             mail_sender,
@@ -168,7 +179,11 @@ impl Application {
         let signal = shutdown_signal()?;
         // An actix Server only runs while polled: the metrics one gets its own task.
         let metrics = self.metrics.map(|(_, server)| (server.handle(), tokio::spawn(server)));
-        tracing::info!(port = self.port, "listening");
+        let docs = match self.docs {
+            true => format!("{}/docs/", self.url),
+            false => "off (DOCS_ENABLED=false)".into(),
+        };
+        tracing::info!(port = self.port, url = %self.url, docs = %docs, "listening");
         let (draining, delay) = (self.draining.clone(), self.shutdown_delay);
         tokio::spawn(async move {
             signal.await;

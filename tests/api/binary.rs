@@ -590,3 +590,17 @@ async fn sigterm_under_load_turns_unready_serves_on_flushes_and_exits_zero() {
         spans.len()
     );
 }
+
+crate::case!(sync the_startup_line_says_where_the_api_and_its_docs_are);
+fn the_startup_line_says_where_the_api_and_its_docs_are() {
+    let server = start_server(&[]);
+    let logs = server.logs.lock().unwrap().clone();
+    let line: serde_json::Value = logs
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|l: &serde_json::Value| l["message"] == "listening")
+        .expect("a listening line");
+    let url = format!("http://localhost:{}", server.port);
+    assert_eq!(line["url"], url.as_str());
+    assert_eq!(line["docs"], format!("{url}/docs/").as_str());
+}
