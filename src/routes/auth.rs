@@ -63,7 +63,7 @@ pub(super) struct CreateOrLoginBody {
     username: Option<String>,
 }
 
-/// The seed's `{"user": {...}, "access_token": ...}`, plus the token's lifetime.
+/// `{"user": {...}, "access_token": ...}` as the original demo answered, plus the token's lifetime.
 #[derive(Serialize, ToSchema)]
 struct SessionStarted {
     user: PublicUser,
@@ -102,7 +102,10 @@ struct VerificationPending {
     message: &'static str,
 }
 
-/// Creates an account and starts a session; queues the verification mail.
+/// Register
+///
+/// Creates an account and starts a session: the access token in the body, the refresh token
+/// in the `jwt` cookie. Queues the mail that verifies the address.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterBody,
     responses(
         (status = 200, description = "Registered and signed in", body = Envelope<SessionStarted>,
@@ -129,6 +132,8 @@ pub(super) async fn register(
     result
 }
 
+/// Log in
+///
 /// Starts a session: the access token in the body, the refresh token in the `jwt` cookie.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginBody,
     responses(
@@ -151,9 +156,10 @@ pub(super) async fn login(
     result
 }
 
-/// Logs in when the email exists, registers otherwise (then `username` is required). Counted
-/// as a registration or a login, whichever it turned out to be.
-/// Logs in when the email has an account, registers otherwise (then `username` is required).
+/// Log in, or register when the email has no account
+///
+/// Logs in when the email has an account; registers otherwise, and then `username` is
+/// required. Counted as a registration or a login, whichever it turned out to be.
 #[utoipa::path(post, path = "/auth", tag = "auth", request_body = CreateOrLoginBody,
     responses(
         (status = 200, description = "Signed in or registered", body = Envelope<SessionStarted>),

@@ -43,9 +43,10 @@ struct Verified {
     email_verified: bool,
 }
 
-/// Confirms the address the token was mailed to. No Bearer needed: the link may be opened on
-/// another device than the one that registered.
-/// Confirms the address a verification token was mailed to.
+/// Confirm an email address
+///
+/// Confirms the address a verification token was mailed to. No Bearer token is needed: the
+/// link may be opened on another device than the one that registered.
 #[utoipa::path(post, path = "/auth/email/verify", tag = "mail", request_body = VerifyBody,
     responses(
         (status = 200, body = Envelope<Verified>),
@@ -67,11 +68,12 @@ pub(super) async fn verify(state: web::Data<AppState>, JsonBody(body): JsonBody<
     }
 }
 
-/// With a Bearer token: a new link for the caller's address (409 once it is verified; 429 over
+/// Send a new verification link
+///
+/// With a Bearer token: a new link for the caller's address (409 once it is verified, 429 over
 /// the per-address limit); a body, if sent, must still be a valid `{email}` and is otherwise
-/// ignored. Without one, `{email}`: 202 whatever the address, as forgot does.
-/// Mails a new verification link: to the caller's address (Bearer), or to `{email}` if it has an
-/// unverified account (signed out; 202 for any address).
+/// ignored. Signed out, with `{email}`: 202 whatever the address, as forgot answers; the link
+/// goes out only if the address has an unverified account.
 #[utoipa::path(post, path = "/auth/email/verify/resend", tag = "mail", request_body(content = Option<ResendBody>, description = "Only without Bearer"),
     security((), ("bearer" = [])),
     responses(

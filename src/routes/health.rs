@@ -12,6 +12,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/health/ready", "GET, HEAD").route(super::get().to(ready)));
 }
 
+/// Liveness
+///
 /// The process answers.
 #[utoipa::path(get, path = "/health/live", tag = "service", responses((status = 200, body = envelope::Envelope<String>)))]
 pub(super) async fn live() -> HttpResponse {
@@ -24,6 +26,8 @@ struct Readiness {
     session_store: &'static str,
 }
 
+/// Readiness
+///
 /// 200 when both stores answer within the store timeout; otherwise the 503 envelope of the
 /// first that failed (its `dependency` field names it).
 #[utoipa::path(get, path = "/health/ready", tag = "service", responses(

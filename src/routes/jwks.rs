@@ -18,7 +18,9 @@ struct JwkSet {
     keys: Vec<serde_json::Value>,
 }
 
-/// The public keys that verify access tokens; not in the envelope, never rate-limited.
+/// The public keys that verify access tokens
+///
+/// A JWK Set, not in the envelope; never rate-limited.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "service", responses(
     (status = 200, body = JwkSet, content_type = "application/jwk-set+json",
         headers(("Cache-Control" = String, description = "public, max-age=KEYS_CACHE_MAX_AGE"))),

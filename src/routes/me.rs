@@ -14,14 +14,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/me", "GET, HEAD").route(super::get().to(me_seed)));
 }
 
-/// The signed-in user, read from the store (so a deleted user's token stops working).
+/// The signed-in user
+///
+/// Read from the store, so a deleted user's token stops working.
 #[utoipa::path(get, path = "/auth/me", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = envelope::Envelope<crate::domain::User>), NeedsBearer, Common))]
 pub(super) async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
     profile(&state, caller).await
 }
 
-/// The seed's path of `GET /auth/me`.
+/// The signed-in user (the original demo's path)
+///
+/// The same as `GET /auth/me`.
 #[utoipa::path(get, path = "/me", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = envelope::Envelope<crate::domain::User>), NeedsBearer, Common))]
 pub(super) async fn me_seed(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {

@@ -75,7 +75,9 @@ fn accepted(message: &'static str) -> HttpResponse {
     HttpResponse::Accepted().json(envelope::Envelope::new(actix_web::http::StatusCode::ACCEPTED, message))
 }
 
-/// The seed's ping.
+/// Ping
+///
+/// Answers `"server is OK"`, as the original demo did.
 #[utoipa::path(get, path = "/", tag = "service", responses((status = 200, body = envelope::Envelope<String>, example = json!({"success": true, "status": 200, "content": "server is OK"}))))]
 async fn root() -> HttpResponse {
     envelope::ok("server is OK")

@@ -43,9 +43,11 @@ pub(super) struct ResetBody {
     password: SecretString,
 }
 
-/// 202 alike whether or not the account exists: the request only queues the address (one
-/// insert either way); the sender finds out later whether there is an account to mail.
-/// Mails a password-reset link if the address has an account; answers alike for any address.
+/// Ask for a password-reset link
+///
+/// Mails a reset link if the address has an account, and answers 202 alike whether or not it
+/// has: the request only queues the address (one insert either way); the sender finds out
+/// later whether there is an account to mail.
 #[utoipa::path(post, path = "/auth/password/forgot", tag = "mail", request_body = ForgotBody,
     responses(
         (status = 202, body = Envelope<String>),
@@ -68,9 +70,10 @@ pub(super) async fn forgot(
     ))
 }
 
-/// Sets a new password with a mailed token: the token works once (of two racing uses, one
-/// wins), and every session of the user ends.
-/// Sets a new password with a mailed token; ends every session of the user.
+/// Set a new password with a mailed token
+///
+/// The token works once (of two racing uses, one wins); every session of the user ends, and
+/// so do the account's other reset links.
 #[utoipa::path(post, path = "/auth/password/reset", tag = "mail", request_body = ResetBody,
     responses(
         (status = 200, description = "`revoked`: the user's sessions, all ended", body = Envelope<Revoked>),
@@ -140,7 +143,10 @@ pub(super) struct ChangeBody {
     new_password: SecretString,
 }
 
-/// Replaces the password after checking the current one; ends every other session.
+/// Change the password
+///
+/// Replaces the password after checking the current one; ends every other session of the
+/// user and keeps the caller's. Every outstanding reset link of the account dies.
 #[utoipa::path(post, path = "/auth/password/change", tag = "account", request_body = ChangeBody, security(("bearer" = [])),
     responses(
         (status = 200, description = "`revoked`: the caller's other sessions, now ended", body = Envelope<Revoked>),

@@ -32,6 +32,8 @@ struct Refreshed {
     expires_in: u64,
 }
 
+/// Get a new access token
+///
 /// Rotates the refresh cookie and issues an access token. The cookie's token is retired; within
 /// `REFRESH_REUSE_GRACE` it still answers with the same successor (two tabs), after that it
 /// revokes the session (reuse = theft).
@@ -45,7 +47,10 @@ pub(super) async fn refresh_post(state: web::Data<AppState>, req: HttpRequest) -
     refresh(state, req).await
 }
 
-/// The seed's method of `POST /auth/refreshAccessToken`; browsers should POST.
+/// Get a new access token (GET, kept for older clients)
+///
+/// The same as `POST /auth/refreshAccessToken`, kept for the original demo's clients; browsers
+/// should use POST.
 #[utoipa::path(get, path = "/auth/refreshAccessToken", tag = "auth", security(("refresh_cookie" = [])),
     responses(
         (status = 200, body = Envelope<Refreshed>),
@@ -122,8 +127,9 @@ async fn rotate(state: &AppState, req: &HttpRequest) -> Result<(&'static str, Ht
     Ok((outcome, envelope::ok_with(response, body)))
 }
 
-/// Revokes the session of the presented cookie (if any) and clears it. Idempotent.
-/// Ends the cookie's session and clears the cookie; idempotent.
+/// Log out
+///
+/// Ends the session of the presented cookie (if any) and clears the cookie; idempotent.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security((), ("refresh_cookie" = [])),
     responses(
         (status = 200, body = Envelope<String>, example = json!({"success": true, "status": 200, "content": "logged out"})),

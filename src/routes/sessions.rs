@@ -30,7 +30,9 @@ struct ListedSession {
     current: bool,
 }
 
-/// The user's sessions, oldest first.
+/// List my sessions
+///
+/// Oldest first; `current` marks the one of the access token making the request.
 #[utoipa::path(get, path = "/auth/sessions", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = Envelope<Vec<ListedSession>>,
         links(("RevokeFirst" = (operation_id = "revoke_one", parameters(("id" = "$response.body#/content/0/id")), description = "End the oldest session")))),
@@ -47,7 +49,9 @@ pub(super) async fn list(state: web::Data<AppState>, caller: Authenticated) -> R
     Ok(envelope::ok(listed))
 }
 
-/// Ends one of the caller's sessions (the cookie is cleared when it is the caller's own).
+/// End one of my sessions
+///
+/// The cookie is cleared when it is the caller's own session.
 #[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "account", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "A session id from the list")),
     responses(
@@ -73,7 +77,9 @@ pub(super) async fn revoke_one(
     Ok(envelope::ok_with(response, Revoked { revoked: 1 }))
 }
 
-/// Ends every session of the caller, this one included; clears the cookie.
+/// End all my sessions
+///
+/// This one included; clears the cookie.
 #[utoipa::path(delete, path = "/auth/sessions", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = Envelope<Revoked>), NeedsBearer, Common))]
 pub(super) async fn revoke_all(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
