@@ -594,12 +594,22 @@ async fn sigterm_under_load_turns_unready_serves_on_flushes_and_exits_zero() {
 crate::case!(sync the_startup_line_says_where_the_api_and_its_docs_are);
 fn the_startup_line_says_where_the_api_and_its_docs_are() {
     let server = start_server(&[]);
-    let logs = server.logs.lock().unwrap().clone();
-    let line: serde_json::Value = logs
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .find(|l: &serde_json::Value| l["message"] == "listening")
-        .expect("a listening line");
+    // The reader thread hands the port over before it files the line.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line: serde_json::Value = loop {
+        let found = server
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| l["message"] == "listening");
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "no listening line");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let url = format!("http://localhost:{}", server.port);
     assert_eq!(line["url"], url.as_str());
     assert_eq!(line["docs"], format!("{url}/docs/").as_str());
