@@ -258,6 +258,7 @@ def workload(api: Api, redis: subprocess.Popen, db_link: Cuttable, mailbox: Mail
     api.expect(409, "POST", "/auth/register", body=reg)  # email_taken
     api.expect(400, "POST", "/auth/register", body={**reg, "email": "not-an-email"})  # invalid
     api.expect(404, "GET", "/no/such/route")  # the UNMATCHED endpoint
+    api.expect(400, "POST", "/auth/login", body={"email": "not-an-email", "password": "x"})  # invalid_request
 
     _, content, first = api.login("ada@example.com")
     token = content["access_token"]
