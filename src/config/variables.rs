@@ -44,7 +44,7 @@ variables! {
     SQLITE_PATH = "./data/auth.db",
         "SQLite file of the embedded user store (created if missing)";
     DATABASE_POOL_MAX = "10",
-        "most PostgreSQL/SQLite connections";
+        "PostgreSQL/SQLite connections; PostgreSQL keeps all of them open, dialled in the background";
     RUN_MIGRATIONS = "true",
         "apply pending migrations at start (else run `auth-api migrate`)";
     REDIS_URL = "(unset: in-process)",
