@@ -21,7 +21,6 @@ pub struct AppState {
     pub cookie: CookieSettings,
     /// Max-Age of the refresh cookie, seconds.
     pub refresh_ttl_secs: u64,
-    pub body_limit: usize,
     pub metrics: Arc<Metrics>,
     pub throttle: LoginThrottle,
     /// Origins allowed cross-site (CORS and the CSRF check of the cookie routes).
@@ -54,7 +53,6 @@ impl AppState {
             tokens,
             cookie: settings.cookie.clone(),
             refresh_ttl_secs: settings.tokens.refresh_ttl.as_secs(),
-            body_limit: settings.body_limit,
             metrics,
             throttle,
             allowed_origins: settings.cors_origins.clone(),
