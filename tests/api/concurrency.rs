@@ -70,10 +70,13 @@ async fn clients_that_abandon_requests_midway_cost_no_connection_and_no_503() {
     use sqlx::Connection as _;
     use tokio::io::AsyncWriteExt as _;
     // Every request reads both stores; a small pool, filled first, so a lost connection shows.
+    // A long keep-alive: the client's pooled connections sit idle through the churn, and one
+    // the server closed at its default 5 s just as the client reused it would fail for that.
     let vars = [
         ("SESSION_CACHE_MS", "0"),
         ("DATABASE_POOL_MAX", "4"),
         ("REDIS_POOL_MAX", "4"),
+        ("KEEP_ALIVE", "60"),
     ];
     let app = crate::helpers::spawn_app_with(crate::helpers::Backend::External, &vars).await;
     let tokens = app.signed_up("churn@example.com").await;
