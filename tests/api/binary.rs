@@ -535,8 +535,14 @@ async fn sigterm_under_load_turns_unready_serves_on_flushes_and_exits_zero() {
         .status()
         .unwrap();
     *signalled.lock().unwrap() = Some(Instant::now());
-    let ready = http.get(format!("{base}/health/ready")).send().await.unwrap();
-    assert_eq!(ready.status(), 503, "readiness turns 503 at once");
+    // `kill` returns once the signal is queued; the server's signal task runs a moment later.
+    let mut ready = http.get(format!("{base}/health/ready")).send().await.unwrap();
+    let noticed = Instant::now() + Duration::from_millis(500);
+    while ready.status() != 503 && Instant::now() < noticed {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        ready = http.get(format!("{base}/health/ready")).send().await.unwrap();
+    }
+    assert_eq!(ready.status(), 503, "readiness turns 503 within moments of the signal");
     let ready: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(ready["content"]["error_code"], "SHUTTING_DOWN");
 
