@@ -5,9 +5,7 @@ use actix_web::{HttpResponse, web};
 use super::bearer::Authenticated;
 use super::openapi::{Common, NeedsBearer};
 use super::resource;
-use crate::app_state::AppState;
 use crate::envelope;
-use crate::error::Result;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/me", "GET, HEAD").route(super::get().to(me)))
@@ -19,8 +17,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Read from the store, so a deleted user's token stops working.
 #[utoipa::path(get, path = "/auth/me", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = envelope::Envelope<crate::domain::User>), NeedsBearer, Common))]
-pub(super) async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
-    profile(&state, caller).await
+pub(super) async fn me(caller: Authenticated) -> HttpResponse {
+    envelope::ok(caller.user)
 }
 
 /// The signed-in user (the original demo's path)
@@ -28,10 +26,6 @@ pub(super) async fn me(state: web::Data<AppState>, caller: Authenticated) -> Res
 /// The same as `GET /auth/me`.
 #[utoipa::path(get, path = "/me", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = envelope::Envelope<crate::domain::User>), NeedsBearer, Common))]
-pub(super) async fn me_seed(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
-    profile(&state, caller).await
-}
-
-async fn profile(_state: &AppState, caller: Authenticated) -> Result<HttpResponse> {
-    Ok(envelope::ok(caller.user))
+pub(super) async fn me_seed(caller: Authenticated) -> HttpResponse {
+    me(caller).await
 }
