@@ -658,7 +658,9 @@ mod tests {
         };
         let parsed = url::Url::parse(url.expose()).unwrap();
         assert_eq!(parsed.host_str(), Some("db"));
-        let decoded = percent_encoding_decode(parsed.password().unwrap());
+        let decoded = percent_encoding::percent_decode_str(parsed.password().unwrap())
+            .decode_utf8()
+            .unwrap();
         assert_eq!(decoded, password);
         let SessionSettings::Redis { url, .. } = &s.sessions else {
             panic!("redis")
@@ -680,22 +682,6 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.0.iter().any(|l| l.starts_with("DATABASE_PASSWORD")), "{err}");
-    }
-
-    fn percent_encoding_decode(text: &str) -> String {
-        let bytes = text.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' {
-                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            } else {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
     }
 
     #[test]
