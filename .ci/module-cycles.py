@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Fails when the crate's top-level modules depend on each other in a loop, or when a lower
-layer names the HTTP framework.
+"""Fails when two files of the crate depend on each other, directly or through others, or when
+a lower layer names the HTTP framework.
 
-A module's dependencies are the top-level modules its files name through `crate::` paths
-(`use crate::a::b`, `use crate::{a, b::c}`, `crate::a::f()` in code); `super::` stays inside
-a module. Comments and string literals are ignored.
+A file depends on the files its paths name: `crate::a::b::C`, `super::x`, `self::x`, and a
+child module's name (`child::X` in the file that declares `mod child`). A path resolves to the
+deepest file it reaches (`crate::store::users::Credentials` -> src/store/users/mod.rs), and
+through a re-export to the file that defines the item (`pub use email::Email` in
+src/domain/mod.rs makes `crate::domain::Email` name src/domain/email.rs). Module declarations
+(`mod x;`) and re-exports are structure, not dependencies. Comments and string literals are
+ignored. The same loops are reported among top-level modules too.
 """
 import pathlib
 import re
@@ -12,67 +16,133 @@ import sys
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 # Layers that must not know the HTTP framework (they are used by the HTTP layer, not the reverse).
-NO_HTTP = {"domain", "config", "store", "mail"}
+NO_HTTP = {"accounts", "auth", "domain", "config", "store", "mail"}
 # The HTTP layer's own modules, which those lower layers must not use either.
-HTTP_MODULES = {"app_state", "client_ip", "error", "routes", "startup", "telemetry"}
+HTTP_MODULES = {"app_state", "client_ip", "envelope", "routes", "startup", "telemetry"}
+IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def strip(code: str) -> str:
+    # Unit tests sit in an inline `mod tests` at the end of a file, where `super::` is the
+    # file itself; they are not part of the dependency graph.
+    code = re.sub(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{.*", "", code, flags=re.S)
     code = re.sub(r"//[^\n]*", "", code)
     code = re.sub(r"/\*.*?\*/", "", code, flags=re.S)
+    code = re.sub(r"'(?:\\.|[^'\\])'", "' '", code)  # char literals, so '"' opens no string
     return re.sub(r'"(?:\\.|[^"\\])*"', '""', code)
 
 
-def names_after(code: str, at: int) -> list[str]:
-    """The top-level names of a path that starts at `at` (just after `crate::`)."""
-    if code[at] != "{":
-        match = re.match(r"[A-Za-z_][A-Za-z0-9_]*", code[at:])
-        return [match.group(0)] if match else []
-    depth, item, names = 0, "", []
-    for ch in code[at:]:
+def paths_at(code: str, at: int) -> list[list[str]]:
+    """The paths that start at `at`: one for `a::b::C`, several for `{a::b, c}` groups."""
+    match = re.match(rf"(?:{IDENT}(?:\s*::\s*{IDENT})*)?(\s*(?:::)?\s*\{{)?", code[at:])
+    if not match or not match.group(0):
+        return []
+    head = [p.strip() for p in match.group(0).rstrip("{").split("::") if p.strip()]
+    if not match.group(1):
+        return [head]
+    start = at + match.end()  # just after `{`
+    depth, item, items = 1, "", []
+    for ch in code[start:]:
         if ch == "{":
             depth += 1
-            if depth == 1:
-                continue
         elif ch == "}":
             depth -= 1
             if depth == 0:
                 break
         if depth == 1 and ch == ",":
-            names.append(item)
+            items.append(item)
             item = ""
         else:
             item += ch
-    names.append(item)
-    first = (re.match(r"\s*([A-Za-z_]\w*)", n) for n in names)
-    return [m.group(1) for m in first if m]
-
-
-def module_of(path: pathlib.Path) -> str:
-    return path.relative_to(SRC).parts[0].removesuffix(".rs")
-
-
-def graph() -> tuple[dict[str, set[str]], list[str]]:
-    edges: dict[str, set[str]] = {}
-    http: list[str] = []
-    for path in sorted(SRC.rglob("*.rs")):
-        module = module_of(path)
-        if module in ("lib", "main"):
+    items.append(item)
+    found = []
+    for item in items:
+        item = item.strip()
+        if not item:
             continue
+        if item == "self" or item.startswith("self "):
+            found.append(head)
+            continue
+        found.extend(head + p for p in paths_at(item, 0) if p)
+    return found
+
+
+class Crate:
+    def __init__(self) -> None:
+        # The crate roots only declare modules and run them.
+        self.files = sorted(p for p in SRC.rglob("*.rs") if p.parent != SRC or p.stem not in ("lib", "main"))
+        # Module path (tuple) -> file.
+        self.modules: dict[tuple[str, ...], pathlib.Path] = {}
+        for path in self.files:
+            parts = list(path.relative_to(SRC).with_suffix("").parts)
+            if parts[-1] == "mod":
+                parts.pop()
+            self.modules[tuple(parts)] = path
+
+        # File -> re-exported name -> the absolute module path of the item it names.
+        self.reexports: dict[pathlib.Path, dict[str, tuple[str, ...]]] = {}
+        for path in self.files:
+            code = strip(path.read_text())
+            me = self.module_path(path)
+            names: dict[str, tuple[str, ...]] = {}
+            for match in re.finditer(rf"\bpub(?:\([^)]*\))?\s+use\s+", code):
+                for parts in paths_at(code, match.end()):
+                    absolute = self.absolute(me, parts, code)
+                    if absolute:
+                        names[absolute[-1]] = absolute
+            self.reexports[path] = names
+
+    def absolute(self, me: tuple[str, ...], parts: list[str], code: str) -> tuple[str, ...] | None:
+        """`parts` as written in module `me`, from the crate root; None for other crates."""
+        if not parts:
+            return None
+        root, rest = parts[0], parts[1:]
+        if root == "crate":
+            return tuple(rest)
+        if root == "super":
+            base = me[:-1]
+            while rest and rest[0] == "super":
+                base, rest = base[:-1], rest[1:]
+            return base + tuple(rest)
+        if root == "self":
+            return me + tuple(rest)
+        if re.search(rf"\bmod\s+{root}\s*;", code):
+            return me + (root,) + tuple(rest)
+        return None
+
+    def module_path(self, path: pathlib.Path) -> tuple[str, ...]:
+        return next(m for m, p in self.modules.items() if p == path)
+
+    def resolve(self, parts: tuple[str, ...], depth: int = 0) -> pathlib.Path | None:
+        module = parts
+        while module:
+            if module in self.modules:
+                path = self.modules[module]
+                rest = parts[len(module):]
+                target = getattr(self, "reexports", {}).get(path, {}).get(rest[0]) if rest else None
+                if target and depth < 10:
+                    return self.resolve(target + rest[1:], depth + 1) or path
+                return path
+            module = module[:-1]
+        return None
+
+    def deps(self, path: pathlib.Path) -> set[pathlib.Path]:
+        me = self.module_path(path)
         code = strip(path.read_text())
-        deps = edges.setdefault(module, set())
-        for match in re.finditer(r"\bcrate::", code):
-            deps.update(n for n in names_after(code, match.end()) if n != module)
-        if module in NO_HTTP and re.search(r"\bactix_\w+", code):
-            http.append(f"{path.relative_to(SRC.parent)}: names the HTTP framework")
-    for module in sorted(NO_HTTP & edges.keys()):
-        for dep in sorted(edges[module] & HTTP_MODULES):
-            http.append(f"{module} -> {dep}: a lower layer uses the HTTP layer")
-    return edges, http
+        # A re-export passes a name through; whoever uses the name depends on its source.
+        code = re.sub(r"\bpub(?:\([^)]*\))?\s+use\s+[^;]*;", "", code)
+        targets: set[pathlib.Path] = set()
+        for match in re.finditer(rf"(?<![\w:])(crate|super|self|{IDENT})\s*::\s*", code):
+            for parts in paths_at(code, match.end()):
+                absolute = self.absolute(me, [match.group(1)] + parts, code)
+                target = self.resolve(absolute) if absolute else None
+                if target is not None and target != path:
+                    targets.add(target)
+        return targets
 
 
-def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
+def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Components of more than one node (Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -82,8 +152,6 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
         index[v] = low[v] = len(index)
         stack.append(v)
         for w in sorted(edges.get(v, ())):
-            if w not in edges:
-                continue
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -99,23 +167,46 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
             if len(component) > 1:
                 found.append(sorted(component))
 
+    sys.setrecursionlimit(10_000)
     for v in sorted(edges):
         if v not in index:
             visit(v)
     return found
 
 
+def top(path: str) -> str:
+    return pathlib.Path(path).parts[1].removesuffix(".rs")
+
+
 def main() -> int:
-    edges, http = graph()
-    loops = cycles(edges)
+    crate = Crate()
+    edges: dict[str, set[str]] = {}
+    problems: list[str] = []
+    for path in crate.files:
+        name = str(path.relative_to(SRC.parent))
+        edges[name] = {str(t.relative_to(SRC.parent)) for t in crate.deps(path)}
+        module = top(name)
+        if module in NO_HTTP and re.search(r"\bactix_\w+", strip(path.read_text())):
+            problems.append(f"{name}: names the HTTP framework")
+    modules: dict[str, set[str]] = {}
+    for name, deps in edges.items():
+        modules.setdefault(top(name), set()).update(top(d) for d in deps if top(d) != top(name))
+    for module in sorted(NO_HTTP & modules.keys()):
+        for dep in sorted(modules[module] & HTTP_MODULES):
+            problems.append(f"{module} -> {dep}: a lower layer uses the HTTP layer")
+    loops = strongly_connected(edges) + strongly_connected(modules)
     for loop in loops:
-        inner = {m: sorted(edges[m] & set(loop)) for m in loop}
-        print("module cycle: " + "; ".join(f"{m} -> {', '.join(d)}" for m, d in inner.items()))
-    for problem in http:
+        graph = edges if loop[0] in edges else modules
+        inner = {m: sorted(graph[m] & set(loop)) for m in loop}
+        problems.append("cycle: " + "; ".join(f"{m} -> {', '.join(d)}" for m, d in inner.items()))
+    for problem in problems:
         print(problem)
-    if loops or http:
+    if problems:
         return 1
-    print(f"no cycles among {len(edges)} top-level modules; {', '.join(sorted(NO_HTTP))} free of HTTP types")
+    print(
+        f"no cycles among {len(edges)} files and {len(modules)} top-level modules; "
+        f"{', '.join(sorted(NO_HTTP))} free of HTTP types"
+    )
     return 0
 
 

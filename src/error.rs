@@ -1,31 +1,16 @@
-//! One error type for every handler, rendered as the seed's envelope:
+//! One error type for every flow and handler, with its stable code, fixed text and HTTP status;
+//! `envelope` renders it as the seed's
 //! `{"success":false,"status":N,"content":{"error_code","message","error_type"}}`.
 //!
 //! Client-facing text is fixed per variant. The cause of a 5xx (driver errors, SQL text) goes
 //! to the log with its whole chain and never into the body.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
-
 use crate::auth::access_token::TokenError;
 use crate::domain::ValidationError;
-use crate::envelope::Envelope;
 use crate::store::users::InsertError;
 use crate::store::{Dependency, StoreError};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
-
-/// Headers every response carries: nothing here is meant to be sniffed, framed, leaked in a
-/// Referer or cached (bodies carry tokens and personal data). The API's middleware adds them to
-/// every response; an error a middleware returns (a panic caught, a request timed out) is
-/// rendered by actix after every middleware, so its envelope carries them itself.
-pub const SECURITY_HEADERS: [(&str, &str); 4] = [
-    ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
-    ("x-frame-options", "DENY"),
-    ("cache-control", "no-store"),
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -102,18 +87,6 @@ pub enum ApiError {
     ShuttingDown,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
-}
-
-/// The `content` of an error envelope.
-#[derive(Serialize)]
-struct ErrorContent<'a> {
-    error_code: &'static str,
-    message: &'a str,
-    error_type: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dependency: Option<&'static str>,
 }
 
 impl ApiError {
@@ -265,82 +238,30 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.describe().0
     }
-}
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
         use ApiError::*;
         match self {
             ProtectedRoute | InvalidAuthHeader | ExpiredAccessToken | InvalidAccessToken | NoRefreshCookie
-            | NoRefreshToken | ExpiredRefreshToken | InvalidRefreshToken | RefreshTokenReused | UserNotFound => {
-                StatusCode::UNAUTHORIZED
-            }
-            EmailTaken | EmailAlreadyVerified => StatusCode::CONFLICT,
-            InvalidResetToken | ExpiredResetToken | InvalidVerifyToken | ExpiredVerifyToken => StatusCode::BAD_REQUEST,
-            EmailNotVerified => StatusCode::FORBIDDEN,
+            | NoRefreshToken | ExpiredRefreshToken | InvalidRefreshToken | RefreshTokenReused | UserNotFound => 401,
+            EmailTaken | EmailAlreadyVerified => 409,
+            InvalidResetToken | ExpiredResetToken | InvalidVerifyToken | ExpiredVerifyToken => 400,
+            EmailNotVerified => 403,
             // Switched off by configuration: not offered here, and no server fault to alert on.
-            MailDisabled => StatusCode::NOT_FOUND,
-            Validation { .. } => StatusCode::BAD_REQUEST,
-            SessionNotFound | NotFound => StatusCode::NOT_FOUND,
-            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            RateLimited { .. } | AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
-            CsrfRejected | CorsRejected | InvalidCurrentPassword => StatusCode::FORBIDDEN,
-            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Unavailable { .. } | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            MailDisabled => 404,
+            Validation { .. } => 400,
+            SessionNotFound | NotFound => 404,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+            MethodNotAllowed { .. } => 405,
+            RateLimited { .. } | AccountLocked { .. } => 429,
+            CsrfRejected | CorsRejected | InvalidCurrentPassword => 403,
+            RequestTimeout => 408,
+            HeadersTooLarge => 431,
+            Unavailable { .. } | ShuttingDown => 503,
+            Internal(_) => 500,
         }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            // `{:#}` prints the whole cause chain on one line: the only place it is shown.
-            ApiError::Internal(source) => {
-                tracing::error!(error = format!("{source:#}"), "request failed")
-            }
-            ApiError::Unavailable { dependency, source } => {
-                tracing::warn!(
-                    dependency = dependency.as_str(),
-                    error = format!("{source:#}"),
-                    "dependency unavailable"
-                )
-            }
-            _ => {}
-        }
-        let (error_code, error_type, message) = self.describe();
-        let content = ErrorContent {
-            error_code,
-            message,
-            error_type,
-            field: match self {
-                ApiError::Validation { field, .. } => Some(field),
-                _ => None,
-            },
-            dependency: match self {
-                ApiError::Unavailable { dependency, .. } => Some(dependency.as_str()),
-                _ => None,
-            },
-        };
-        let status = self.status_code();
-        let mut response = HttpResponse::build(status);
-        for header in SECURITY_HEADERS {
-            response.insert_header(header);
-        }
-        match self {
-            ApiError::Unavailable { .. } => {
-                response.insert_header(("Retry-After", "1"));
-            }
-            ApiError::MethodNotAllowed { allow } => {
-                response.insert_header((actix_web::http::header::ALLOW, *allow));
-            }
-            ApiError::RateLimited { retry_after_secs } | ApiError::AccountLocked { retry_after_secs } => {
-                response.insert_header(("Retry-After", retry_after_secs.max(&1).to_string()));
-            }
-            _ => {}
-        }
-        response.json(Envelope::new(status, content))
     }
 }
 
@@ -374,25 +295,5 @@ impl From<TokenError> for ApiError {
             TokenError::Expired => ApiError::ExpiredAccessToken,
             TokenError::Invalid => ApiError::InvalidAccessToken,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[actix_web::test]
-    async fn internal_errors_hide_their_cause() {
-        let err = ApiError::Internal(anyhow::anyhow!(
-            "duplicate key value violates unique constraint \"users_email_key\""
-        ));
-        let body = actix_web::body::to_bytes(err.error_response().into_body())
-            .await
-            .unwrap();
-        let text = std::str::from_utf8(&body).unwrap();
-        assert_eq!(
-            text,
-            r#"{"success":false,"status":500,"content":{"error_code":"INTERNAL_ERROR","message":"internal server error","error_type":"CritError"}}"#
-        );
     }
 }

@@ -1,8 +1,11 @@
 //! auth-api: JWT authentication with rotating refresh sessions.
 
+pub mod accounts;
 pub mod app_state;
+pub mod audit;
 pub mod auth;
 pub mod client_ip;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod envelope;

@@ -66,11 +66,14 @@ fn settings_help() -> String {
 }
 
 async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
-    let users = startup::connect_users(settings, Default::default()).await?;
+    let clock = auth_api::clock::Clock::system();
+    let metrics: std::sync::Arc<auth_api::metrics::Metrics> = Default::default();
+    let users = startup::connect_users(settings, metrics.clone(), &clock).await?;
     if settings.run_migrations {
         startup::migrate(&users).await?;
     }
-    let manager = KeyManager::start(settings, &users, Default::default())
+    let audit = auth_api::audit::Audit::new(users.clone(), metrics.clone(), clock);
+    let manager = KeyManager::start(settings, &users, metrics, audit)
         .await?
         .ok_or_else(|| anyhow::anyhow!("ACCESS_TOKEN_ALG is HS256: there are no signing keys"))?;
     match action {
@@ -173,7 +176,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Migrate) => {
-                let users = startup::connect_users(&settings, Default::default()).await?;
+                let users =
+                    startup::connect_users(&settings, Default::default(), &auth_api::clock::Clock::system()).await?;
                 startup::migrate(&users).await
             }
             Some(Command::Keys { action }) => keys(&settings, action).await,

@@ -53,6 +53,8 @@ pub struct Metrics {
     pub outbox_oldest_age: IntGauge,
     /// Password resets: requested, throttled, completed, invalid_token, expired_token.
     pub password_resets: IntCounterVec,
+    /// Security events recorded, by `name` (`user.registered`, `login.failed` …).
+    pub security_events: IntCounterVec,
     /// Lookups of the recent-answer caches of Bearer requests: session or user, hit or miss.
     pub remembered: IntCounterVec,
 }
@@ -82,7 +84,7 @@ const VALIDATION_OUTCOMES: &[&str] = &["valid", "expired", "invalid"];
 const POOL_STATES: &[&str] = &["idle", "in_use"];
 const KEY_STATES: &[&str] = &["next", "active", "retired"];
 const KEY_TRIGGERS: &[&str] = &["schedule", "manual", "emergency", "revoke"];
-const MAIL_KINDS: &[&str] = &["password_reset", "email_verify"];
+const MAIL_KINDS: &[&str] = &["password_reset", "email_verify", "password_changed"];
 const MAIL_OUTCOMES: &[&str] = &["queued", "throttled", "sent", "failed", "dead", "skipped"];
 const RESET_OUTCOMES: &[&str] = &["requested", "throttled", "completed", "invalid_token", "expired_token"];
 
@@ -234,6 +236,12 @@ impl Metrics {
                 "Password-reset requests and completions by outcome",
                 "outcome",
                 RESET_OUTCOMES,
+            ),
+            security_events: counter(
+                "auth_security_events_total",
+                "Security events recorded (the trail users read at /auth/events), by name",
+                "name",
+                &crate::domain::EventName::ALL.map(|n| n.as_str()),
             ),
             registry,
         };

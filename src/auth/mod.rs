@@ -1,8 +1,7 @@
-//! Credentials and tokens: argon2id hashing on a bounded blocking pool, HS256 access tokens,
-//! opaque refresh tokens, and the refresh cookie.
+//! Credentials and tokens: argon2id hashing on a bounded blocking pool, signed access tokens,
+//! opaque refresh tokens. The refresh cookie that carries them is the HTTP layer's.
 
 pub mod access_token;
-pub mod cookie;
 pub mod keys;
 pub mod password;
 pub mod refresh_token;

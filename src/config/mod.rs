@@ -36,6 +36,8 @@ pub struct Settings {
     pub store_timeout: Duration,
     /// `SESSION_CACHE_MS`: how long a Bearer request's session check and user read are reused.
     pub session_cache: Duration,
+    /// `SECURITY_EVENTS_RETENTION_DAYS`.
+    pub security_events_retention: Duration,
     pub tokens: TokenSettings,
     pub keys: KeySettings,
     pub max_sessions_per_user: u32,
@@ -306,6 +308,7 @@ impl Settings {
             tokens,
             keys,
             max_sessions_per_user: r.positive(&MAX_SESSIONS_PER_USER),
+            security_events_retention: Duration::from_secs(86_400 * r.positive::<u64>(&SECURITY_EVENTS_RETENTION_DAYS)),
             cookie: CookieSettings {
                 secure: r.parse(&COOKIE_SECURE),
                 same_site: r.parse(&COOKIE_SAMESITE),

@@ -81,6 +81,8 @@ variables! {
         "seconds a just-rotated refresh token still answers with its successor";
     MAX_SESSIONS_PER_USER = "1",
         "sessions kept per user; the oldest is evicted beyond it";
+    SECURITY_EVENTS_RETENTION_DAYS = "90",
+        "days security events (/auth/events, the `security` log target) are kept; one instance at a time deletes older ones, hourly";
     JWT_ISSUER = "auth-api",
         "`iss` of access tokens, checked on verify";
     JWT_AUDIENCE = "auth-api",

@@ -3,16 +3,28 @@
 pub enum MailKind {
     PasswordReset,
     EmailVerify,
+    /// A notice that the password changed (by its owner or through a reset): no link.
+    PasswordChanged,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 2] = [MailKind::PasswordReset, MailKind::EmailVerify];
+    pub const ALL: [MailKind; 3] = [
+        MailKind::PasswordReset,
+        MailKind::EmailVerify,
+        MailKind::PasswordChanged,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PasswordReset => "password_reset",
             Self::EmailVerify => "email_verify",
+            Self::PasswordChanged => "password_changed",
         }
+    }
+
+    /// Whether the mail carries a single-use link.
+    pub fn has_link(self) -> bool {
+        !matches!(self, Self::PasswordChanged)
     }
 
     pub fn parse(text: &str) -> Option<Self> {

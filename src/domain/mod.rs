@@ -2,6 +2,7 @@
 //! only way in, so a handler holding one never checks it again.
 
 mod email;
+mod event;
 mod mail;
 mod password;
 mod user;
@@ -10,6 +11,7 @@ mod username;
 mod validation;
 
 pub use email::Email;
+pub use event::{Client, EventName, SecurityEvent, reason_of};
 pub use mail::MailKind;
 pub use password::{LoginPassword, NewPassword};
 pub use user::{User, UserId};

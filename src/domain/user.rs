@@ -31,15 +31,13 @@ impl std::fmt::Display for UserId {
     }
 }
 
-/// A user as clients see it. The password hash never leaves the store layer in this type.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A user account. The password hash never leaves the store layer in this type.
+#[derive(Debug, Clone)]
 pub struct User {
-    #[schema(value_type = uuid::Uuid)]
     pub id: UserId,
     pub username: String,
     pub email: String,
     /// Whether the owner of `email` confirmed it by following a verification link.
     pub email_verified: bool,
-    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }

@@ -11,9 +11,10 @@ use tracing::Instrument;
 use super::Mailer;
 use super::templates::{self, Values};
 use super::transport::Transport;
+use crate::audit::Audit;
 use crate::auth::refresh_token::{TokenHash, random_token};
 use crate::config::MailSettings;
-use crate::domain::{Email, MailKind, User};
+use crate::domain::{Client, Email, EventName, MailKind, SecurityEvent, User};
 use crate::metrics::Metrics;
 use crate::store::UserStore;
 use crate::store::users::ClaimedMail;
@@ -34,6 +35,7 @@ pub struct Sender {
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     mailer: Mailer,
+    audit: Audit,
 }
 
 impl Sender {
@@ -42,6 +44,7 @@ impl Sender {
         settings: &MailSettings,
         users: UserStore,
         metrics: Arc<Metrics>,
+        audit: Audit,
     ) -> anyhow::Result<(Mailer, Option<Sender>)> {
         let wake = Arc::new(Notify::new());
         let transport = Transport::new(settings)?;
@@ -53,6 +56,7 @@ impl Sender {
             metrics,
             wake,
             mailer: mailer.clone(),
+            audit,
         });
         Ok((mailer, sender))
     }
@@ -142,23 +146,24 @@ impl Sender {
             }
         };
         let token = random_token();
-        let ttl = match mail.kind {
-            MailKind::PasswordReset => self.settings.reset_ttl,
-            MailKind::EmailVerify => self.settings.verify_ttl,
+        let (ttl, page) = match mail.kind {
+            MailKind::PasswordReset => (self.settings.reset_ttl, "reset-password"),
+            MailKind::EmailVerify => (self.settings.verify_ttl, "verify-email"),
+            MailKind::PasswordChanged => (Duration::ZERO, ""),
         };
-        if let Err(e) = self
-            .users
-            .mint_token(mail, user.id, TokenHash::of(&token).as_bytes(), ttl)
-            .await
+        if mail.kind.has_link()
+            && let Err(e) = self
+                .users
+                .mint_token(mail, user.id, TokenHash::of(&token).as_bytes(), ttl)
+                .await
         {
             tracing::warn!(error = format!("{e:#}"), "cannot store a mail's token");
             return "failed";
         }
-        let page = match mail.kind {
-            MailKind::PasswordReset => "reset-password",
-            MailKind::EmailVerify => "verify-email",
+        let link = match mail.kind.has_link() {
+            true => format!("{}/{page}?token={token}", self.settings.public_app_url),
+            false => self.settings.public_app_url.clone(),
         };
-        let link = format!("{}/{page}?token={token}", self.settings.public_app_url);
         let rendered = templates::render(
             mail.kind,
             &Values {
@@ -173,7 +178,25 @@ impl Sender {
         match self.transport.send(&user.email, rendered, &link).await {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, "mail sent");
-                self.finish(mail, "sent", None).await
+                let event = match mail.kind {
+                    MailKind::PasswordReset => Some(EventName::PasswordResetRequested),
+                    MailKind::EmailVerify => Some(EventName::EmailVerificationSent),
+                    // The notice of `password.changed`, which its change recorded.
+                    MailKind::PasswordChanged => None,
+                };
+                let requester = Client {
+                    ip: mail.ip.clone(),
+                    user_agent: mail.user_agent.clone(),
+                    trace_id: mail.trace_id.clone(),
+                };
+                let events: Vec<_> = event
+                    .map(|name| self.audit.event(name, &requester).user(user.id))
+                    .into_iter()
+                    .collect();
+                if self.finish_with(mail, "sent", None, &events).await {
+                    self.audit.announce(&events);
+                }
+                "sent"
             }
             Err(error) if mail.attempts >= self.settings.max_attempts => {
                 tracing::error!(error, attempts = mail.attempts, "mail undeliverable, marked dead");
@@ -209,11 +232,24 @@ impl Sender {
     }
 
     async fn finish(&self, mail: &ClaimedMail, state: &'static str, error: Option<&str>) -> &'static str {
-        if let Err(e) = self.users.finish_mail(mail.id, state, error).await {
+        self.finish_with(mail, state, error, &[]).await;
+        state
+    }
+
+    /// Marks the mail, recording `events` with it; `false` when the store failed.
+    async fn finish_with(
+        &self,
+        mail: &ClaimedMail,
+        state: &'static str,
+        error: Option<&str>,
+        events: &[SecurityEvent],
+    ) -> bool {
+        let marked = self.users.finish_mail(mail.id, state, error, events).await;
+        if let Err(e) = &marked {
             // Sent but not marked: after the claim lapses it may go out a second time.
             tracing::warn!(error = format!("{e:#}"), state, "cannot mark a mail");
         }
-        state
+        marked.is_ok()
     }
 }
 

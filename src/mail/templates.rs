@@ -52,6 +52,8 @@ templates! {
     ResetHtml = "password_reset.html";
     VerifyText = "email_verify.txt";
     VerifyHtml = "email_verify.html";
+    ChangedText = "password_changed.txt";
+    ChangedHtml = "password_changed.html";
 }
 
 pub fn render(kind: MailKind, values: &Values<'_>) -> Rendered {
@@ -84,6 +86,11 @@ pub fn render(kind: MailKind, values: &Values<'_>) -> Rendered {
             "Confirm your email address",
             VerifyText { f }.render(),
             VerifyHtml { f }.render(),
+        ),
+        MailKind::PasswordChanged => (
+            "Your password was changed",
+            ChangedText { f }.render(),
+            ChangedHtml { f }.render(),
         ),
     };
     Rendered {
@@ -145,12 +152,30 @@ mod tests {
     #[test]
     fn a_requesters_text_never_reaches_the_mail() {
         let lure = "Your account was hacked, call +1-555-0100 or visit https://evil.example/secure";
-        for kind in [MailKind::PasswordReset, MailKind::EmailVerify] {
+        for kind in MailKind::ALL {
             let mail = render(kind, &values(lure));
             for part in [&mail.text, &mail.html] {
                 assert!(!part.contains("555") && !part.contains("evil.example"), "{part}");
                 assert!(part.contains("an unknown browser"), "{part}");
             }
+        }
+    }
+
+    #[test]
+    fn the_password_changed_notice_says_when_and_from_which_browser() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        let mail = render(MailKind::PasswordChanged, &values(firefox));
+        assert_eq!(mail.subject, "Your password was changed");
+        for part in [&mail.text, &mail.html] {
+            for needle in [
+                "ada@example.com",
+                "1970-01-01 00:00 UTC",
+                "Firefox on Linux",
+                "203.0.113.7",
+            ] {
+                assert!(part.contains(needle), "{needle} missing from {part}");
+            }
+            assert!(!part.contains("token="), "a notice carries no link: {part}");
         }
     }
 

@@ -1,29 +1,20 @@
-//! `Authorization: Bearer <access token>` as an extractor.
+//! `Authorization: Bearer <access token>` as an extractor: the header is parsed here, the token
+//! proven by the account layer.
 
 use futures_util::future::LocalBoxFuture;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use uuid::Uuid;
 
+use super::request::client;
+use crate::accounts::Caller;
 use crate::app_state::AppState;
-use crate::domain::{User, UserId};
 use crate::error::ApiError;
 
 /// The caller proven by a valid access token, with a live session, and who still exists.
 #[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub user_id: UserId,
-    pub session_id: Uuid,
-    pub user: User,
-}
-
-/// A token's claims before the session and the user are checked.
-struct Claimed {
-    user_id: UserId,
-    session_id: Uuid,
-}
+pub struct Authenticated(pub Caller);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
@@ -34,41 +25,18 @@ impl FromRequest for Authenticated {
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered in startup")
             .clone();
-        let verified = verify(req, &state);
+        let token = bearer_token(req).map(str::to_owned);
+        let req = req.clone();
         Box::pin(async move {
-            let caller = match verified {
-                Ok(caller) => caller,
-                Err(e @ (ApiError::ProtectedRoute | ApiError::InvalidAuthHeader)) => return Err(e),
-                Err(e) => {
-                    let outcome = match e {
-                        ApiError::ExpiredAccessToken => "expired",
-                        _ => "invalid",
-                    };
-                    state.metrics.token_validations.with_label_values(&[outcome]).inc();
-                    return Err(e);
-                }
-            };
-            // A token outlives a logout or revocation by up to its TTL unless its session is
-            // checked; the store may reuse a recent positive answer for SESSION_CACHE_MS.
-            let active = state.sessions.is_active(caller.user_id, caller.session_id).await?;
-            let user = match active {
-                true => existing_user(&state, caller.user_id).await?,
-                false => None,
-            };
-            let outcome = if user.is_some() { "valid" } else { "invalid" };
-            state.metrics.token_validations.with_label_values(&[outcome]).inc();
-            let user = user.ok_or(ApiError::InvalidAccessToken)?;
-            Ok(Authenticated {
-                user_id: caller.user_id,
-                session_id: caller.session_id,
-                user,
-            })
+            let caller = state.accounts.authenticate(&token?, || client(&req)).await?;
+            crate::telemetry::http::record_user(&req, caller.user.id);
+            Ok(Authenticated(caller))
         })
     }
 }
 
-/// The header and the token's signature and claims; the session is checked afterwards.
-fn verify(req: &HttpRequest, state: &AppState) -> Result<Claimed, ApiError> {
+/// The token of the `Authorization` header.
+fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -80,29 +48,5 @@ fn verify(req: &HttpRequest, state: &AppState) -> Result<Claimed, ApiError> {
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
         return Err(ApiError::InvalidAuthHeader);
     }
-    let claims = state.tokens.verify(token)?;
-    crate::telemetry::http::record_user(req, claims.sub);
-    Ok(Claimed {
-        user_id: claims.sub,
-        session_id: claims.sid,
-    })
-}
-
-/// The user `id` if it still exists. A user deleted behind the service's back (an operator's
-/// SQL, an erasure) keeps no session: the first request that finds it gone ends them all, on
-/// whichever instance sees it, so no refresh token of that user mints another access token.
-pub(super) async fn existing_user(state: &AppState, id: UserId) -> Result<Option<User>, ApiError> {
-    let user = state.users.find_by_id(id).await?;
-    if user.is_none() {
-        let revoked = state.sessions.revoke_all(id, None).await?;
-        if revoked > 0 {
-            tracing::warn!(user_id = %id, revoked, "sessions of a user that no longer exists: revoked");
-            state
-                .metrics
-                .sessions_revoked
-                .with_label_values(&["user_gone"])
-                .inc_by(u64::from(revoked));
-        }
-    }
-    Ok(user)
+    Ok(token)
 }

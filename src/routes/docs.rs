@@ -8,7 +8,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use utoipa_swagger_ui::Config;
 
-use super::{get, resource};
+use super::resource::{get, resource};
 use crate::envelope::Envelope;
 use crate::error::{ApiError, Result};
 

@@ -4,19 +4,19 @@
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::bearer::Authenticated;
 use super::json::JsonBody;
-use super::openapi::{BadBody, Common, EmailAddress, ErrorEnvelope, LinkToken, NeedsBearer};
 use super::rate_limit::Limiter;
-use super::{accepted, client_info, resource};
+use super::request::client;
+use super::resource::resource;
+use super::schema::{BadBody, Common, EmailAddress, ErrorEnvelope, LinkToken, NeedsBearer};
+use super::wire::accepted;
 use crate::app_state::AppState;
-use crate::auth::refresh_token::{TokenHash, looks_valid};
-use crate::domain::{Email, MailKind};
+use crate::domain::Email;
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
-use crate::store::users::{MailRequest, TokenUse};
-use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     let limited = |path: &str| resource(path, "POST").wrap(auth_limit.layer());
@@ -54,18 +54,13 @@ struct Verified {
         (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorEnvelope),
         (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorEnvelope),
         Common))]
-pub(super) async fn verify(state: web::Data<AppState>, JsonBody(body): JsonBody<VerifyBody>) -> Result<HttpResponse> {
-    if !looks_valid(&body.token) {
-        return Err(ApiError::InvalidVerifyToken);
-    }
-    match state.users.verify_email(TokenHash::of(&body.token).as_bytes()).await? {
-        TokenUse::Unknown => Err(ApiError::InvalidVerifyToken),
-        TokenUse::Expired => Err(ApiError::ExpiredVerifyToken),
-        TokenUse::Used(user, ()) => {
-            tracing::info!(user_id = %user, "email verified");
-            Ok(envelope::ok(Verified { email_verified: true }))
-        }
-    }
+pub(super) async fn verify(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    JsonBody(body): JsonBody<VerifyBody>,
+) -> Result<HttpResponse> {
+    state.accounts.verify_email(&body.token, &client(&req)).await?;
+    Ok(envelope::ok(Verified { email_verified: true }))
 }
 
 /// Send a new verification link
@@ -86,13 +81,12 @@ pub(super) async fn resend(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    if !state.mail.enabled() {
+    if !state.accounts.mail.enabled() {
         return Err(ApiError::MailDisabled);
     }
-    let client = client_info(&req);
     let mut payload = payload.into_inner();
     if req.headers().contains_key(header::AUTHORIZATION) {
-        let caller = Authenticated::from_request(&req, &mut payload).await?;
+        let Authenticated(caller) = Authenticated::from_request(&req, &mut payload).await?;
         // A body is not needed with Bearer (the caller's own address is used), but one that is
         // sent must still be a well-formed `{email}` (or JSON `null`).
         let bytes = web::Bytes::from_request(&req, &mut payload)
@@ -103,24 +97,14 @@ pub(super) async fn resend(
             let body: ResendBody = super::json::parse(text)?;
             Email::parse(&body.email)?;
         }
-        let user = state
-            .users
-            .find_by_id(caller.user_id)
-            .await?
-            .ok_or(ApiError::InvalidAccessToken)?;
-        if user.email_verified {
-            return Err(ApiError::EmailAlreadyVerified);
-        }
-        let request = MailRequest::new(MailKind::EmailVerify, &user.email, Some(user.id), client);
-        if !state.mail.queue(&state.users, &request).await? {
-            return Err(ApiError::RateLimited { retry_after_secs: 3600 });
-        }
+        state.accounts.resend_verification(&caller, &client(&req)).await?;
         return Ok(accepted("a new verification link is on its way"));
     }
     let JsonBody(body) = JsonBody::<ResendBody>::from_request(&req, &mut payload).await?;
-    let email = Email::parse(&body.email)?;
-    let request = MailRequest::new(MailKind::EmailVerify, email.as_str(), None, client);
-    state.mail.queue(&state.users, &request).await?;
+    state
+        .accounts
+        .resend_verification_to(&body.email, &client(&req))
+        .await?;
     Ok(accepted(
         "if an unverified account has this email, a new verification link is on its way",
     ))

@@ -4,10 +4,11 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
+use super::resource::{get, resource};
 use crate::app_state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/.well-known/jwks.json", "GET, HEAD").route(super::get().to(jwks)));
+    cfg.service(resource("/.well-known/jwks.json", "GET, HEAD").route(get().to(jwks)));
 }
 
 /// A JSON Web Key Set (RFC 7517); empty with HS256.

@@ -6,11 +6,11 @@ use crate::app_state::AppState;
 
 /// `GET /metrics` on the metrics listener: pool gauges are read now, then everything rendered.
 pub async fn endpoint(state: web::Data<AppState>) -> HttpResponse {
-    let metrics = &state.metrics;
-    let (idle, in_use) = state.users.pool_connections();
+    let metrics = &state.accounts.metrics;
+    let (idle, in_use) = state.accounts.users.pool_connections();
     metrics.db_pool.with_label_values(&["idle"]).set(i64::from(idle));
     metrics.db_pool.with_label_values(&["in_use"]).set(i64::from(in_use));
-    if let Some((idle, in_use)) = state.sessions.pool_connections() {
+    if let Some((idle, in_use)) = state.accounts.sessions.pool_connections() {
         metrics.redis_pool.with_label_values(&["idle"]).set(i64::from(idle));
         metrics.redis_pool.with_label_values(&["in_use"]).set(i64::from(in_use));
     }

@@ -229,7 +229,7 @@ pub async fn count_limited_logins(
     if response.response().extensions().get::<RateLimited>().is_some()
         && let Some(state) = state
     {
-        state.metrics.logins.with_label_values(&["rate_limited"]).inc();
+        state.accounts.metrics.logins.with_label_values(&["rate_limited"]).inc();
     }
     Ok(response)
 }

@@ -1,17 +1,18 @@
 //! Refresh-token rotation and logout: the two routes that act on the `jwt` cookie.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde::Serialize;
 
-use super::openapi::{Common, ErrorEnvelope};
+use super::cookie::{self, RefreshCookie};
+use super::csrf;
 use super::rate_limit::Limiter;
-use super::{client_info, csrf, resource};
+use super::request::client;
+use super::resource::resource;
+use super::schema::{Common, ErrorEnvelope};
+use super::wire::Refreshed;
+use crate::accounts::Presented;
 use crate::app_state::AppState;
-use crate::auth::cookie::{self, RefreshCookie};
-use crate::auth::refresh_token::{self, TokenHash};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
-use crate::store::sessions::Rotation;
 
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
     // GET is the seed's; POST is what a browser client should use. No HEAD: this GET rotates
@@ -23,13 +24,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
             .route(web::post().to(refresh_post)),
     )
     .service(resource("/auth/logout", "POST").route(web::post().to(logout)));
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct Refreshed {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: u64,
 }
 
 /// Get a new access token
@@ -62,69 +56,43 @@ pub(super) async fn refresh_get(state: web::Data<AppState>, req: HttpRequest) ->
 }
 
 async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
-    let result = rotate(&state, &req).await;
-    let outcome = match &result {
-        Ok((outcome, _)) => outcome,
-        Err(_) => "error",
-    };
-    state.metrics.refreshes.with_label_values(&[outcome]).inc();
-    result.map(|(_, response)| response)
+    match state.accounts.refresh(presented(&req, &state), &client(&req)).await {
+        Ok(refreshed) => {
+            crate::telemetry::http::record_user(&req, refreshed.user_id);
+            let mut response = HttpResponse::Ok();
+            response.append_header(cookie::issue(
+                &refreshed.refresh_token,
+                state.refresh_ttl_secs,
+                &state.cookie,
+            ));
+            let body = Refreshed {
+                access_token: refreshed.access.token,
+                token_type: "Bearer",
+                expires_in: refreshed.access.expires_in,
+            };
+            Ok(envelope::ok_with(response, body))
+        }
+        // A token we refused is of no further use: the cookie is cleared with the answer.
+        Err(
+            e @ (ApiError::NoRefreshToken
+            | ApiError::InvalidRefreshToken
+            | ApiError::ExpiredRefreshToken
+            | ApiError::RefreshTokenReused),
+        ) => Ok(rejected(&state, e)),
+        Err(e) => Err(e),
+    }
 }
 
-/// Presents the cookie's token to the store; the outcome label and the response.
-async fn rotate(state: &AppState, req: &HttpRequest) -> Result<(&'static str, HttpResponse)> {
-    if let Err(e) = csrf::check(req, state) {
-        return Ok(("invalid", e.error_response()));
+/// The refresh token the request presents, unless it comes cross-site.
+fn presented(req: &HttpRequest, state: &AppState) -> Presented {
+    if csrf::check(req, state).is_err() {
+        return Presented::CrossSite;
     }
-    let presented = match cookie::read(req) {
-        RefreshCookie::Missing => return Ok(("invalid", ApiError::NoRefreshCookie.error_response())),
-        RefreshCookie::Empty => return Ok(("invalid", rejected(state, ApiError::NoRefreshToken))),
-        RefreshCookie::Present(token) if refresh_token::looks_valid(&token) => token,
-        RefreshCookie::Present(_) => return Ok(("invalid", rejected(state, ApiError::InvalidRefreshToken))),
-    };
-    let successor = refresh_token::random_token();
-    let sealed = refresh_token::seal(&successor, &presented);
-    let rotation = state
-        .sessions
-        .rotate(
-            TokenHash::of(&presented),
-            TokenHash::of(&successor),
-            &sealed,
-            &client_info(req),
-        )
-        .await?;
-    let (outcome, user_id, session_id, token) = match rotation {
-        Rotation::Rotated { session_id, user_id } => ("success", user_id, session_id, successor),
-        Rotation::GraceReplay {
-            session_id,
-            user_id,
-            sealed_successor,
-        } => {
-            let token = refresh_token::unseal(&sealed_successor, &presented)
-                .ok_or_else(|| anyhow::anyhow!("stored successor of session {session_id} does not unseal"))?;
-            ("grace_replay", user_id, session_id, token)
-        }
-        Rotation::Reused { session_id, user_id } => {
-            tracing::warn!(%session_id, %user_id, "retired refresh token presented again: session revoked");
-            state.metrics.sessions_revoked.with_label_values(&["reuse"]).inc();
-            return Ok(("reused", rejected(state, ApiError::RefreshTokenReused)));
-        }
-        Rotation::Expired => return Ok(("expired", rejected(state, ApiError::ExpiredRefreshToken))),
-        Rotation::Invalid => return Ok(("invalid", rejected(state, ApiError::InvalidRefreshToken))),
-    };
-    crate::telemetry::http::record_user(req, user_id);
-    if super::bearer::existing_user(state, user_id).await?.is_none() {
-        return Ok(("invalid", rejected(state, ApiError::InvalidRefreshToken)));
+    match cookie::read(req) {
+        RefreshCookie::Missing => Presented::Missing,
+        RefreshCookie::Empty => Presented::Empty,
+        RefreshCookie::Present(token) => Presented::Token(token),
     }
-    let access = state.tokens.issue(user_id, session_id)?;
-    let mut response = HttpResponse::Ok();
-    response.append_header(cookie::issue(&token, state.refresh_ttl_secs, &state.cookie));
-    let body = Refreshed {
-        access_token: access.token,
-        token_type: "Bearer",
-        expires_in: access.expires_in,
-    };
-    Ok((outcome, envelope::ok_with(response, body)))
 }
 
 /// Log out
@@ -136,13 +104,7 @@ async fn rotate(state: &AppState, req: &HttpRequest) -> Result<(&'static str, Ht
         (status = 403, description = "`CSRF_REJECTED`", body = ErrorEnvelope),
         Common))]
 pub(super) async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
-    csrf::check(&req, &state)?;
-    if let RefreshCookie::Present(token) = cookie::read(&req)
-        && refresh_token::looks_valid(&token)
-        && state.sessions.revoke_by_token(TokenHash::of(&token)).await?.is_some()
-    {
-        state.metrics.sessions_revoked.with_label_values(&["logout"]).inc();
-    }
+    state.accounts.logout(presented(&req, &state), &client(&req)).await?;
     let mut response = HttpResponse::Ok();
     response.append_header(cookie::clear(&state.cookie));
     Ok(envelope::ok_with(response, "logged out"))

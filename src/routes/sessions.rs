@@ -1,33 +1,25 @@
 //! A user's own refresh sessions: list them, revoke one, revoke all.
 
-use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
 use super::bearer::Authenticated;
-use super::openapi::{Common, ErrorEnvelope, NeedsBearer};
-use super::{Revoked, resource};
+use super::cookie;
+use super::request::client;
+use super::resource::{get, resource};
+use super::schema::{Common, ErrorEnvelope, NeedsBearer};
+use super::wire::{ListedSession, Revoked};
 use crate::app_state::AppState;
-use crate::auth::cookie;
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
-use crate::store::sessions::SessionInfo;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource("/auth/sessions", "GET, HEAD, DELETE")
-            .route(super::get().to(list))
+            .route(get().to(list))
             .route(web::delete().to(revoke_all)),
     )
     .service(resource("/auth/sessions/{id}", "DELETE").route(web::delete().to(revoke_one)));
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct ListedSession {
-    #[serde(flatten)]
-    session: SessionInfo,
-    /// Whether this is the session of the access token making the request.
-    current: bool,
 }
 
 /// List my sessions
@@ -37,14 +29,11 @@ struct ListedSession {
     responses((status = 200, body = Envelope<Vec<ListedSession>>,
         links(("RevokeFirst" = (operation_id = "revoke_one", parameters(("id" = "$response.body#/content/0/id")), description = "End the oldest session")))),
         NeedsBearer, Common))]
-pub(super) async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
-    let sessions = state.sessions.list(caller.user_id).await?;
+pub(super) async fn list(state: web::Data<AppState>, Authenticated(caller): Authenticated) -> Result<HttpResponse> {
+    let sessions = state.accounts.sessions_of(&caller).await?;
     let listed: Vec<ListedSession> = sessions
         .into_iter()
-        .map(|session| ListedSession {
-            current: session.id == caller.session_id,
-            session,
-        })
+        .map(|session| ListedSession::of(session, caller.session_id))
         .collect();
     Ok(envelope::ok(listed))
 }
@@ -61,14 +50,12 @@ pub(super) async fn list(state: web::Data<AppState>, caller: Authenticated) -> R
         NeedsBearer, Common))]
 pub(super) async fn revoke_one(
     state: web::Data<AppState>,
-    caller: Authenticated,
+    req: HttpRequest,
+    Authenticated(caller): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
     let id = Uuid::parse_str(&path).map_err(|_| ApiError::validation("id", "id must be a session UUID"))?;
-    if !state.sessions.revoke(caller.user_id, id).await? {
-        return Err(ApiError::SessionNotFound);
-    }
-    state.metrics.sessions_revoked.with_label_values(&["user"]).inc();
+    state.accounts.revoke_session(&caller, id, &client(&req)).await?;
     let mut response = HttpResponse::Ok();
     // Revoking the caller's own session: its refresh cookie is dead, so clear it.
     if id == caller.session_id {
@@ -82,13 +69,12 @@ pub(super) async fn revoke_one(
 /// This one included; clears the cookie.
 #[utoipa::path(delete, path = "/auth/sessions", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = Envelope<Revoked>), NeedsBearer, Common))]
-pub(super) async fn revoke_all(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
-    let revoked = state.sessions.revoke_all(caller.user_id, None).await?;
-    state
-        .metrics
-        .sessions_revoked
-        .with_label_values(&["user"])
-        .inc_by(u64::from(revoked));
+pub(super) async fn revoke_all(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(caller): Authenticated,
+) -> Result<HttpResponse> {
+    let revoked = state.accounts.revoke_all_sessions(&caller, &client(&req)).await?;
     let mut response = HttpResponse::Ok();
     response.append_header(cookie::clear(&state.cookie));
     Ok(envelope::ok_with(response, Revoked { revoked }))

@@ -11,8 +11,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
 
+use crate::audit::Audit;
 use crate::auth::keys::{KeyAlgorithm, KeyRing, KeySet, KeyState, Schedule, SealingKey, StoredKey, material, states};
 use crate::config::{DatabaseSettings, Settings, SigningAlgorithm};
+use crate::domain::{Client, EventName};
 use crate::metrics::Metrics;
 use crate::store::keys::SigningKeyStore;
 use crate::store::now_ms;
@@ -45,6 +47,7 @@ pub struct KeyManager {
     schedule: Schedule,
     reload_interval: Duration,
     metrics: Arc<Metrics>,
+    audit: Audit,
     pub ring: Arc<KeyRing>,
 }
 
@@ -56,6 +59,7 @@ impl KeyManager {
         settings: &Settings,
         users: &UserStore,
         metrics: Arc<Metrics>,
+        audit: Audit,
     ) -> anyhow::Result<Option<Arc<Self>>> {
         let alg = match settings.tokens.algorithm {
             SigningAlgorithm::Hs256 => return Ok(None),
@@ -74,6 +78,7 @@ impl KeyManager {
             },
             reload_interval: keys.reload_interval,
             metrics,
+            audit,
             ring: Arc::default(),
         });
         manager
@@ -170,6 +175,11 @@ impl KeyManager {
                 trigger = trigger.as_str(),
                 "signing key created"
             );
+            let rotated = self
+                .audit
+                .event(EventName::SigningKeyRotated, &Client::default())
+                .reason(trigger.as_str());
+            self.audit.record(&[rotated]).await?;
         }
         Ok(created)
     }
@@ -203,6 +213,9 @@ impl KeyManager {
         if !self.store.revoke(kid, now_ms()).await? {
             return Ok(false);
         }
+        tracing::info!(kid, "signing key revoked");
+        let revoked = self.audit.event(EventName::SigningKeyRevoked, &Client::default());
+        self.audit.record(&[revoked]).await?;
         if was_active {
             let keys = self.store.all().await?;
             self.create(&keys, now_ms(), Trigger::Revoke).await?;

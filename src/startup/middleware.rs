@@ -10,7 +10,8 @@ use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, Next};
 use futures_util::FutureExt;
 
-use crate::error::{ApiError, SECURITY_HEADERS};
+use crate::envelope::SECURITY_HEADERS;
+use crate::error::ApiError;
 
 /// Turns a panic in any handler into the 500 envelope instead of a dropped connection. The
 /// error is returned rather than a response, because the request was moved into the handler;

@@ -14,9 +14,12 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
+use crate::accounts::Accounts;
 use crate::app_state::AppState;
+use crate::audit::Audit;
 use crate::auth::access_token::AccessTokens;
 use crate::auth::password::PasswordHasher;
+use crate::clock::Clock;
 use crate::config::{SessionSettings, Settings};
 use crate::metrics::Metrics;
 use crate::routes;
@@ -45,29 +48,37 @@ impl Application {
     /// Connects the stores (migrating when configured), then binds `settings.host_addr` and,
     /// unless metrics are off, `settings.metrics_addr`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`Self::build`], with every timeline the service keeps itself read from `clock`.
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
-        let users = connect_users(&settings, metrics.clone()).await?;
+        let users = connect_users(&settings, metrics.clone(), &clock).await?;
         if settings.run_migrations {
             migrate(&users).await?;
         }
-        let sessions = connect_sessions(&settings, metrics.clone())?;
+        let sessions = connect_sessions(&settings, metrics.clone(), &clock)?;
         let throttle = match (&settings.sessions, sessions.redis_client()) {
             (SessionSettings::Redis { key_prefix, .. }, Some(client)) => {
                 LoginThrottle::redis(client.clone(), key_prefix.clone(), settings.lockout.clone())
             }
-            _ => LoginThrottle::memory(settings.lockout.clone()),
+            _ => LoginThrottle::memory(settings.lockout.clone(), clock.clone()),
         };
         let limiters = Limiters::new(&settings.rate_limits, metrics.clone());
         let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
-        let key_manager = keys::KeyManager::start(&settings, &users, metrics.clone()).await?;
+        let audit = Audit::new(users.clone(), metrics.clone(), clock.clone());
+        audit.spawn_cleanup(settings.security_events_retention);
+        let key_manager = keys::KeyManager::start(&settings, &users, metrics.clone(), audit.clone()).await?;
         let tokens = match &key_manager {
             Some(manager) => {
                 manager.spawn_reloads();
                 AccessTokens::with_ring(&settings.tokens, manager.ring.clone())
             }
             None => AccessTokens::shared(&settings.tokens),
-        };
-        let (mailer, sender) = crate::mail::Sender::new(&settings.mail, users.clone(), metrics.clone())?;
+        }
+        .with_clock(clock.clone());
+        let (mailer, sender) = crate::mail::Sender::new(&settings.mail, users.clone(), metrics.clone(), audit.clone())?;
         if sender.is_none() {
             tracing::warn!(
                 "SMTP_URL is unset: password reset and email verification are off (their routes answer 404 MAIL_DISABLED)"
@@ -78,9 +89,18 @@ impl Application {
         let http_metrics = metrics.http_middleware();
         let metrics_on = settings.metrics_addr.is_some();
         let ring = key_manager.as_ref().map(|manager| manager.ring.clone());
-        let state = web::Data::new(AppState::new(
-            &settings, users, sessions, hasher, tokens, metrics, throttle, ring, mailer,
-        ));
+        let accounts = Accounts {
+            users,
+            sessions,
+            hasher,
+            tokens,
+            throttle,
+            mail: mailer,
+            metrics,
+            audit,
+            clock,
+        };
+        let state = web::Data::new(AppState::new(&settings, accounts, ring));
         let body_limit = settings.body_limit;
         let listener =
             TcpListener::bind(settings.host_addr).with_context(|| format!("cannot bind {}", settings.host_addr))?;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
+use crate::clock::Clock;
 use crate::config::{DatabaseSettings, SessionSettings, Settings};
 use crate::metrics::Metrics;
 use crate::store::sessions::memory::MemorySessionStore;
@@ -16,7 +17,7 @@ use crate::store::users::{Backend, UserStore};
 
 /// The user store the settings name; pools connect lazily, so a database that is down at
 /// start only fails the requests (503) until it is back, unless migrations must run first.
-pub async fn connect_users(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<UserStore> {
+pub async fn connect_users(settings: &Settings, metrics: Arc<Metrics>, clock: &Clock) -> anyhow::Result<UserStore> {
     let timeout = settings.store_timeout;
     let backend = match &settings.database {
         DatabaseSettings::Postgres { url } => {
@@ -55,7 +56,13 @@ pub async fn connect_users(settings: &Settings, metrics: Arc<Metrics>) -> anyhow
             )
         }
     };
-    Ok(UserStore::new(backend, timeout, metrics, settings.session_cache))
+    Ok(UserStore::new(
+        backend,
+        timeout,
+        metrics,
+        settings.session_cache,
+        clock.clone(),
+    ))
 }
 
 /// The SQLite file holds password hashes and addresses: its directory, when we create it, and
@@ -98,7 +105,7 @@ pub async fn migrate(users: &UserStore) -> anyhow::Result<()> {
     .context("running database migrations")
 }
 
-pub fn connect_sessions(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<SessionStore> {
+pub fn connect_sessions(settings: &Settings, metrics: Arc<Metrics>, clock: &Clock) -> anyhow::Result<SessionStore> {
     let tokens = &settings.tokens;
     let policy = SessionPolicy {
         refresh_ttl: tokens.refresh_ttl,
@@ -118,7 +125,7 @@ pub fn connect_sessions(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::R
             policy,
             settings.store_timeout,
         )?),
-        SessionSettings::Memory => SessionBackend::Memory(MemorySessionStore::new(policy)),
+        SessionSettings::Memory => SessionBackend::Memory(MemorySessionStore::new(policy, clock.clone())),
     };
     Ok(SessionStore::new(backend, metrics, settings.session_cache))
 }

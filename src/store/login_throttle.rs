@@ -10,8 +10,9 @@ use std::time::Duration;
 use bb8_redis::redis::Script;
 use sha2::{Digest, Sha256};
 
+use super::StoreError;
 use super::redis_pool::RedisClient;
-use super::{StoreError, now_ms};
+use crate::clock::Clock;
 use crate::config::LockoutSettings;
 use crate::domain::Email;
 
@@ -26,6 +27,7 @@ const WINDOW: Duration = Duration::from_secs(3600);
 pub struct LoginThrottle {
     backend: Backend,
     settings: LockoutSettings,
+    clock: Clock,
 }
 
 #[derive(Clone)]
@@ -46,13 +48,15 @@ impl LoginThrottle {
         Self {
             backend: Backend::Redis { client, prefix },
             settings,
+            clock: Clock::system(),
         }
     }
 
-    pub fn memory(settings: LockoutSettings) -> Self {
+    pub fn memory(settings: LockoutSettings, clock: Clock) -> Self {
         Self {
             backend: Backend::Memory(Arc::default()),
             settings,
+            clock,
         }
     }
 
@@ -67,7 +71,7 @@ impl LoginThrottle {
                     .await?
             }
             Backend::Memory(accounts) => {
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 let accounts = accounts.lock().unwrap_or_else(|p| p.into_inner());
                 accounts
                     .get(&digest(email))
@@ -94,7 +98,7 @@ impl LoginThrottle {
                     .await?
             }
             Backend::Memory(accounts) => {
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 let mut accounts = accounts.lock().unwrap_or_else(|p| p.into_inner());
                 accounts.retain(|_, a| a.forget_at_ms > now);
                 let account = accounts.entry(digest(email)).or_insert(Account {

@@ -21,9 +21,10 @@ use tracing::field::Empty;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use super::json_log::{self, REQUEST_SPAN, SpanFields};
+use super::json_log::REQUEST_SPAN;
 use super::request_context::{self, RequestContext};
 use super::sampling::RequestTrace;
+use super::span_fields::{self, SpanFields};
 
 use crate::domain::UserId;
 use crate::error::ApiError;
@@ -104,14 +105,14 @@ impl RequestFields<'_> {
         fields.push("url.path", text(self.path));
         // Written straight into the fields: no `String` of their own.
         fields.push("client.address", |json| match self.client {
-            Some(ip) => json_log::write_value(json, ip),
-            None => json_log::write_str(json, ""),
+            Some(ip) => span_fields::write_value(json, ip),
+            None => span_fields::write_str(json, ""),
         });
         fields.push("user_agent.original", text(self.user_agent));
         fields.push("network.protocol.version", text(self.protocol));
         fields.push("request_id", |json| match &self.request_id {
-            Some(id) => json_log::write_value(json, **id),
-            None => json_log::write_str(json, ""),
+            Some(id) => span_fields::write_value(json, **id),
+            None => span_fields::write_str(json, ""),
         });
         fields
     }
@@ -119,7 +120,7 @@ impl RequestFields<'_> {
 
 /// Writes `value` as a JSON string.
 fn text(value: &str) -> impl FnOnce(&mut Vec<u8>) + '_ {
-    move |json| json_log::write_str(json, value)
+    move |json| span_fields::write_str(json, value)
 }
 
 impl RootSpanBuilder for RootSpan {
@@ -305,6 +306,18 @@ fn record_outcome<B>(
     // Inside the root span or the request's context, whichever it has. The message as a plain
     // `&str` field: a format string would go through `fmt` on every request.
     tracing::info!(target: ACCESS_TARGET, message = "request completed", status, latency_ms);
+}
+
+/// The request's trace id (the one its `traceresponse` names), in lowercase hex.
+pub fn trace_id(req: &HttpRequest) -> Option<String> {
+    let extensions = req.extensions();
+    let ids = match extensions.get::<Rc<RequestContext>>() {
+        Some(context) => context.ids().clone(),
+        None => extensions
+            .get::<tracing_actix_web::RootSpan>()
+            .map(|root| root.context().span().span_context().clone())?,
+    };
+    ids.is_valid().then(|| ids.trace_id().to_string())
 }
 
 /// Records the authenticated user on the request's root span or context (`enduser.id`).

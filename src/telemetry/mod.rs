@@ -7,6 +7,7 @@ mod json_log;
 mod log_writer;
 mod request_context;
 mod sampling;
+mod span_fields;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};

@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use opentelemetry::trace::SpanContext;
 
-use super::json_log::{self, SpanFields};
+use super::span_fields::{self, SpanFields};
 
 /// The request's ids and fields, as its root span would have them.
 pub struct RequestContext {
@@ -46,13 +46,13 @@ impl RequestContext {
     pub fn record_u64(&self, name: &'static str, value: u64) {
         self.fields
             .borrow_mut()
-            .set(name, |json| json_log::write_value(json, value));
+            .set(name, |json| span_fields::write_value(json, value));
     }
 
     pub fn record_str(&self, name: &'static str, value: &str) {
         self.fields
             .borrow_mut()
-            .set(name, |json| json_log::write_str(json, value));
+            .set(name, |json| span_fields::write_str(json, value));
     }
 }
 

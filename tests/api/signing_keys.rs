@@ -1,6 +1,8 @@
 //! EdDSA/ES256 access tokens: the JWKS, verification by `kid` with the key's own algorithm,
 //! rotation that logs nobody out, revocation, replicas, and the attacks on the header.
 
+use auth_api::audit::Audit;
+use auth_api::clock::Clock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -44,9 +46,13 @@ fn kids(jwks: &Value) -> Vec<String> {
 }
 
 async fn users_of(settings: &auth_api::config::Settings) -> UserStore {
-    auth_api::startup::connect_users(settings, Default::default())
+    auth_api::startup::connect_users(settings, Default::default(), &Clock::system())
         .await
         .unwrap()
+}
+
+fn audit_of(users: &UserStore) -> Audit {
+    Audit::new(users.clone(), Default::default(), Clock::system())
 }
 
 backend_tests! {
@@ -181,7 +187,11 @@ backend_tests! {
 
         // Revoking the old key: refused everywhere within a reload interval.
         let settings = a.settings_with(&vars);
-        let manager = KeyManager::start(&settings, &users_of(&settings).await, Default::default()).await.unwrap().unwrap();
+        let users = users_of(&settings).await;
+        let manager = KeyManager::start(&settings, &users, Default::default(), audit_of(&users))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(manager.revoke(&first_kid).await.unwrap());
         tokio::time::sleep(Duration::from_millis(2200)).await;
         for &(app, name) in instances {
@@ -199,7 +209,12 @@ backend_tests! {
         let users = users_of(&settings).await;
         let mut managers = Vec::new();
         for _ in 0..6 {
-            managers.push(KeyManager::start(&settings, &users, Default::default()).await.unwrap().unwrap());
+            managers.push(
+                KeyManager::start(&settings, &users, Default::default(), audit_of(&users))
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
         }
         let before = managers[0].list().await.unwrap().len();
         tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -175,8 +175,12 @@ async fn login_joins_the_callers_trace(protocol: &str, backend: Backend) {
         assert!(
             root.start_time_unix_nano <= span.start_time_unix_nano
                 && span.end_time_unix_nano <= root.end_time_unix_nano,
-            "{} lies within the request span",
-            span.name
+            "{} lies within the request span ({}..{} in {}..{})",
+            span.name,
+            span.start_time_unix_nano,
+            span.end_time_unix_nano,
+            root.start_time_unix_nano,
+            root.end_time_unix_nano
         );
     }
 
@@ -600,7 +604,7 @@ async fn lines_logged_inside_a_request_carry_its_fields_and_trace_id() {
             found[0]
         };
         let evicted = of_trace(
-            "auth_api::routes::auth",
+            "auth_api::accounts::sign_in",
             "older sessions evicted (MAX_SESSIONS_PER_USER)",
         );
         let access = of_trace("access", "request completed");

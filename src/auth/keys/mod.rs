@@ -19,6 +19,9 @@ use secrecy::ExposeSecret as _;
 
 pub use material::{KeyAlgorithm, SealingKey};
 
+/// The `typ` header of an access token (RFC 9068).
+pub const TYP: &str = "at+jwt";
+
 /// A signing key as the store keeps it.
 #[derive(Clone, Debug)]
 pub struct StoredKey {
@@ -146,7 +149,7 @@ impl KeySet {
                     anyhow::anyhow!("KEYS_ENCRYPTION_KEY does not open the stored signing key {}", key.kid)
                 })?;
                 let mut header = Header::new(alg.jwt());
-                header.typ = Some(super::access_token::TYP.into());
+                header.typ = Some(TYP.into());
                 header.kid = Some(key.kid.clone());
                 signer = Some(Signer {
                     key: material::encoding_key(alg, private.expose_secret()),

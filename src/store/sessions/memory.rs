@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp};
+use super::model::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp};
 use crate::auth::refresh_token::TokenHash;
+use crate::clock::Clock;
 use crate::domain::UserId;
-use crate::store::{StoreError, now_ms};
+use crate::store::StoreError;
 
 struct Session {
     user: UserId,
@@ -75,14 +76,16 @@ impl State {
 pub struct MemorySessionStore {
     state: Arc<Mutex<State>>,
     policy: SessionPolicy,
+    clock: Clock,
 }
 
 impl MemorySessionStore {
     /// A store, and a task that drops expired entries every minute while the store lives.
-    pub fn new(policy: SessionPolicy) -> Self {
+    pub fn new(policy: SessionPolicy, clock: Clock) -> Self {
         let store = Self {
             state: Arc::default(),
             policy,
+            clock: clock.clone(),
         };
         let weak = Arc::downgrade(&store.state);
         tokio::spawn(async move {
@@ -90,7 +93,7 @@ impl MemorySessionStore {
             loop {
                 tick.tick().await;
                 let Some(state) = weak.upgrade() else { break };
-                state.lock().unwrap_or_else(|p| p.into_inner()).sweep(now_ms());
+                state.lock().unwrap_or_else(|p| p.into_inner()).sweep(clock.now_ms());
             }
         });
         store
@@ -107,7 +110,7 @@ impl MemorySessionStore {
     }
 
     pub fn create(&self, user: UserId, token: TokenHash, client: &ClientInfo) -> Result<CreatedSession, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let id = Uuid::now_v7();
         let idle_exp_ms = now + Self::ms(self.policy.refresh_ttl);
         let abs_exp_ms = now + Self::ms(self.policy.lifetime);
@@ -153,7 +156,7 @@ impl MemorySessionStore {
         sealed_successor: &str,
         client: &ClientInfo,
     ) -> Result<Rotation, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut state = self.lock();
         let Some(entry) = state.tokens.get(&presented) else {
             return Ok(Rotation::Invalid);
@@ -200,12 +203,12 @@ impl MemorySessionStore {
         Ok(Rotation::Reused { session_id, user_id })
     }
 
-    pub fn revoke_by_token(&self, token: TokenHash) -> Result<Option<Uuid>, StoreError> {
+    pub fn revoke_by_token(&self, token: TokenHash) -> Result<Option<(Uuid, UserId)>, StoreError> {
         let mut state = self.lock();
         let Some(session) = state.tokens.get(&token).map(|t| t.session) else {
             return Ok(None);
         };
-        Ok(state.remove_session(session).map(|_| session))
+        Ok(state.remove_session(session).map(|s| (session, s.user)))
     }
 
     pub fn revoke(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
@@ -225,7 +228,7 @@ impl MemorySessionStore {
         {
             state.by_user.insert(user, vec![ids.swap_remove(at)]);
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut live = 0;
         for id in ids {
             if state.sessions.remove(&id).is_some_and(|s| s.expires_ms() > now) {
@@ -236,7 +239,7 @@ impl MemorySessionStore {
     }
 
     pub fn list(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let state = self.lock();
         let ids = state.by_user.get(&user).map(Vec::as_slice).unwrap_or_default();
         Ok(ids
@@ -254,7 +257,7 @@ impl MemorySessionStore {
     }
 
     pub fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         Ok(self.lock().sessions.get(&session).is_some_and(|s| s.expires_ms() > now))
     }
 }

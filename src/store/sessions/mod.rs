@@ -10,11 +10,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub mod memory;
+mod model;
 pub mod redis;
 
 use super::StoreError;
@@ -23,72 +22,8 @@ use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 use crate::metrics::Metrics;
 use memory::MemorySessionStore;
+pub use model::{ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy};
 use redis::RedisSessionStore;
-
-/// How long an expired token is remembered by either store, to answer "expired" rather than
-/// "invalid" (and to still recognise a replayed one).
-pub(super) const REMEMBER_EXPIRED_MS: u64 = 86_400_000;
-
-/// The lifetimes and limits every store applies.
-#[derive(Clone, Debug)]
-pub struct SessionPolicy {
-    pub refresh_ttl: Duration,
-    pub lifetime: Duration,
-    pub grace: Duration,
-    pub max_per_user: u32,
-}
-
-/// Who opened or last used a session, for the user's session list.
-#[derive(Clone, Debug, Default)]
-pub struct ClientInfo {
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-}
-
-#[derive(Debug)]
-pub struct CreatedSession {
-    pub id: Uuid,
-    /// Sessions of the same user removed to respect `max_per_user`.
-    pub evicted: u32,
-}
-
-/// What presenting a refresh token led to.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Rotation {
-    /// The current token: retired, and the successor installed.
-    Rotated {
-        session_id: Uuid,
-        user_id: UserId,
-    },
-    /// The token retired last, within the grace window: the successor, sealed under it.
-    GraceReplay {
-        session_id: Uuid,
-        user_id: UserId,
-        sealed_successor: String,
-    },
-    /// An older or out-of-grace retired token: the session is now revoked.
-    Reused {
-        session_id: Uuid,
-        user_id: UserId,
-    },
-    Expired,
-    /// Unknown token, or its session was revoked.
-    Invalid,
-}
-
-/// A session as its owner sees it in the list.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SessionInfo {
-    pub id: Uuid,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub last_used_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-}
 
 #[derive(Clone)]
 pub enum SessionBackend {
@@ -194,11 +129,12 @@ impl SessionStore {
         Ok(rotation)
     }
 
-    /// Revokes the session `token` belongs to (current or retired); its id if there was one.
+    /// Revokes the session `token` belongs to (current or retired); its id and user if there
+    /// was one.
     #[tracing::instrument(name = "sessions.revoke_by_token", skip_all, fields(db.system = self.system(), db.operation = "revoke"))]
-    pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<Uuid>, StoreError> {
+    pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<(Uuid, UserId)>, StoreError> {
         let revoked = dispatch!(self, "sessions.revoke_by_token", s => s.revoke_by_token(token))?;
-        if let Some(session) = revoked {
+        if let Some((session, _)) = revoked {
             self.forget(session);
         }
         Ok(revoked)
@@ -258,9 +194,4 @@ impl SessionStore {
             SessionBackend::Memory(_) => "memory",
         }
     }
-}
-
-/// Milliseconds since the epoch as a timestamp (for display only).
-pub(super) fn timestamp(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use bb8_redis::redis::{self, Script};
 use uuid::Uuid;
 
-use super::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp};
+use super::model::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp};
 use crate::auth::refresh_token::TokenHash;
 use crate::domain::UserId;
 use crate::store::redis_pool::RedisClient;
@@ -149,14 +149,20 @@ impl RedisSessionStore {
         })
     }
 
-    pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<Uuid>, StoreError> {
+    pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<(Uuid, UserId)>, StoreError> {
         let mut invocation = REVOKE_BY_TOKEN.prepare_invoke();
         invocation.key(self.token_key(token)).arg(&self.prefix);
-        let sid: Option<String> = self
+        let ids: Option<String> = self
             .client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
-        Ok(sid.and_then(|s| Uuid::parse_str(&s).ok()))
+        Ok(ids.and_then(|ids| {
+            let (sid, uid) = ids.split_once('|')?;
+            Some((
+                Uuid::parse_str(sid).ok()?,
+                UserId::from_uuid(Uuid::parse_str(uid).ok()?),
+            ))
+        }))
     }
 
     pub async fn revoke(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {

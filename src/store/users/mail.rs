@@ -11,46 +11,11 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::statements::{END_RESET_LINKS, event_insert, mail_insert, on_pool, write_trail};
+use super::statements::{MailRequest, Trail};
 use super::{Backend, UserStore};
-use crate::domain::{MailKind, UserId};
-use crate::store::sessions::ClientInfo;
-use crate::store::{StoreError, now_ms};
-
-/// Runs `$body` with `$conn` bound to the backend's pool (both arms type-check separately).
-macro_rules! on_pool {
-    ($backend:expr, |$conn:ident| $body:expr) => {
-        match $backend {
-            Backend::Postgres($conn) => $body,
-            Backend::Sqlite($conn) => $body,
-        }
-    };
-}
-pub(super) use on_pool;
-
-/// A mail somebody asked for, before it is queued.
-#[derive(Debug, Clone)]
-pub struct MailRequest {
-    pub kind: MailKind,
-    /// The address asked for, normalised.
-    pub email: String,
-    /// Set when the request knew the user (a verification on registration or by its owner).
-    pub user_id: Option<UserId>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-impl MailRequest {
-    /// A mail of `kind` to `email`, asked for by `client`.
-    pub fn new(kind: MailKind, email: &str, user_id: Option<UserId>, client: ClientInfo) -> Self {
-        Self {
-            kind,
-            email: email.to_string(),
-            user_id,
-            ip: client.ip,
-            user_agent: client.user_agent,
-        }
-    }
-}
+use crate::domain::{MailKind, SecurityEvent, UserId};
+use crate::store::StoreError;
 
 /// A queued mail a sender has claimed.
 #[derive(Debug, Clone)]
@@ -64,6 +29,7 @@ pub struct ClaimedMail {
     pub requested_at: OffsetDateTime,
     /// Including this one.
     pub attempts: u32,
+    pub trace_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -76,6 +42,7 @@ struct ClaimedRow {
     requested_ua: Option<String>,
     requested_at: i64,
     attempts: i32,
+    trace_id: Option<String>,
 }
 
 /// What presenting a link's token found.
@@ -88,24 +55,10 @@ pub enum TokenUse<T> {
     Used(UserId, T),
 }
 
-pub(super) const INSERT_MAIL: &str = "insert into mail_outbox \
-     (id, kind, email, user_id, requested_ip, requested_ua, requested_at, next_attempt_at) \
-     values ($1, $2, $3, $4, $5, $6, $7, $7)";
-
 const INSERT_MAIL_UNLESS_THROTTLED: &str = "insert into mail_outbox \
-     (id, kind, email, user_id, requested_ip, requested_ua, requested_at, next_attempt_at) \
-     select $1, $2, $3, $4, $5, $6, $7, $7 \
-     where (select count(*) from mail_outbox where email = $3 and requested_at > $8) < $9";
-
-/// What a new password ends, with the user's id as `$1`: every reset link of the account, and
-/// every reset mail for its address not sent yet (its link would be minted after the change).
-/// Both tables hold the address normalised (lowercase).
-pub(super) const END_RESET_LINKS: [&str; 2] = [
-    "delete from account_tokens where user_id = $1 and purpose = 'password_reset'",
-    "update mail_outbox set state = 'skipped', locked_until = null \
-     where kind = 'password_reset' and state = 'pending' \
-     and email = (select email from users where id = $1)",
-];
+     (id, kind, email, user_id, requested_ip, requested_ua, requested_at, next_attempt_at, trace_id) \
+     select $1, $2, $3, $4, $5, $6, $7, $7, $8 \
+     where (select count(*) from mail_outbox where email = $3 and requested_at > $9) < $10";
 
 const CLAIM_FROM: &str = "select id from mail_outbox \
      where state = 'pending' and next_attempt_at <= $2 and (locked_until is null or locked_until <= $2) \
@@ -114,24 +67,9 @@ const CLAIM_FROM: &str = "select id from mail_outbox \
 fn claim_sql(rows: &str) -> String {
     format!(
         "update mail_outbox set locked_until = $1, attempts = attempts + 1 where id in ({rows}) \
-         returning id, kind, email, user_id, requested_ip, requested_ua, requested_at, attempts"
+         returning id, kind, email, user_id, requested_ip, requested_ua, requested_at, attempts, trace_id"
     )
 }
-
-/// `$sql` (one of the mail inserts) with the request's values bound as `$1`..`$7`.
-macro_rules! mail_insert {
-    ($sql:expr, $request:expr, $now:expr) => {
-        sqlx::query($sql)
-            .bind(Uuid::now_v7())
-            .bind($request.kind.as_str())
-            .bind($request.email.as_str())
-            .bind($request.user_id.map(|id| id.as_uuid()))
-            .bind($request.ip.as_deref())
-            .bind($request.user_agent.as_deref())
-            .bind($now)
-    };
-}
-pub(super) use mail_insert;
 
 impl UserStore {
     /// Queues `request` unless its address already had `per_hour` mails queued in the last
@@ -139,7 +77,7 @@ impl UserStore {
     /// account alike, so the answer does not depend on whether the account exists.
     #[tracing::instrument(name = "db.mail_outbox.insert", skip_all, fields(db.system = self.system(), db.operation = "INSERT"))]
     pub async fn queue_mail(&self, request: &MailRequest, per_hour: u32) -> Result<bool, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let since = now - 3_600_000;
         self.call("mail_outbox.insert", async {
             let inserted = match &self.backend {
@@ -176,7 +114,7 @@ impl UserStore {
     /// Claims up to `limit` due mails for `lease`; each claim counts as an attempt, so a mail
     /// whose sender died mid-way is retried after the lease, and dies after its last attempt.
     pub async fn claim_mail(&self, lease: Duration, limit: u32) -> Result<Vec<ClaimedMail>, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let until = now + lease.as_millis() as i64;
         let rows: Vec<ClaimedRow> = self
             .call("mail_outbox.claim", async {
@@ -214,6 +152,7 @@ impl UserStore {
                     requested_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.requested_at) * 1_000_000)
                         .unwrap_or(OffsetDateTime::UNIX_EPOCH),
                     attempts: row.attempts.max(0) as u32,
+                    trace_id: row.trace_id,
                 })
             })
             .collect())
@@ -228,7 +167,7 @@ impl UserStore {
         token_hash: &[u8],
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let expires = now + ttl.as_millis() as i64;
         self.call("account_tokens.insert", async {
             on_pool!(&self.backend, |pool| {
@@ -256,11 +195,18 @@ impl UserStore {
     }
 
     /// Ends a claimed mail: `sent`, `skipped` (nothing to send: no such account, or already
-    /// verified) or `dead` (out of attempts).
-    pub async fn finish_mail(&self, id: Uuid, state: &'static str, error: Option<&str>) -> Result<(), StoreError> {
-        let now = now_ms();
+    /// verified) or `dead` (out of attempts), and records `events` with it.
+    pub async fn finish_mail(
+        &self,
+        id: Uuid,
+        state: &'static str,
+        error: Option<&str>,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
         self.call("mail_outbox.finish", async {
             on_pool!(&self.backend, |pool| {
+                let mut tx = pool.begin().await?;
                 sqlx::query(
                     "update mail_outbox set state = $2, done_at = $3, locked_until = null, \
                      last_error = coalesce($4, last_error) where id = $1",
@@ -269,9 +215,12 @@ impl UserStore {
                 .bind(state)
                 .bind(now)
                 .bind(error)
-                .execute(pool)
-                .await
-                .map(drop)
+                .execute(&mut *tx)
+                .await?;
+                for event in events {
+                    event_insert!(event).execute(&mut *tx).await?;
+                }
+                tx.commit().await
             })
         })
         .await
@@ -279,7 +228,7 @@ impl UserStore {
 
     /// Releases a mail whose attempt failed, due again after `retry_in`.
     pub async fn retry_mail(&self, id: Uuid, retry_in: Duration, error: &str) -> Result<(), StoreError> {
-        let next = now_ms() + retry_in.as_millis() as i64;
+        let next = self.clock.now_ms() + retry_in.as_millis() as i64;
         self.call("mail_outbox.retry", async {
             on_pool!(&self.backend, |pool| {
                 sqlx::query(
@@ -321,14 +270,14 @@ impl UserStore {
                 })
             })
             .await?;
-        let waited = oldest.map_or(0, |at| (now_ms() - at).max(0));
+        let waited = oldest.map_or(0, |at| (self.clock.now_ms() - at).max(0));
         Ok((count, Duration::from_millis(waited as u64)))
     }
 
     /// Deletes expired tokens, and finished mails older than `keep` (the per-address count
     /// needs the last hour of them).
     pub async fn purge_mail(&self, keep: Duration) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let before = now - keep.as_millis() as i64;
         self.call("mail_outbox.purge", async {
             on_pool!(&self.backend, |pool| {
@@ -364,37 +313,40 @@ impl UserStore {
             .await?;
         Ok(match row {
             None => TokenUse::Unknown,
-            Some((_, expires)) if expires <= now_ms() => TokenUse::Expired,
+            Some((_, expires)) if expires <= self.clock.now_ms() => TokenUse::Expired,
             Some((user, _)) => TokenUse::Used(UserId::from_uuid(user), ()),
         })
     }
 
-    /// Uses up a password-reset token and sets `password_hash`; see [`Self::use_token`].
+    /// Uses up a password-reset token and sets `password_hash`, queueing `notice` to the
+    /// account's address; see [`Self::use_token`].
     pub async fn reset_password<F, Fut, T>(
         &self,
         token_hash: &[u8],
         password_hash: &str,
         revoke: F,
+        trail: Trail<'_>,
     ) -> Result<TokenUse<T>, StoreError>
     where
         F: FnOnce(UserId) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        self.use_token(MailKind::PasswordReset, token_hash, Some(password_hash), revoke)
+        self.use_token(MailKind::PasswordReset, token_hash, Some(password_hash), revoke, trail)
             .await
     }
 
     /// Uses up an email-verification token; see [`Self::use_token`].
-    pub async fn verify_email(&self, token_hash: &[u8]) -> Result<TokenUse<()>, StoreError> {
-        self.use_token(MailKind::EmailVerify, token_hash, None, |_| async { Ok(()) })
+    pub async fn verify_email(&self, token_hash: &[u8], trail: Trail<'_>) -> Result<TokenUse<()>, StoreError> {
+        self.use_token(MailKind::EmailVerify, token_hash, None, |_| async { Ok(()) }, trail)
             .await
     }
 
     /// Uses up a token of `purpose`, in one transaction: the token is deleted (so of two racing
     /// requests one finds it), `before` runs (a password reset ends the user's sessions there;
     /// its failure rolls everything back, token included), then the address counts as verified
-    /// (the link reached its mailbox), `password_hash` replaces the password when given, and
-    /// every other token of the user for `purpose` dies.
+    /// (the link reached its mailbox), `password_hash` replaces the password when given,
+    /// every other token of the user for `purpose` dies, and `trail` is written (its events
+    /// for the token's user).
     #[tracing::instrument(name = "db.users.use_token", skip_all, fields(db.system = self.system(), db.operation = "UPDATE", purpose = purpose.as_str()))]
     async fn use_token<F, Fut, T>(
         &self,
@@ -402,12 +354,13 @@ impl UserStore {
         token_hash: &[u8],
         password_hash: Option<&str>,
         before: F,
+        trail: Trail<'_>,
     ) -> Result<TokenUse<T>, StoreError>
     where
         F: FnOnce(UserId) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let mut before = Some(before);
         self.call("users.use_token", async {
             on_pool!(&self.backend, |pool| {
@@ -422,7 +375,7 @@ impl UserStore {
                 let Some((user, expires)) = found else {
                     return Ok(Ok(TokenUse::Unknown));
                 };
-                if expires <= now_ms() {
+                if expires <= self.clock.now_ms() {
                     tx.commit().await?;
                     return Ok(Ok(TokenUse::Expired));
                 }
@@ -451,6 +404,7 @@ impl UserStore {
                         sqlx::query(statement).bind(user).execute(&mut *tx).await?;
                     }
                 }
+                write_trail!(tx, &trail, UserId::from_uuid(user), self.clock.now_ms());
                 tx.commit().await?;
                 Ok(Ok(TokenUse::Used(UserId::from_uuid(user), done)))
             })

@@ -7,13 +7,18 @@ use sqlx::{PgPool, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod events;
 mod mail;
+mod statements;
 
-pub use mail::{ClaimedMail, MailRequest, TokenUse};
-use mail::{INSERT_MAIL, mail_insert, on_pool};
+pub use events::EventCursor;
+pub use mail::{ClaimedMail, TokenUse};
+use statements::{END_RESET_LINKS, INSERT_MAIL, mail_insert, on_pool, write_trail};
+pub use statements::{MailRequest, Trail};
 
 use super::recent::Recent;
 use super::{Dependency, StoreError, bounded, sql_error};
+use crate::clock::Clock;
 use crate::domain::{Email, User, UserId, Username};
 use crate::metrics::Metrics;
 
@@ -30,6 +35,7 @@ pub struct UserStore {
     metrics: Arc<Metrics>,
     /// Users recently read for a Bearer request (see [`Recent`]).
     profiles: Option<Arc<Recent<UserId, User>>>,
+    clock: Clock,
 }
 
 /// Most users remembered by one instance.
@@ -95,8 +101,9 @@ impl UserRow {
 
 impl UserStore {
     /// `remember`: how long a user read for a Bearer request may be reused (zero: never).
-    pub fn new(backend: Backend, timeout: Duration, metrics: Arc<Metrics>, remember: Duration) -> Self {
+    pub fn new(backend: Backend, timeout: Duration, metrics: Arc<Metrics>, remember: Duration, clock: Clock) -> Self {
         Self {
+            clock,
             backend,
             timeout,
             profiles: Recent::new(remember, PROFILE_CAPACITY, &metrics.remembered, "user").map(Arc::new),
@@ -140,17 +147,19 @@ impl UserStore {
         &self.backend
     }
 
-    /// Inserts `user`, and queues `verification` in the same transaction; a taken email (in any
-    /// letter case) is `EmailTaken`, decided by the unique index so two racing registrations
-    /// cannot both succeed.
+    /// Inserts `user`, and queues `verification` and writes `trail` in the same transaction; a
+    /// taken email (in any letter case) is `EmailTaken`, decided by the unique index so two
+    /// racing registrations cannot both succeed.
     #[tracing::instrument(name = "db.users.insert", skip_all, fields(db.system = self.system(), db.operation = "INSERT"))]
-    pub async fn insert(&self, user: NewUser, verification: Option<&MailRequest>) -> Result<User, InsertError> {
-        // Both databases keep microseconds; truncating here makes the value we return now
-        // equal to the one read back later.
-        let now = OffsetDateTime::now_utc();
-        let now = now
-            .replace_nanosecond(now.nanosecond() / 1000 * 1000)
-            .expect("valid nanosecond");
+    pub async fn insert(
+        &self,
+        user: NewUser,
+        verification: Option<&MailRequest>,
+        trail: Trail<'_>,
+    ) -> Result<User, InsertError> {
+        // Microseconds, as both databases keep them: the value returned now equals the one
+        // read back later.
+        let now = self.clock.now();
         let result = self
             .call("users.insert", async {
                 on_pool!(&self.backend, |pool| {
@@ -167,10 +176,11 @@ impl UserStore {
                     .execute(&mut *tx)
                     .await?;
                     if let Some(request) = verification {
-                        mail_insert!(INSERT_MAIL, request, crate::store::now_ms())
+                        mail_insert!(INSERT_MAIL, request, self.clock.now_ms())
                             .execute(&mut *tx)
                             .await?;
                     }
+                    write_trail!(tx, &trail, user.id, self.clock.now_ms());
                     tx.commit().await
                 })
             })
@@ -213,11 +223,12 @@ impl UserStore {
         Ok(row.map(UserRow::into_credentials))
     }
 
-    /// Replaces the password hash of `id`; `false` when there is no such user. Every reset
-    /// link of the account dies with the old password, and so do reset mails not sent yet.
+    /// Replaces the password hash of `id` and writes `trail`; `false` when there is no such
+    /// user. Every reset link of the account dies with the old password, and so do reset mails
+    /// not sent yet.
     #[tracing::instrument(name = "db.users.set_password_hash", skip_all, fields(db.system = self.system(), db.operation = "UPDATE"))]
-    pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError> {
-        let now = OffsetDateTime::now_utc();
+    pub async fn set_password_hash(&self, id: UserId, hash: &str, trail: Trail<'_>) -> Result<bool, StoreError> {
+        let now = self.clock.now();
         let updated = self
             .call("users.set_password_hash", async {
                 on_pool!(&self.backend, |pool| {
@@ -230,9 +241,13 @@ impl UserStore {
                         .await?
                         .rows_affected()
                         > 0;
-                    for statement in mail::END_RESET_LINKS {
+                    for statement in END_RESET_LINKS {
                         sqlx::query(statement).bind(id.as_uuid()).execute(&mut *tx).await?;
                     }
+                    if !updated {
+                        return Ok(false);
+                    }
+                    write_trail!(tx, &trail, id, self.clock.now_ms());
                     tx.commit().await?;
                     Ok(updated)
                 })

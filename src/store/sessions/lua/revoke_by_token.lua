@@ -1,5 +1,5 @@
 -- Revokes the session a (current or retired) token belongs to.
--- KEYS: token.  ARGV: key prefix.  Returns the session id, or false.
+-- KEYS: token.  ARGV: key prefix.  Returns 'session id|user id', or false.
 local entry = redis.call('GET', KEYS[1])
 if not entry then return false end
 local sid = string.match(entry, '^([^|]+)|')
@@ -8,4 +8,4 @@ local uid = redis.call('HGET', skey, 'uid')
 if not uid then return false end
 redis.call('DEL', skey)
 redis.call('ZREM', ARGV[1] .. 'user:' .. uid .. ':sessions', sid)
-return sid
+return sid .. '|' .. uid
