@@ -68,13 +68,14 @@ def paths_at(code: str, at: int) -> list[list[str]]:
 
 
 class Crate:
-    def __init__(self) -> None:
+    def __init__(self, src: pathlib.Path = SRC) -> None:
+        self.src = src
         # The crate roots only declare modules and run them.
-        self.files = sorted(p for p in SRC.rglob("*.rs") if p.parent != SRC or p.stem not in ("lib", "main"))
+        self.files = sorted(p for p in src.rglob("*.rs") if p.parent != src or p.stem not in ("lib", "main"))
         # Module path (tuple) -> file.
         self.modules: dict[tuple[str, ...], pathlib.Path] = {}
         for path in self.files:
-            parts = list(path.relative_to(SRC).with_suffix("").parts)
+            parts = list(path.relative_to(src).with_suffix("").parts)
             if parts[-1] == "mod":
                 parts.pop()
             self.modules[tuple(parts)] = path
@@ -178,13 +179,14 @@ def top(path: str) -> str:
     return pathlib.Path(path).parts[1].removesuffix(".rs")
 
 
-def main() -> int:
-    crate = Crate()
+def check(src: pathlib.Path) -> tuple[list[str], int, int]:
+    """The problems of the crate at `src`, and how many files and modules it has."""
+    crate = Crate(src)
     edges: dict[str, set[str]] = {}
     problems: list[str] = []
     for path in crate.files:
-        name = str(path.relative_to(SRC.parent))
-        edges[name] = {str(t.relative_to(SRC.parent)) for t in crate.deps(path)}
+        name = str(path.relative_to(src.parent))
+        edges[name] = {str(t.relative_to(src.parent)) for t in crate.deps(path)}
         module = top(name)
         if module in NO_HTTP and re.search(r"\bactix_\w+", strip(path.read_text())):
             problems.append(f"{name}: names the HTTP framework")
@@ -199,13 +201,54 @@ def main() -> int:
         graph = edges if loop[0] in edges else modules
         inner = {m: sorted(graph[m] & set(loop)) for m in loop}
         problems.append("cycle: " + "; ".join(f"{m} -> {', '.join(d)}" for m, d in inner.items()))
+    return problems, len(edges), len(modules)
+
+
+def self_test() -> None:
+    """The check finds what it is for, in a small crate made for it."""
+    import tempfile
+
+    cases = {
+        "two files": {"a.rs": "use crate::b::B; pub struct A;", "b.rs": "pub struct B(crate::a::A);"},
+        "a parent and its child": {
+            "m/mod.rs": "mod c; use c::C; pub struct P;",
+            "m/c.rs": "use super::P; pub struct C;",
+        },
+        "through a re-export": {
+            "d/mod.rs": "mod x; mod y; pub use x::X;",
+            "d/x.rs": "use super::y::Y; pub struct X;",
+            "d/y.rs": "use crate::d::X; pub struct Y;",
+        },
+        "a group import": {"e.rs": "use crate::{f::F}; pub struct E;", "f.rs": "use crate::{e::E}; pub struct F;"},
+        "a lower layer on HTTP": {"store.rs": "use actix_web::HttpRequest;"},
+    }
+    for name, files in cases.items():
+        with tempfile.TemporaryDirectory() as root:
+            src = pathlib.Path(root) / "src"
+            for path, code in files.items():
+                (src / path).parent.mkdir(parents=True, exist_ok=True)
+                (src / path).write_text(code)
+            problems, _, _ = check(src)
+            assert problems, f"the check misses {name}"
+    with tempfile.TemporaryDirectory() as root:
+        src = pathlib.Path(root) / "src"
+        src.mkdir()
+        (src / "a.rs").write_text("use crate::b::B; // crate::a in a comment\nconst S: &str = \"crate::a\";")
+        (src / "b.rs").write_text("pub struct B;\n#[cfg(test)]\nmod tests { use crate::a; }")
+        problems, _, _ = check(src)
+        assert not problems, f"comments, strings and unit tests are not dependencies: {problems}"
+
+
+def main() -> int:
+    self_test()
+    problems, files, modules = check(SRC)
     for problem in problems:
         print(problem)
     if problems:
         return 1
     print(
-        f"no cycles among {len(edges)} files and {len(modules)} top-level modules; "
-        f"{', '.join(sorted(NO_HTTP))} free of HTTP types"
+        f"no cycles among {files} files and {modules} top-level modules; "
+        f"{', '.join(sorted(NO_HTTP))} free of HTTP types (self-test passed)"
     )
     return 0
 

@@ -44,6 +44,10 @@ impl Clock {
         (self.now_ms() / 1000).max(0) as u64
     }
 
+    pub fn is_manual(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Moves a manual clock forward; the system clock cannot be moved.
     pub fn advance(&self, by: Duration) {
         let ms = self.0.as_ref().expect("only a manual clock can be advanced");

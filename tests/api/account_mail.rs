@@ -26,6 +26,18 @@ pub async fn spawn_with_mail(backend: Backend, smtp: &MailServer, vars: &[(&str,
     spawn_app_with(backend, &all).await
 }
 
+/// The same, on a clock the test moves by hand.
+pub async fn spawn_with_mail_at_manual_clock(backend: Backend, smtp: &MailServer, vars: &[(&str, &str)]) -> TestApp {
+    let url = smtp.url();
+    let mut all = vec![
+        ("SMTP_URL", url.as_str()),
+        ("PUBLIC_APP_URL", "https://app.test/"),
+        ("MAIL_RETRY_MAX", "1"),
+    ];
+    all.extend_from_slice(vars);
+    spawn_app_at_manual_clock(backend, &all).await
+}
+
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 
 pub async fn forgot(app: &TestApp, email: &str) -> Response {
@@ -164,12 +176,13 @@ backend_tests! {
         assert_error(reset(&app, &older, "another passphrase").await, 400, "INVALID_RESET_TOKEN").await;
         assert_error(reset(&app, "not-a-token", NEW).await, 400, "INVALID_RESET_TOKEN").await;
 
-        let short = spawn_with_mail(backend, &smtp, &[("PASSWORD_RESET_TTL", "1")]).await;
+        // A link's lifetime runs on the service's clock, on either backend.
+        let short = spawn_with_mail_at_manual_clock(backend, &smtp, &[("PASSWORD_RESET_TTL", "1")]).await;
         short.signed_up("brief@example.com").await;
         forgot(&short, "brief@example.com").await;
         let mail = smtp.nth("brief@example.com", RESET, 1).await;
         assert!(mail.text.contains("1 second"), "{}", mail.text);
-        tokio::time::sleep(Duration::from_millis(1300)).await;
+        short.wait(Duration::from_millis(1300)).await;
         assert_error(reset(&short, &mail.token("reset-password"), NEW).await, 400, "EXPIRED_RESET_TOKEN").await;
     }
 
@@ -349,11 +362,11 @@ backend_tests! {
     #[needs(Smtp)]
     async fn verification_links_expire_and_forgot_is_rate_limited_per_ip(backend: Backend) {
         let smtp = MailServer::start(None).await;
-        let app = spawn_with_mail(backend, &smtp, &[("EMAIL_VERIFY_TTL", "1"), ("RATE_LIMIT_AUTH_PER_MINUTE", "3")]).await;
+        let app = spawn_with_mail_at_manual_clock(backend, &smtp, &[("EMAIL_VERIFY_TTL", "1"), ("RATE_LIMIT_AUTH_PER_MINUTE", "3")]).await;
         app.signed_up("slow@example.com").await; // one of the three
         let token = smtp.nth("slow@example.com", VERIFY, 1).await.token("verify-email");
         assert_eq!(at_rest(&app, &token).await, (false, true), "only the token's SHA-256 is stored");
-        tokio::time::sleep(Duration::from_millis(1300)).await;
+        app.wait(Duration::from_millis(1300)).await;
         assert_error(verify(&app, &token).await, 400, "EXPIRED_VERIFY_TOKEN").await;
         // Verify and forgot share the per-IP auth limit: this is the third request, then 429.
         assert_eq!(forgot(&app, "slow@example.com").await.status(), 202);

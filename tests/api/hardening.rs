@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::helpers::{
-    Backend, TEST_SECRET, TestApp, assert_error, expect_tokens, spawn_app, spawn_app_with, spawn_sibling,
+    Backend, TEST_SECRET, TestApp, assert_error, expect_tokens, spawn_app, spawn_app_with, spawn_for_timeline,
+    spawn_sibling,
 };
 
 const SPA: &str = "https://app.example.com";
@@ -119,7 +120,7 @@ backend_tests! {
     }
 
     async fn accounts_lock_after_repeated_failures_known_or_not(backend: Backend) {
-        let app = spawn_app_with(backend, &[("LOGIN_MAX_FAILURES", "3"), ("LOGIN_LOCKOUT", "2")]).await;
+        let app = spawn_for_timeline(backend, &[("LOGIN_MAX_FAILURES", "3"), ("LOGIN_LOCKOUT", "2")]).await;
         app.signed_up("victim@example.com").await;
         for email in ["victim@example.com", "ghost@example.com"] {
             for _ in 0..3 {
@@ -134,7 +135,7 @@ backend_tests! {
         assert_eq!(a, b, "locked known and unknown accounts are indistinguishable");
         let body: Value = serde_json::from_slice(&a).unwrap();
         assert_eq!(body["content"]["error_code"], "ACCOUNT_LOCKED");
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        app.wait(Duration::from_millis(2100)).await;
         expect_tokens(app.login("victim@example.com", PASSWORD).await).await;
         // Success reset the count: one failure is a plain 401 again.
         assert_error(app.login("victim@example.com", "guess guess guess").await, 401, "USER_NOT_FOUND").await;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use actix_web::dev::ServerHandle;
+use auth_api::clock::Clock;
 use auth_api::config::Settings;
 use auth_api::startup::Application;
 use reqwest::{Response, StatusCode};
@@ -63,6 +64,8 @@ pub struct TestApp {
     pub database_url: Option<String>,
     /// Redis URL and key prefix of this test, for direct inspection.
     pub redis: Option<(String, String)>,
+    /// The clock the service reads: the system's, or a manual one the test moves.
+    pub clock: Clock,
     handle: ServerHandle,
     storage_env: Vec<(String, String)>,
     /// Dropped after `Drop::drop` stopped the server (`None` for a sibling, which shares it).
@@ -157,25 +160,47 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Spawns with extra environment variables layered over the test defaults.
 pub async fn spawn_app_with(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
-    spawn(backend, vars, None).await
+    spawn(backend, vars, None, Clock::system()).await
+}
+
+/// Spawns for a timeline test: in embedded mode every timeline is the service's own, so the
+/// clock is a manual one and [`TestApp::wait`] moves it; on PostgreSQL + Redis, Redis expires
+/// sessions and lockouts by its own clock, so `wait` really sleeps.
+pub async fn spawn_for_timeline(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
+    match backend {
+        Backend::Embedded => spawn_app_at_manual_clock(backend, vars).await,
+        Backend::External => spawn_app_with(backend, vars).await,
+    }
+}
+
+/// Spawns with a clock the test moves by hand (`app.clock.advance(..)`), standing at a fixed
+/// moment until then: expiry, lockout and grace are tested without sleeping.
+pub async fn spawn_app_at_manual_clock(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
+    let start = time::OffsetDateTime::now_utc();
+    spawn(backend, vars, None, Clock::manual(start)).await
 }
 
 /// Spawns on the external backends, reaching PostgreSQL and Redis through the given proxies.
 pub async fn spawn_app_proxied(database: SocketAddr, redis: SocketAddr, vars: &[(&str, &str)]) -> TestApp {
-    spawn(Backend::External, vars, Some((database, redis))).await
+    spawn(Backend::External, vars, Some((database, redis)), Clock::system()).await
 }
 
 /// A second instance on the same PostgreSQL database and Redis prefix as `other` (replicas).
 pub async fn spawn_sibling(other: &TestApp, vars: &[(&str, &str)]) -> TestApp {
-    let mut app = spawn_on(None, other.storage_env.clone(), vars, None).await;
+    let mut app = spawn_on(None, other.storage_env.clone(), vars, None, other.clock.clone()).await;
     app.redis = other.redis.clone();
     app
 }
 
-async fn spawn(backend: Backend, vars: &[(&str, &str)], proxies: Option<(SocketAddr, SocketAddr)>) -> TestApp {
+async fn spawn(
+    backend: Backend,
+    vars: &[(&str, &str)],
+    proxies: Option<(SocketAddr, SocketAddr)>,
+    clock: Clock,
+) -> TestApp {
     let storage = Storage::create(backend).await;
     let storage_env = storage.env.clone();
-    spawn_on(Some(storage), storage_env, vars, proxies).await
+    spawn_on(Some(storage), storage_env, vars, proxies, clock).await
 }
 
 async fn spawn_on(
@@ -183,6 +208,7 @@ async fn spawn_on(
     storage_env: Vec<(String, String)>,
     vars: &[(&str, &str)],
     proxies: Option<(SocketAddr, SocketAddr)>,
+    clock: Clock,
 ) -> TestApp {
     let mut env = test_env(&storage_env, vars);
     if let Some((database, redis)) = proxies {
@@ -190,7 +216,7 @@ async fn spawn_on(
         env.insert("REDIS_URL".into(), crate::proxy::via(&env["REDIS_URL"], redis));
     }
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
-    start(settings, storage, storage_env).await
+    start(settings, storage, storage_env, clock).await
 }
 
 /// The variables of a test instance on these stores: the test defaults, then `vars` (an empty
@@ -220,6 +246,14 @@ fn test_env(storage_env: &[(String, String)], vars: &[(&str, &str)]) -> HashMap<
 }
 
 impl TestApp {
+    /// Lets `time` pass for the service: moves its manual clock, or sleeps.
+    pub async fn wait(&self, time: std::time::Duration) {
+        match self.clock.is_manual() {
+            true => self.clock.advance(time),
+            false => tokio::time::sleep(time).await,
+        }
+    }
+
     /// The settings of an instance on this app's stores with `vars` over the test defaults.
     pub fn settings_with(&self, vars: &[(&str, &str)]) -> Settings {
         let env = test_env(&self.storage_env, vars);
@@ -260,7 +294,13 @@ impl TestApp {
     }
 }
 
-async fn start(settings: Settings, storage: Option<Storage>, storage_env: Vec<(String, String)>) -> TestApp {
+async fn start(
+    settings: Settings,
+    storage: Option<Storage>,
+    storage_env: Vec<(String, String)>,
+    clock: Clock,
+) -> TestApp {
+    let app_clock = clock.clone();
     // The server gets a thread and runtime of its own, so stopping it from `Drop` (which
     // blocks the test's runtime) cannot deadlock.
     let (ready, started) = tokio::sync::oneshot::channel();
@@ -271,7 +311,7 @@ async fn start(settings: Settings, storage: Option<Storage>, storage_env: Vec<(S
             .build()
             .unwrap();
         runtime.block_on(async move {
-            match Application::build(settings).await {
+            match Application::build_with_clock(settings, app_clock).await {
                 Ok(app) => {
                     let _ = ready.send(Ok((app.port(), app.metrics_port(), app.handle())));
                     let _ = app.run_until_stopped().await;
@@ -293,6 +333,7 @@ async fn start(settings: Settings, storage: Option<Storage>, storage_env: Vec<(S
         database_url: storage.as_ref().and_then(|s| s.database_url.clone()),
         redis: storage.as_ref().and_then(|s| s.redis.clone()),
         storage_env,
+        clock,
         handle,
         _storage: storage,
     }

@@ -12,6 +12,7 @@ mod basics;
 pub mod binary;
 mod client_address;
 mod concurrency;
+mod events;
 mod faults;
 mod hardening;
 mod me;

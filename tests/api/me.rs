@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TEST_SECRET, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{TEST_SECRET, assert_error, spawn_app, spawn_app_at_manual_clock};
 
 /// An HS256 token signed with the test key, with the given header `typ` and claims.
 fn forge(typ: Option<&str>, claims: Value, key: &str) -> String {
@@ -70,10 +70,11 @@ backend_tests! {
     }
 
     async fn short_ttl_tokens_really_expire(backend: Backend) {
-        let app = spawn_app_with(backend, &[("ACCESS_TOKEN_TTL", "1"), ("JWT_LEEWAY", "0")]).await;
+        // Access tokens expire by the service's own clock, on either backend.
+        let app = spawn_app_at_manual_clock(backend, &[("ACCESS_TOKEN_TTL", "1"), ("JWT_LEEWAY", "0")]).await;
         let tokens = app.signed_up("ttl@example.com").await;
         assert_eq!(app.me(&tokens.access).await.status(), 200);
-        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        app.wait(std::time::Duration::from_millis(2100)).await;
         assert_error(app.me(&tokens.access).await, 401, "EXPIRED_ACCESS_TOKEN").await;
     }
 

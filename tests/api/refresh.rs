@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, assert_error, expect_tokens, refresh_cookie, set_cookie, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, assert_error, expect_tokens, refresh_cookie, set_cookie, spawn_app, spawn_for_timeline};
 
 backend_tests! {
     async fn refresh_rotates_and_keeps_the_cookie_locked_down(backend: Backend) {
@@ -35,10 +35,10 @@ backend_tests! {
     }
 
     async fn reuse_after_grace_revokes_the_session(backend: Backend) {
-        let app = spawn_app_with(backend, &[("REFRESH_REUSE_GRACE", "1")]).await;
+        let app = spawn_for_timeline(backend, &[("REFRESH_REUSE_GRACE", "1")]).await;
         let stolen = app.signed_up("victim@example.com").await;
         let legit = expect_tokens(app.refresh(&stolen.refresh).await).await;
-        tokio::time::sleep(Duration::from_millis(1300)).await;
+        app.wait(Duration::from_millis(1300)).await;
         let replay = app.refresh(&stolen.refresh).await;
         assert_eq!(refresh_cookie(&replay).as_deref(), Some(""), "the cookie is cleared");
         let body = assert_error(replay, 401, "REFRESH_TOKEN_REUSED").await;
@@ -63,18 +63,18 @@ backend_tests! {
     }
 
     async fn refresh_tokens_expire(backend: Backend) {
-        let app = spawn_app_with(backend, &[("REFRESH_TOKEN_TTL", "1"), ("SESSION_MAX_LIFETIME", "1")]).await;
+        let app = spawn_for_timeline(backend, &[("REFRESH_TOKEN_TTL", "1"), ("SESSION_MAX_LIFETIME", "1")]).await;
         let tokens = app.signed_up("old@example.com").await;
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        app.wait(Duration::from_millis(1200)).await;
         assert_error(app.refresh(&tokens.refresh).await, 401, "EXPIRED_REFRESH_TOKEN").await;
     }
 
     async fn absolute_lifetime_bounds_a_refreshed_session(backend: Backend) {
-        let app = spawn_app_with(backend, &[("REFRESH_TOKEN_TTL", "2"), ("SESSION_MAX_LIFETIME", "2")]).await;
+        let app = spawn_for_timeline(backend, &[("REFRESH_TOKEN_TTL", "2"), ("SESSION_MAX_LIFETIME", "2")]).await;
         let tokens = app.signed_up("bounded@example.com").await;
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        app.wait(Duration::from_millis(1200)).await;
         let renewed = expect_tokens(app.refresh(&tokens.refresh).await).await;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        app.wait(Duration::from_millis(1000)).await;
         // Refreshed 1.2 s in, so idle expiry is 3.2 s; the 2 s lifetime ends it first.
         assert_error(app.refresh(&renewed.refresh).await, 401, "EXPIRED_REFRESH_TOKEN").await;
     }
