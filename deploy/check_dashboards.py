@@ -53,6 +53,11 @@ EXPECTED_OUTCOMES = {
     "auth_rate_limited_total": ("limiter", ["general", "auth"]),
     "auth_emails_total": ("outcome", ["queued", "throttled", "sent", "failed", "dead", "skipped"]),
     "auth_password_resets_total": ("outcome", ["requested", "throttled", "completed", "invalid_token", "expired_token"]),
+    "auth_security_events_total": ("name", [
+        "user.registered", "login.succeeded", "login.failed", "login.locked", "session.revoked",
+        "refresh.reuse_detected", "password.changed", "password.reset_requested", "password.reset",
+        "email.verification_sent", "email.verified", "signing_key.rotated",
+    ]),
 }
 
 

@@ -158,6 +158,13 @@ def overview() -> list:
             "Mails not yet delivered, and how long the oldest has waited; every instance reports the same (AuthApiMailOutboxBacklog past 15 minutes).",
         ),
         panel("Password resets by outcome", by_outcome("auth_password_resets_total", "outcome"), "ops", stack=True),
+        panel(
+            "Security events by name",
+            [(f"sum by (name) (rate(auth_security_events_total{{{SELECTOR}}}[{RATE}]))", "{{name}}")],
+            "ops",
+            "The trail users read at /auth/events and the `security` log target carries: a rise in login.failed, login.locked or refresh.reuse_detected is an attack in progress.",
+            stack=True,
+        ),
     ]
 
 

@@ -182,9 +182,37 @@ function signedOutPage() {
   );
 }
 
+// What each security event reads as on the profile page.
+const EVENT_TEXT = {
+  "user.registered": "Account created",
+  "login.succeeded": "Signed in",
+  "login.failed": "Failed sign-in attempt",
+  "login.locked": "Sign-in locked after repeated failures",
+  "session.revoked": "Session ended",
+  "refresh.reuse_detected": "A stolen session token was used; that session was ended",
+  "password.changed": "Password changed",
+  "password.reset_requested": "Password reset link sent",
+  "password.reset": "Password reset through the mailed link",
+  "email.verification_sent": "Confirmation link sent",
+  "email.verified": "Email address confirmed",
+};
+
+function activityRow(e) {
+  const what = EVENT_TEXT[e.name] ?? e.name;
+  const why = e.reason ? ` (${e.reason.replaceAll("_", " ")})` : "";
+  return h(
+    "tr",
+    {},
+    h("td", {}, new Date(e.at).toLocaleString()),
+    h("td", {}, what + why),
+    h("td", {}, [e.browser, e.ip].filter(Boolean).join(", ") || "unknown"),
+  );
+}
+
 async function profilePage() {
   const me = await api.authed("GET", "/auth/me");
   const sessions = await api.authed("GET", "/auth/sessions");
+  const activity = await api.authed("GET", "/auth/events?limit=10");
   const rows = sessions.map((s) =>
     h(
       "tr",
@@ -211,6 +239,13 @@ async function profilePage() {
       : actionButton("Send the confirmation link again", { class: "secondary" }, async () => say(await api.authed("POST", "/auth/email/verify/resend"))),
     h("h2", {}, "Your sessions"),
     h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Device"), h("th", {}, "Last used"), h("th", {}, ""))), h("tbody", {}, rows)),
+    h("h2", { id: "activity" }, "Recent security activity"),
+    h(
+      "table",
+      { "aria-labelledby": "activity" },
+      h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "What"), h("th", {}, "From"))),
+      h("tbody", {}, activity.events.map(activityRow)),
+    ),
     h("h2", {}, "Change your password"),
     form("Change your password", [field("Current password", "current_password", "password", "current-password"), field("New password", "new_password", "password", "new-password")], "Change password", async (values, el) => {
       const { revoked } = await api.authed("POST", "/auth/password/change", values);

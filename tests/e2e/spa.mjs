@@ -212,6 +212,13 @@ try {
   await tab1.reload();
   await tab1.getByRole("heading", { name: "Signed in as Ada" }).waitFor();
   check(true, "this device stays signed in");
+  const activity = tab1.getByRole("table", { name: "Recent security activity" });
+  await activity.getByRole("cell", { name: "Password changed" }).waitFor();
+  await activity.getByRole("cell", { name: "Session ended (password change)" }).waitFor();
+  check(
+    (await activity.getByRole("cell", { name: /Chrom/ }).count()) > 0,
+    "recent security activity lists the change and the session it ended, with the browser",
+  );
 
   // Forgot, reset through the mailed link, the old password refused, the new one works.
   await tab1.getByRole("button", { name: "Sign out" }).click();
