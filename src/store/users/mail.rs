@@ -58,7 +58,8 @@ pub enum TokenUse<T> {
 const INSERT_MAIL_UNLESS_THROTTLED: &str = "insert into mail_outbox \
      (id, kind, email, user_id, requested_ip, requested_ua, requested_at, next_attempt_at, trace_id) \
      select $1, $2, $3, $4, $5, $6, $7, $7, $8 \
-     where (select count(*) from mail_outbox where email = $3 and requested_at > $9) < $10";
+     where (select count(*) from mail_outbox where email = $3 and requested_at > $9 \
+     and kind <> 'password_changed') < $10";
 
 const CLAIM_FROM: &str = "select id from mail_outbox \
      where state = 'pending' and next_attempt_at <= $2 and (locked_until is null or locked_until <= $2) \
@@ -73,8 +74,10 @@ fn claim_sql(rows: &str) -> String {
 
 impl UserStore {
     /// Queues `request` unless its address already had `per_hour` mails queued in the last
-    /// hour; `false` when it was throttled. The count covers every kind, and addresses with no
-    /// account alike, so the answer does not depend on whether the account exists.
+    /// hour; `false` when it was throttled. The count covers resets and verifications alike,
+    /// and addresses with no account alike, so the answer does not depend on whether the
+    /// account exists. "Password changed" notices are not requests anyone can make for an
+    /// address, so they neither count nor are throttled.
     #[tracing::instrument(name = "db.mail_outbox.insert", skip_all, fields(db.system = self.system(), db.operation = "INSERT"))]
     pub async fn queue_mail(&self, request: &MailRequest, per_hour: u32) -> Result<bool, StoreError> {
         let now = self.clock.now_ms();
