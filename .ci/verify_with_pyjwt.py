@@ -61,6 +61,8 @@ def check(binary: str, alg: str) -> None:
             key = jwt.PyJWKClient(f"{base}/.well-known/jwks.json").get_signing_key_from_jwt(token)
             claims = jwt.decode(token, key.key, algorithms=[alg], audience="auth-api", issuer="auth-api")
             assert claims["sub"] == answer["content"]["user"]["id"], claims
+            # RFC 8176 and the assurance level: a password sign-in is aal1.
+            assert claims["amr"] == ["pwd"] and claims["acr"] == "aal1", claims
             # A token changed after signing must not verify.
             head, payload, signature = token.split(".")
             tampered = f"{head}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{signature}"

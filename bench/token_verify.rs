@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use auth_api::auth::access_token::AccessTokens;
 use auth_api::auth::keys::{KeyAlgorithm, KeyRing, KeySet, Schedule, SealingKey, StoredKey, material};
 use auth_api::config::{SigningAlgorithm, TokenSettings};
-use auth_api::domain::UserId;
+use auth_api::domain::{Assurance, UserId};
 use secrecy::{ExposeSecret as _, SecretString};
 
 fn settings(algorithm: SigningAlgorithm) -> TokenSettings {
@@ -87,13 +87,24 @@ fn main() -> anyhow::Result<()> {
     ];
     println!("alg    issue_us  verify_us  seen_us");
     for (name, tokens) in cases {
-        let token = tokens.issue(UserId::new(), uuid::Uuid::new_v4())?.token;
+        let token = tokens
+            .issue(UserId::new(), uuid::Uuid::new_v4(), Assurance::Password)?
+            .token;
         let issue = time(iterations / 4, || {
-            std::hint::black_box(tokens.issue(UserId::new(), uuid::Uuid::nil()).expect("issues"));
+            std::hint::black_box(
+                tokens
+                    .issue(UserId::new(), uuid::Uuid::nil(), Assurance::Password)
+                    .expect("issues"),
+            );
         });
         // Fresh tokens for every verification of every run: none was seen before.
         let fresh: Vec<String> = (0..iterations * 7)
-            .map(|_| tokens.issue(UserId::new(), uuid::Uuid::nil()).expect("issues").token)
+            .map(|_| {
+                tokens
+                    .issue(UserId::new(), uuid::Uuid::nil(), Assurance::Password)
+                    .expect("issues")
+                    .token
+            })
             .collect();
         let mut next = fresh.iter();
         let verify = time(iterations, || {

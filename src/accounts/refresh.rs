@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::{Accounts, outcomes, session_client};
 use crate::auth::access_token::IssuedToken;
 use crate::auth::refresh_token::{self, TokenHash};
-use crate::domain::{Client, EventName, UserId};
+use crate::domain::{Assurance, Client, EventName, UserId};
 use crate::error::{ApiError, Result};
 use crate::store::sessions::Rotation;
 
@@ -86,7 +86,8 @@ impl Accounts {
         if self.existing_user(user_id, || client.clone()).await?.is_none() {
             return Err(ApiError::InvalidRefreshToken);
         }
-        let access = self.tokens.issue(user_id, session_id)?;
+        // A session keeps the assurance of its sign-in, a password's.
+        let access = self.tokens.issue(user_id, session_id, Assurance::Password)?;
         let refreshed = Refreshed {
             user_id,
             session_id,

@@ -7,7 +7,7 @@ use super::{Accounts, outcomes, session_client};
 use crate::auth::access_token::IssuedToken;
 use crate::auth::refresh_token::{TokenHash, random_token};
 use crate::domain::{
-    Client, Email, EventName, LoginPassword, MailKind, NewPassword, SecurityEvent, User, UserId, Username,
+    Assurance, Client, Email, EventName, LoginPassword, MailKind, NewPassword, SecurityEvent, User, UserId, Username,
 };
 use crate::error::{ApiError, Result};
 use crate::store::users::{MailRequest, NewUser, Trail};
@@ -191,7 +191,8 @@ impl Accounts {
             .sessions
             .create(user.id, TokenHash::of(&refresh_token), &session_client(client))
             .await?;
-        let access = self.tokens.issue(user.id, session.id)?;
+        // Every sign-in checks a password, and nothing more yet.
+        let access = self.tokens.issue(user.id, session.id, Assurance::Password)?;
         let mut events: Vec<SecurityEvent> = vec![
             self.audit
                 .event(EventName::LoginSucceeded, client)

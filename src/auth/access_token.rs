@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::keys::{KeyRing, TYP};
 use crate::clock::Clock;
 use crate::config::TokenSettings;
-use crate::domain::UserId;
+use crate::domain::{Assurance, UserId};
 
 /// Tokens longer than this are rejected before any parsing: ours are about 400 bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -28,6 +28,12 @@ pub struct Claims {
     pub aud: String,
     /// Unique per token, so two tokens issued in the same second differ.
     pub jti: Uuid,
+    /// How the session's user signed in (RFC 8176): `["pwd"]`, or `["pwd", "otp"]`.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The assurance level of that sign-in: `aal1` or `aal2`.
+    #[serde(default)]
+    pub acr: String,
 }
 
 /// Issues and verifies access tokens: with one shared HS256 secret, or with the key ring's
@@ -127,7 +133,7 @@ impl AccessTokens {
     }
 
     #[tracing::instrument(name = "token.issue", skip_all)]
-    pub fn issue(&self, user: UserId, session: Uuid) -> anyhow::Result<IssuedToken> {
+    pub fn issue(&self, user: UserId, session: Uuid, assurance: Assurance) -> anyhow::Result<IssuedToken> {
         let now = self.clock.now_secs();
         let claims = Claims {
             sub: user,
@@ -137,6 +143,8 @@ impl AccessTokens {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             jti: Uuid::new_v4(),
+            amr: assurance.amr().iter().map(|m| m.to_string()).collect(),
+            acr: assurance.acr().to_string(),
         };
         let token = match &self.keys {
             Keys::Shared { encoding, header, .. } => jsonwebtoken::encode(header, &claims, encoding)?,
@@ -237,7 +245,10 @@ mod tests {
     #[test]
     fn a_token_seen_before_is_still_checked_for_expiry() {
         let tokens = AccessTokens::shared(&settings());
-        let token = tokens.issue(UserId::new(), Uuid::new_v4()).unwrap().token;
+        let token = tokens
+            .issue(UserId::new(), Uuid::new_v4(), Assurance::Password)
+            .unwrap()
+            .token;
         let claims = tokens.verify(&token).unwrap();
         assert_eq!(tokens.verify(&token).unwrap().jti, claims.jti, "answered from memory");
         // The remembered claims say it expired long ago (beyond the leeway).
@@ -254,11 +265,18 @@ mod tests {
     fn round_trip_and_uniqueness() {
         let tokens = AccessTokens::shared(&settings());
         let (user, sid) = (UserId::new(), Uuid::new_v4());
-        let a = tokens.issue(user, sid).unwrap().token;
-        let b = tokens.issue(user, sid).unwrap().token;
+        let a = tokens.issue(user, sid, Assurance::Password).unwrap().token;
+        let b = tokens.issue(user, sid, Assurance::Password).unwrap().token;
         assert_ne!(a, b, "jti makes same-second tokens differ");
         let claims = tokens.verify(&a).unwrap();
         assert_eq!((claims.sub, claims.sid), (user, sid));
+        assert_eq!((claims.amr, claims.acr.as_str()), (vec!["pwd".to_string()], "aal1"));
+        let strong = tokens.issue(user, sid, Assurance::PasswordAndOtp).unwrap().token;
+        let claims = tokens.verify(&strong).unwrap();
+        assert_eq!(
+            (claims.amr, claims.acr.as_str()),
+            (vec!["pwd".to_string(), "otp".to_string()], "aal2")
+        );
     }
 
     #[test]
@@ -266,7 +284,7 @@ mod tests {
         let mut other = settings();
         other.issuer = "someone-else".into();
         let foreign = AccessTokens::shared(&other)
-            .issue(UserId::new(), Uuid::new_v4())
+            .issue(UserId::new(), Uuid::new_v4(), Assurance::Password)
             .unwrap()
             .token;
         assert!(matches!(

@@ -1,6 +1,7 @@
 //! Values that are valid by construction: each has a private field and a `parse` that is the
 //! only way in, so a handler holding one never checks it again.
 
+mod assurance;
 mod email;
 mod event;
 mod mail;
@@ -10,6 +11,7 @@ pub mod user_agent;
 mod username;
 mod validation;
 
+pub use assurance::Assurance;
 pub use email::Email;
 pub use event::{Client, EventName, SecurityEvent, reason_of};
 pub use mail::MailKind;

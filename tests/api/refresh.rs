@@ -24,6 +24,21 @@ backend_tests! {
         assert_ne!(third.refresh, second.refresh);
     }
 
+    async fn tokens_say_how_the_user_signed_in_and_refresh_keeps_it(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let first = app.signed_up("amr@example.com").await;
+        let login = expect_tokens(app.login("amr@example.com", crate::account_mail::PASSWORD).await).await;
+        let refreshed = expect_tokens(app.refresh(&login.refresh).await).await;
+        for token in [&first.access, &login.access, &refreshed.access] {
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.set_audience(&["auth-api"]);
+            let key = jsonwebtoken::DecodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes());
+            let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).unwrap().claims;
+            assert_eq!(claims["amr"], serde_json::json!(["pwd"]), "{claims}");
+            assert_eq!(claims["acr"], "aal1", "{claims}");
+        }
+    }
+
     async fn a_retired_token_within_grace_gets_the_same_successor(backend: Backend) {
         let app = spawn_app(backend).await;
         let first = app.signed_up("tabs@example.com").await;
