@@ -120,7 +120,7 @@ class Crate:
             if module in self.modules:
                 path = self.modules[module]
                 rest = parts[len(module):]
-                target = getattr(self, "reexports", {}).get(path, {}).get(rest[0]) if rest else None
+                target = self.reexports.get(path, {}).get(rest[0]) if rest else None
                 if target and depth < 10:
                     return self.resolve(target + rest[1:], depth + 1) or path
                 return path

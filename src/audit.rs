@@ -49,6 +49,8 @@ impl Audit {
             let session = e.session_id.map(|id| id.to_string());
             tracing::info!(
                 target: TARGET,
+                // A plain first field: tracing's macro cannot tell a dotted first name after
+                // `target:` from its other forms.
                 security = true,
                 event.name = e.name.as_str(),
                 event.id = %e.id,

@@ -39,7 +39,7 @@ impl Accounts {
             let locked = self
                 .count_failure(&email, Some(user), "wrong_current_password", client)
                 .await?;
-            self.audit.record(&locked.into_iter().collect::<Vec<_>>()).await?;
+            self.audit.record(locked.as_slice()).await?;
             return Err(ApiError::InvalidCurrentPassword);
         }
         self.throttle.succeeded(&email).await?;

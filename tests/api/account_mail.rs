@@ -14,28 +14,28 @@ use crate::metrics::Snapshot;
 pub const PASSWORD: &str = "correct horse battery";
 const NEW: &str = "a brand new passphrase";
 
-/// An app whose mail goes to `smtp`, links to https://app.test.
-pub async fn spawn_with_mail(backend: Backend, smtp: &MailServer, vars: &[(&str, &str)]) -> TestApp {
-    let url = smtp.url();
+/// The variables of an app whose mail goes to `smtp` (`url`), links to https://app.test, then
+/// `vars`.
+fn mail_vars<'a>(url: &'a str, vars: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut all = vec![
-        ("SMTP_URL", url.as_str()),
+        ("SMTP_URL", url),
         ("PUBLIC_APP_URL", "https://app.test/"),
         ("MAIL_RETRY_MAX", "1"),
     ];
     all.extend_from_slice(vars);
-    spawn_app_with(backend, &all).await
+    all
+}
+
+/// An app whose mail goes to `smtp`, links to https://app.test.
+pub async fn spawn_with_mail(backend: Backend, smtp: &MailServer, vars: &[(&str, &str)]) -> TestApp {
+    let url = smtp.url();
+    spawn_app_with(backend, &mail_vars(&url, vars)).await
 }
 
 /// The same, on a clock the test moves by hand.
 pub async fn spawn_with_mail_at_manual_clock(backend: Backend, smtp: &MailServer, vars: &[(&str, &str)]) -> TestApp {
     let url = smtp.url();
-    let mut all = vec![
-        ("SMTP_URL", url.as_str()),
-        ("PUBLIC_APP_URL", "https://app.test/"),
-        ("MAIL_RETRY_MAX", "1"),
-    ];
-    all.extend_from_slice(vars);
-    spawn_app_at_manual_clock(backend, &all).await
+    spawn_app_at_manual_clock(backend, &mail_vars(&url, vars)).await
 }
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";

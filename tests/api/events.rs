@@ -160,41 +160,16 @@ impl Api {
     }
 }
 
-/// Where `all_events` asks.
-trait Events {
-    fn events_url(&self, path: &str) -> String;
-    fn http(&self) -> &reqwest::Client;
-}
-
-impl Events for Api {
-    fn events_url(&self, path: &str) -> String {
-        self.url(path)
-    }
-    fn http(&self) -> &reqwest::Client {
-        &self.client
-    }
-}
-
-impl Events for TestApp {
-    fn events_url(&self, path: &str) -> String {
-        self.url(path)
-    }
-    fn http(&self) -> &reqwest::Client {
-        &self.client
-    }
-}
-
-/// All of the caller's events, page by page, newest first.
-async fn all_events(app: &impl Events, access: &str, limit: u32) -> Vec<Value> {
+/// All of the caller's events at the API at `base`, page by page, newest first.
+async fn all_events(client: &reqwest::Client, base: &str, access: &str, limit: u32) -> Vec<Value> {
     let (mut events, mut after) = (Vec::new(), None::<String>);
     loop {
         let mut url = format!("/auth/events?limit={limit}");
         if let Some(after) = &after {
             url.push_str(&format!("&after={after}"));
         }
-        let response = app
-            .http()
-            .get(app.events_url(&url))
+        let response = client
+            .get(format!("{base}{url}"))
             .bearer_auth(access)
             .send()
             .await
@@ -328,19 +303,31 @@ backend_tests! {
         let unknown = &stored.iter().find(|e| e.trace.as_deref() == Some(&trace_id(4))).unwrap();
         assert_eq!(unknown.user, None);
 
-        // One JSON line per event under the `security` target, in the request's trace.
-        let logged: BTreeSet<(String, String)> = server.logs.lock().unwrap().iter()
-            .map(|line| serde_json::from_str::<Value>(line).unwrap())
-            .filter(|line| line["target"] == "security")
-            .map(|line| (line["event.name"].as_str().unwrap_or_default().to_string(), line["event.trace_id"].as_str().unwrap_or_default().to_string()))
+        // One JSON line per event under the `security` target, in the request's trace. The
+        // server writes its lines from a background thread within milliseconds: wait for them.
+        let wanted: Vec<(String, String)> = stored.iter()
+            .filter_map(|e| Some((e.name.clone(), e.trace.clone()?)))
             .collect();
+        let logged = |server: &crate::binary::Running| -> BTreeSet<(String, String)> {
+            server.logs.lock().unwrap().iter()
+                .map(|line| serde_json::from_str::<Value>(line).unwrap())
+                .filter(|line| line["target"] == "security")
+                .map(|line| (line["event.name"].as_str().unwrap_or_default().to_string(), line["event.trace_id"].as_str().unwrap_or_default().to_string()))
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !wanted.iter().all(|pair| logged(&server).contains(pair)) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let logged = logged(&server);
         for event in stored.iter().filter(|e| e.trace.is_some()) {
             let pair = (event.name.clone(), event.trace.clone().unwrap());
             assert!(logged.contains(&pair), "no log line for {pair:?} in {logged:?}");
         }
 
         // What Ada reads: her own events only, newest first, without internal fields.
-        let seen = all_events(&app, &expect_tokens(app.login(ada, PASSWORD).await).await.access, 3).await;
+        let signed_in = expect_tokens(app.login(ada, PASSWORD).await).await;
+        let seen = all_events(&app.client, &app.base, &signed_in.access, 3).await;
         let ada_stored = stored.iter().filter(|e| e.user.is_some() && e.user == stored[0].user).count();
         assert_eq!(seen.len(), ada_stored + 1, "every event of Ada's, and the login just made");
         for event in &seen {
@@ -366,7 +353,7 @@ backend_tests! {
         }
         let mailed = settled_events(&app, backend).await.iter().filter(|e| e.name == "email.verification_sent").count() / 2;
         for limit in [1, 4, 100] {
-            let events = all_events(&app, &ada.access, limit).await;
+            let events = all_events(&app.client, &app.address, &ada.access, limit).await;
             assert_eq!(events.len(), 2 + 12 + mailed, "limit {limit}: registered, first login, 6 logins, 6 failures");
             let ids: BTreeSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
             assert_eq!(ids.len(), events.len(), "no event twice");
@@ -376,9 +363,9 @@ backend_tests! {
             sorted.sort_by(|a, b| b.cmp(a));
             assert_eq!(times, sorted, "newest first");
         }
-        let bobs = all_events(&app, &bob.access, 100).await;
+        let bobs = all_events(&app.client, &app.address, &bob.access, 100).await;
         assert_eq!(bobs.len(), 2 + 6 + mailed);
-        let adas: BTreeSet<String> = all_events(&app, &ada.access, 100).await.iter().map(|e| e["id"].to_string()).collect();
+        let adas: BTreeSet<String> = all_events(&app.client, &app.address, &ada.access, 100).await.iter().map(|e| e["id"].to_string()).collect();
         assert!(bobs.iter().all(|e| !adas.contains(&e["id"].to_string())), "no event is shared");
 
         assert_error(app.get("/auth/events").await, 401, "PROTECTED_ROUTE").await;
