@@ -56,6 +56,17 @@ struct ErrorContent<'a> {
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dependency: Option<&'static str>,
+    /// `MFA_REQUIRED` only: how to go on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa: Option<MfaChallenge<'a>>,
+}
+
+/// What a login that needs its second factor answers, instead of tokens.
+#[derive(Serialize)]
+struct MfaChallenge<'a> {
+    challenge: &'a str,
+    methods: [&'static str; 2],
+    expires_in: u64,
 }
 
 impl ResponseError for ApiError {
@@ -89,6 +100,17 @@ impl ResponseError for ApiError {
             },
             dependency: match self {
                 ApiError::Unavailable { dependency, .. } => Some(dependency.as_str()),
+                _ => None,
+            },
+            mfa: match self {
+                ApiError::MfaRequired {
+                    challenge,
+                    expires_in_secs,
+                } => Some(MfaChallenge {
+                    challenge: secrecy::ExposeSecret::expose_secret(challenge),
+                    methods: ["totp", "recovery_code"],
+                    expires_in: *expires_in_secs,
+                }),
                 _ => None,
             },
         };

@@ -56,6 +56,24 @@ pub enum ApiError {
     Validation { field: String, message: String },
     #[error("session not found")]
     SessionNotFound,
+    /// The password was right; the login goes on at `/auth/mfa/verify` with this challenge.
+    #[error("second factor required")]
+    MfaRequired {
+        challenge: secrecy::SecretString,
+        expires_in_secs: u64,
+    },
+    #[error("second-factor challenge unknown, used or expired")]
+    MfaChallengeInvalid,
+    #[error("second-factor code wrong or already used")]
+    MfaCodeInvalid,
+    #[error("second factor required for this change")]
+    MfaCodeRequired,
+    #[error("a second factor is already active")]
+    MfaAlreadyEnabled,
+    #[error("no second factor to confirm or remove")]
+    MfaNotEnabled,
+    #[error("second factors are not configured")]
+    MfaUnavailable,
     #[error("body too large")]
     PayloadTooLarge,
     #[error("unsupported content type")]
@@ -187,6 +205,41 @@ impl ApiError {
             ),
             Validation { message, .. } => ("VALIDATION_ERROR", "UserError", message),
             SessionNotFound => ("SESSION_NOT_FOUND", "UserError", "no such session"),
+            MfaRequired { .. } => (
+                "MFA_REQUIRED",
+                "AuthError",
+                "the password is right; send a code of the second factor to /auth/mfa/verify with this challenge",
+            ),
+            MfaChallengeInvalid => (
+                "MFA_CHALLENGE_INVALID",
+                "AuthError",
+                "this sign-in attempt is unknown, used or expired: log in again",
+            ),
+            MfaCodeInvalid => (
+                "MFA_CODE_INVALID",
+                "AuthError",
+                "this code is wrong, or was already used: wait for the next one",
+            ),
+            MfaCodeRequired => (
+                "MFA_CODE_REQUIRED",
+                "AuthError",
+                "this change needs a code of your second factor (`code`) or a recovery code (`recovery_code`)",
+            ),
+            MfaAlreadyEnabled => (
+                "MFA_ALREADY_ENABLED",
+                "UserError",
+                "an authenticator is already active: remove it first",
+            ),
+            MfaNotEnabled => (
+                "MFA_NOT_ENABLED",
+                "UserError",
+                "there is no authenticator to confirm or remove: enrol one first",
+            ),
+            MfaUnavailable => (
+                "MFA_UNAVAILABLE",
+                "HostError",
+                "second factors need KEYS_ENCRYPTION_KEY on this server",
+            ),
             PayloadTooLarge => ("PAYLOAD_TOO_LARGE", "UserError", "the request body is too large"),
             UnsupportedMediaType => (
                 "UNSUPPORTED_MEDIA_TYPE",
@@ -245,6 +298,10 @@ impl ApiError {
         match self {
             ProtectedRoute | InvalidAuthHeader | ExpiredAccessToken | InvalidAccessToken | NoRefreshCookie
             | NoRefreshToken | ExpiredRefreshToken | InvalidRefreshToken | RefreshTokenReused | UserNotFound => 401,
+            MfaRequired { .. } | MfaChallengeInvalid | MfaCodeInvalid => 401,
+            MfaCodeRequired => 403,
+            MfaAlreadyEnabled | MfaNotEnabled => 409,
+            MfaUnavailable => 404,
             EmailTaken | EmailAlreadyVerified => 409,
             InvalidResetToken | ExpiredResetToken | InvalidVerifyToken | ExpiredVerifyToken => 400,
             EmailNotVerified => 403,

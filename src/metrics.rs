@@ -57,7 +57,12 @@ pub struct Metrics {
     pub security_events: IntCounterVec,
     /// Lookups of the recent-answer caches of Bearer requests: session or user, hit or miss.
     pub remembered: IntCounterVec,
+    pub mfa_verifications: IntCounterVec,
 }
+
+/// How a second factor was presented, and what became of it.
+pub const MFA_METHODS: &[&str] = &["totp", "recovery_code"];
+pub const MFA_OUTCOMES: &[&str] = &["success", "invalid", "replayed", "error"];
 
 /// Label values that exist from the start, so every series is 0 rather than absent.
 const LOGIN_OUTCOMES: &[&str] = &[
@@ -66,6 +71,7 @@ const LOGIN_OUTCOMES: &[&str] = &[
     "invalid_request",
     "locked",
     "unverified",
+    "mfa_required",
     "rate_limited",
     "error",
 ];
@@ -79,12 +85,21 @@ const REVOKE_REASONS: &[&str] = &[
     "password_change",
     "password_reset",
     "user_gone",
+    "mfa_enabled",
+    "mfa_disabled",
 ];
 const VALIDATION_OUTCOMES: &[&str] = &["valid", "expired", "invalid"];
 const POOL_STATES: &[&str] = &["idle", "in_use"];
 const KEY_STATES: &[&str] = &["next", "active", "retired"];
 const KEY_TRIGGERS: &[&str] = &["schedule", "manual", "emergency", "revoke"];
-const MAIL_KINDS: &[&str] = &["password_reset", "email_verify", "password_changed"];
+const MAIL_KINDS: &[&str] = &[
+    "password_reset",
+    "email_verify",
+    "password_changed",
+    "mfa_enabled",
+    "mfa_disabled",
+    "recovery_codes_changed",
+];
 const MAIL_OUTCOMES: &[&str] = &["queued", "throttled", "sent", "failed", "dead", "skipped"];
 const RESET_OUTCOMES: &[&str] = &["requested", "throttled", "completed", "invalid_token", "expired_token"];
 
@@ -242,6 +257,13 @@ impl Metrics {
                 "Security events recorded (the trail users read at /auth/events), by name",
                 "name",
                 &crate::domain::EventName::ALL.map(|n| n.as_str()),
+            ),
+            mfa_verifications: counter_pairs(
+                "auth_mfa_verifications_total",
+                "Second factors presented (login, step-up, enrolment), by method and outcome",
+                ["method", "outcome"],
+                MFA_METHODS,
+                MFA_OUTCOMES,
             ),
             registry,
         };

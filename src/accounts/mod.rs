@@ -7,6 +7,7 @@
 //! the injected [`Clock`].
 
 mod email;
+mod mfa;
 mod outcomes;
 mod password;
 mod refresh;
@@ -28,6 +29,7 @@ use crate::store::sessions::ClientInfo;
 use crate::store::users::EventCursor;
 use crate::store::{SessionStore, UserStore};
 
+pub use mfa::{CHALLENGE_ATTEMPTS, CHALLENGE_TTL, Proof, RecoveryCodes, SecondFactors, Verification};
 pub use refresh::{Presented, Refreshed};
 pub use sessions::Caller;
 pub use sign_in::{CreateOrLogin, Login, NewAccount, Registered, SignedIn};
@@ -43,6 +45,7 @@ pub struct Accounts {
     pub metrics: Arc<Metrics>,
     pub audit: Audit,
     pub clock: Clock,
+    pub factors: SecondFactors,
 }
 
 /// Most events one page of `/auth/events` holds.

@@ -4,44 +4,32 @@
 
 use secrecy::SecretString;
 
-use super::{Accounts, Caller, outcomes};
+use super::{Accounts, Caller, Proof, outcomes};
 use crate::auth::refresh_token::{self, TokenHash};
 use crate::domain::{Client, Email, EventName, LoginPassword, MailKind, NewPassword, ValidationError};
 use crate::error::{ApiError, Result};
 use crate::store::users::{MailRequest, TokenUse, Trail};
 
 impl Accounts {
-    /// Replaces the caller's password after checking the current one; ends every other session
-    /// of the user and keeps the caller's. How many sessions ended.
+    /// Replaces the caller's password after checking the current one (and the second factor,
+    /// when the user has one); ends every other session of the user and keeps the caller's.
+    /// How many sessions ended.
     pub async fn change_password(
         &self,
         caller: &Caller,
         current: SecretString,
         new: SecretString,
+        proof: Option<Proof>,
         client: &Client,
     ) -> Result<u32> {
-        let current = LoginPassword::parse(current).map_err(|e| rename(e, "current_password"))?;
+        // Both fields are checked before any hashing, the current one first.
+        LoginPassword::parse(current.clone()).map_err(|e| rename(e, "current_password"))?;
         let new = NewPassword::parse(new).map_err(|e| rename(e, "new_password"))?;
         let user = caller.user.id;
-        let credentials = self
-            .users
-            .find_credentials_by_id(user)
-            .await?
-            .ok_or(ApiError::InvalidAccessToken)?;
-        let email = Email::parse(&credentials.user.email)?;
-        self.refuse_if_locked(&email).await?;
-        if !self
-            .hasher
-            .verify(current.secret(), Some(credentials.password_hash))
-            .await?
-        {
-            // A stolen access token must not turn into unlimited guesses at the password.
-            let locked = self
-                .count_failure(&email, Some(user), "wrong_current_password", client)
-                .await?;
-            self.audit.record(locked.as_slice()).await?;
-            return Err(ApiError::InvalidCurrentPassword);
-        }
+        let email = self
+            .confirm_password(caller, current, "current_password", client)
+            .await?;
+        self.step_up(user, &email, proof, client).await?;
         self.throttle.succeeded(&email).await?;
         let hash = self.hasher.hash(new.secret()).await?;
         let changed = [self
@@ -64,6 +52,38 @@ impl Accounts {
         self.revoked("password_change", revoked, user, None, client).await?;
         tracing::info!(revoked, "password changed");
         Ok(revoked)
+    }
+
+    /// Checks the caller's password again, under the login lockout (a stolen access token must
+    /// not turn into unlimited guesses at it); the account's address.
+    pub(super) async fn confirm_password(
+        &self,
+        caller: &Caller,
+        password: SecretString,
+        field: &'static str,
+        client: &Client,
+    ) -> Result<Email> {
+        let password = LoginPassword::parse(password).map_err(|e| rename(e, field))?;
+        let user = caller.user.id;
+        let credentials = self
+            .users
+            .find_credentials_by_id(user)
+            .await?
+            .ok_or(ApiError::InvalidAccessToken)?;
+        let email = Email::parse(&credentials.user.email)?;
+        self.refuse_if_locked(&email).await?;
+        if !self
+            .hasher
+            .verify(password.secret(), Some(credentials.password_hash))
+            .await?
+        {
+            let locked = self
+                .count_failure(&email, Some(user), "wrong_current_password", client)
+                .await?;
+            self.audit.record(locked.as_slice()).await?;
+            return Err(ApiError::InvalidCurrentPassword);
+        }
+        Ok(email)
     }
 
     /// Queues a reset link for `email` if it has an account; the answer is the same either
@@ -144,7 +164,7 @@ impl Accounts {
     }
 
     /// Counts a queued notice and wakes the sender.
-    fn told(&self, notice: &Option<MailRequest>) {
+    pub(super) fn told(&self, notice: &Option<MailRequest>) {
         if let Some(notice) = notice {
             self.mail.count(notice.kind, "queued");
             self.mail.wake();

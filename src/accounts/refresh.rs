@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::{Accounts, outcomes, session_client};
 use crate::auth::access_token::IssuedToken;
 use crate::auth::refresh_token::{self, TokenHash};
-use crate::domain::{Assurance, Client, EventName, UserId};
+use crate::domain::{Client, EventName, UserId};
 use crate::error::{ApiError, Result};
 use crate::store::sessions::Rotation;
 
@@ -58,16 +58,21 @@ impl Accounts {
                 &session_client(client),
             )
             .await?;
-        let (outcome, user_id, session_id, token) = match rotation {
-            Rotation::Rotated { session_id, user_id } => ("success", user_id, session_id, successor),
+        let (outcome, user_id, session_id, assurance, token) = match rotation {
+            Rotation::Rotated {
+                session_id,
+                user_id,
+                assurance,
+            } => ("success", user_id, session_id, assurance, successor),
             Rotation::GraceReplay {
                 session_id,
                 user_id,
+                assurance,
                 sealed_successor,
             } => {
                 let token = refresh_token::unseal(&sealed_successor, &presented)
                     .ok_or_else(|| anyhow::anyhow!("stored successor of session {session_id} does not unseal"))?;
-                ("grace_replay", user_id, session_id, token)
+                ("grace_replay", user_id, session_id, assurance, token)
             }
             Rotation::Reused { session_id, user_id } => {
                 tracing::warn!(%session_id, %user_id, "retired refresh token presented again: session revoked");
@@ -86,8 +91,8 @@ impl Accounts {
         if self.existing_user(user_id, || client.clone()).await?.is_none() {
             return Err(ApiError::InvalidRefreshToken);
         }
-        // A session keeps the assurance of its sign-in, a password's.
-        let access = self.tokens.issue(user_id, session_id, Assurance::Password)?;
+        // A session keeps the assurance of its sign-in (or of its second factor's confirmation).
+        let access = self.tokens.issue(user_id, session_id, assurance)?;
         let refreshed = Refreshed {
             user_id,
             session_id,

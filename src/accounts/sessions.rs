@@ -2,8 +2,8 @@
 
 use uuid::Uuid;
 
-use super::Accounts;
-use crate::domain::{Client, User};
+use super::{Accounts, Proof};
+use crate::domain::{Client, Email, User};
 use crate::error::{ApiError, Result};
 use crate::store::sessions::SessionInfo;
 
@@ -56,8 +56,11 @@ impl Accounts {
         self.revoked("user", 1, caller.user.id, Some(id), client).await
     }
 
-    /// Ends every session of the caller, theirs included; how many there were.
-    pub async fn revoke_all_sessions(&self, caller: &Caller, client: &Client) -> Result<u32> {
+    /// Ends every session of the caller, theirs included (with a second factor when the user
+    /// has one); how many there were.
+    pub async fn revoke_all_sessions(&self, caller: &Caller, proof: Option<Proof>, client: &Client) -> Result<u32> {
+        let email = Email::parse(&caller.user.email)?;
+        self.step_up(caller.user.id, &email, proof, client).await?;
         let revoked = self.sessions.revoke_all(caller.user.id, None).await?;
         self.revoked("user", revoked, caller.user.id, None, client).await?;
         Ok(revoked)

@@ -137,7 +137,9 @@ impl Accounts {
         if self.mail.require_verified_email() {
             return Ok(Registered::Pending(user));
         }
-        Ok(Registered::SignedIn(self.start_session(user, client).await?))
+        Ok(Registered::SignedIn(
+            self.start_session(user, client, Assurance::Password).await?,
+        ))
     }
 
     async fn log_in(&self, email: Email, password: SecretString, client: &Client) -> Result<SignedIn> {
@@ -149,13 +151,19 @@ impl Accounts {
         let password = LoginPassword::parse(password)?;
         match self.check_password(&email, &password).await? {
             Ok(user) => {
-                self.throttle.succeeded(&email).await?;
                 // Only now, after the password check: without it the answer reveals nothing.
                 if self.mail.require_verified_email() && !user.email_verified {
+                    self.throttle.succeeded(&email).await?;
                     self.audit.record(&[failed("unverified").user(user.id)]).await?;
                     return Err(ApiError::EmailNotVerified);
                 }
-                self.start_session(user, client).await
+                if user.second_factor.totp {
+                    // Failures are cleared by the second step only: a known password must not
+                    // reset the count of wrong codes.
+                    return Err(self.challenge_for(&user).await?);
+                }
+                self.throttle.succeeded(&email).await?;
+                self.start_session(user, client, Assurance::Password).await
             }
             Err(known) => {
                 let event = failed("invalid_credentials");
@@ -184,15 +192,20 @@ impl Accounts {
         })
     }
 
-    /// Opens a refresh session for `user`, evicting the oldest beyond `MAX_SESSIONS_PER_USER`.
-    async fn start_session(&self, user: User, client: &Client) -> Result<SignedIn> {
+    /// Opens a refresh session for `user`, evicting the oldest beyond `MAX_SESSIONS_PER_USER`;
+    /// its access tokens say `assurance`.
+    pub(super) async fn start_session(&self, user: User, client: &Client, assurance: Assurance) -> Result<SignedIn> {
         let refresh_token = random_token();
         let session = self
             .sessions
-            .create(user.id, TokenHash::of(&refresh_token), &session_client(client))
+            .create(
+                user.id,
+                TokenHash::of(&refresh_token),
+                &session_client(client),
+                assurance,
+            )
             .await?;
-        // Every sign-in checks a password, and nothing more yet.
-        let access = self.tokens.issue(user.id, session.id, Assurance::Password)?;
+        let access = self.tokens.issue(user.id, session.id, assurance)?;
         let mut events: Vec<SecurityEvent> = vec![
             self.audit
                 .event(EventName::LoginSucceeded, client)

@@ -5,3 +5,4 @@ pub mod access_token;
 pub mod keys;
 pub mod password;
 pub mod refresh_token;
+pub mod second_factor;

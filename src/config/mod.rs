@@ -38,6 +38,8 @@ pub struct Settings {
     pub session_cache: Duration,
     /// `SECURITY_EVENTS_RETENTION_DAYS`.
     pub security_events_retention: Duration,
+    /// `MFA_ISSUER`.
+    pub mfa_issuer: String,
     pub tokens: TokenSettings,
     pub keys: KeySettings,
     pub max_sessions_per_user: u32,
@@ -309,6 +311,7 @@ impl Settings {
             keys,
             max_sessions_per_user: r.positive(&MAX_SESSIONS_PER_USER),
             security_events_retention: Duration::from_secs(86_400 * r.positive::<u64>(&SECURITY_EVENTS_RETENTION_DAYS)),
+            mfa_issuer: r.raw(&MFA_ISSUER).unwrap_or_else(|| r.parse(&OTEL_SERVICE_NAME)),
             cookie: CookieSettings {
                 secure: r.parse(&COOKIE_SECURE),
                 same_site: r.parse(&COOKIE_SAMESITE),

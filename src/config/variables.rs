@@ -83,6 +83,8 @@ variables! {
         "sessions kept per user; the oldest is evicted beyond it";
     SECURITY_EVENTS_RETENTION_DAYS = "90",
         "days security events (/auth/events, the `security` log target) are kept; one instance at a time deletes older ones, hourly";
+    MFA_ISSUER = "(OTEL_SERVICE_NAME)",
+        "issuer an authenticator app shows for the TOTP factor (the otpauth:// URI's issuer)";
     JWT_ISSUER = "auth-api",
         "`iss` of access tokens, checked on verify";
     JWT_AUDIENCE = "auth-api",

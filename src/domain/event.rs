@@ -24,10 +24,15 @@ pub enum EventName {
     EmailVerified,
     SigningKeyRotated,
     SigningKeyRevoked,
+    MfaEnabled,
+    MfaDisabled,
+    MfaVerified,
+    MfaFailed,
+    RecoveryCodesRenewed,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 13] = [
+    pub const ALL: [EventName; 18] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -41,6 +46,11 @@ impl EventName {
         Self::EmailVerified,
         Self::SigningKeyRotated,
         Self::SigningKeyRevoked,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::MfaVerified,
+        Self::MfaFailed,
+        Self::RecoveryCodesRenewed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +68,11 @@ impl EventName {
             Self::EmailVerified => "email.verified",
             Self::SigningKeyRotated => "signing_key.rotated",
             Self::SigningKeyRevoked => "signing_key.revoked",
+            Self::MfaEnabled => "mfa.enabled",
+            Self::MfaDisabled => "mfa.disabled",
+            Self::MfaVerified => "mfa.verified",
+            Self::MfaFailed => "mfa.failed",
+            Self::RecoveryCodesRenewed => "mfa.recovery_codes_renewed",
         }
     }
 
@@ -132,7 +147,7 @@ impl SecurityEvent {
 }
 
 /// Every reason an event may carry, so the stored text maps back to the same static string.
-pub const REASONS: [&str; 16] = [
+pub const REASONS: [&str; 23] = [
     "invalid_credentials",
     "unverified",
     "locked",
@@ -149,6 +164,13 @@ pub const REASONS: [&str; 16] = [
     "manual",
     "emergency",
     "revoke",
+    "mfa_enabled",
+    "mfa_disabled",
+    "totp",
+    "recovery_code",
+    "wrong_code",
+    "replayed_code",
+    "too_many_codes",
 ];
 
 /// The static reason `text` names, if it is one.

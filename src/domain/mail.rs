@@ -5,13 +5,20 @@ pub enum MailKind {
     EmailVerify,
     /// A notice that the password changed (by its owner or through a reset): no link.
     PasswordChanged,
+    /// Notices of the second factor: enabled, removed, recovery codes renewed or one used.
+    MfaEnabled,
+    MfaDisabled,
+    RecoveryCodesChanged,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 3] = [
+    pub const ALL: [MailKind; 6] = [
         MailKind::PasswordReset,
         MailKind::EmailVerify,
         MailKind::PasswordChanged,
+        MailKind::MfaEnabled,
+        MailKind::MfaDisabled,
+        MailKind::RecoveryCodesChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -19,12 +26,21 @@ impl MailKind {
             Self::PasswordReset => "password_reset",
             Self::EmailVerify => "email_verify",
             Self::PasswordChanged => "password_changed",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodesChanged => "recovery_codes_changed",
         }
     }
 
     /// Whether the mail carries a single-use link.
     pub fn has_link(self) -> bool {
-        !matches!(self, Self::PasswordChanged)
+        matches!(self, Self::PasswordReset | Self::EmailVerify)
+    }
+
+    /// A notice of a change to the account, sent to its own address: it does not count
+    /// against the per-address limit of mails somebody asked for.
+    pub fn is_notice(self) -> bool {
+        !self.has_link()
     }
 
     pub fn parse(text: &str) -> Option<Self> {

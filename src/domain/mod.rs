@@ -16,6 +16,6 @@ pub use email::Email;
 pub use event::{Client, EventName, SecurityEvent, reason_of};
 pub use mail::MailKind;
 pub use password::{LoginPassword, NewPassword};
-pub use user::{User, UserId};
+pub use user::{SecondFactor, User, UserId};
 pub use username::Username;
 pub use validation::ValidationError;

@@ -149,7 +149,7 @@ impl Sender {
         let (ttl, page) = match mail.kind {
             MailKind::PasswordReset => (self.settings.reset_ttl, "reset-password"),
             MailKind::EmailVerify => (self.settings.verify_ttl, "verify-email"),
-            MailKind::PasswordChanged => (Duration::ZERO, ""),
+            _ => (Duration::ZERO, ""),
         };
         if mail.kind.has_link()
             && let Err(e) = self
@@ -181,8 +181,8 @@ impl Sender {
                 let event = match mail.kind {
                     MailKind::PasswordReset => Some(EventName::PasswordResetRequested),
                     MailKind::EmailVerify => Some(EventName::EmailVerificationSent),
-                    // The notice of `password.changed`, which its change recorded.
-                    MailKind::PasswordChanged => None,
+                    // A notice of a change, which the change itself recorded.
+                    _ => None,
                 };
                 let requester = Client {
                     ip: mail.ip.clone(),

@@ -54,6 +54,12 @@ templates! {
     VerifyHtml = "email_verify.html";
     ChangedText = "password_changed.txt";
     ChangedHtml = "password_changed.html";
+    MfaOnText = "mfa_enabled.txt";
+    MfaOnHtml = "mfa_enabled.html";
+    MfaOffText = "mfa_disabled.txt";
+    MfaOffHtml = "mfa_disabled.html";
+    CodesText = "recovery_codes_changed.txt";
+    CodesHtml = "recovery_codes_changed.html";
 }
 
 pub fn render(kind: MailKind, values: &Values<'_>) -> Rendered {
@@ -91,6 +97,21 @@ pub fn render(kind: MailKind, values: &Values<'_>) -> Rendered {
             "Your password was changed",
             ChangedText { f }.render(),
             ChangedHtml { f }.render(),
+        ),
+        MailKind::MfaEnabled => (
+            "Two-step sign-in was turned on",
+            MfaOnText { f }.render(),
+            MfaOnHtml { f }.render(),
+        ),
+        MailKind::MfaDisabled => (
+            "Two-step sign-in was turned off",
+            MfaOffText { f }.render(),
+            MfaOffHtml { f }.render(),
+        ),
+        MailKind::RecoveryCodesChanged => (
+            "Your recovery codes changed",
+            CodesText { f }.render(),
+            CodesHtml { f }.render(),
         ),
     };
     Rendered {

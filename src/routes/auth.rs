@@ -96,7 +96,7 @@ pub(super) async fn register(
     responses(
         (status = 200, description = "Signed in", body = Envelope<SessionStarted>,
             headers(("Set-Cookie" = String, description = "`jwt=<refresh token>; HttpOnly; Path=/auth`"))),
-        (status = 401, description = "`USER_NOT_FOUND`: unknown email or wrong password (identical answers)", body = ErrorEnvelope),
+        (status = 401, description = "`USER_NOT_FOUND`: unknown email or wrong password (identical answers); `MFA_REQUIRED`: the password is right and the account has a second factor: no token and no cookie, `content.mfa.challenge` goes to `/auth/mfa/verify`", body = ErrorEnvelope),
         (status = 403, description = "`EMAIL_NOT_VERIFIED` (`REQUIRE_VERIFIED_EMAIL=true`, right password)", body = ErrorEnvelope),
         BadBody, Common))]
 pub(super) async fn login(
@@ -120,7 +120,7 @@ pub(super) async fn login(
     responses(
         (status = 200, description = "Signed in or registered", body = Envelope<SessionStarted>),
         (status = 202, description = "Registered under `REQUIRE_VERIFIED_EMAIL=true`", body = Envelope<VerificationPending>),
-        (status = 401, description = "`USER_NOT_FOUND`", body = ErrorEnvelope),
+        (status = 401, description = "`USER_NOT_FOUND`, or `MFA_REQUIRED` (as `/auth/login`)", body = ErrorEnvelope),
         (status = 403, description = "`EMAIL_NOT_VERIFIED`", body = ErrorEnvelope),
         BadBody, Common))]
 pub(super) async fn create_or_login(
@@ -139,7 +139,7 @@ pub(super) async fn create_or_login(
 
 /// A new session: the access token in the body, the refresh token in the cookie; or 202 while
 /// the address awaits verification.
-fn render(state: &AppState, req: &HttpRequest, registered: Registered) -> HttpResponse {
+pub(super) fn render(state: &AppState, req: &HttpRequest, registered: Registered) -> HttpResponse {
     let signed_in: SignedIn = match registered {
         Registered::SignedIn(signed_in) => signed_in,
         Registered::Pending(user) => {

@@ -16,26 +16,57 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-            .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
-        // The limit itself is the PayloadConfig registered in startup.
-        let body = web::Bytes::from_request(req, payload);
-        Box::pin(async move {
-            if !is_json {
-                return Err(ApiError::UnsupportedMediaType);
+        let bytes = read(req, payload);
+        Box::pin(async move { parse(&bytes.await?).map(JsonBody) })
+    }
+}
+
+/// The body of a JSON request: 415 for another content type, 413 past the limit.
+fn read(req: &HttpRequest, payload: &mut Payload) -> LocalBoxFuture<'static, Result<web::Bytes, ApiError>> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
+    // The limit itself is the PayloadConfig registered in startup.
+    let body = web::Bytes::from_request(req, payload);
+    Box::pin(async move {
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        body.await.map_err(|e| {
+            if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::validation("body", "the request body could not be read")
             }
-            let bytes = body.await.map_err(|e| {
-                if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::validation("body", "the request body could not be read")
-                }
-            })?;
-            parse(&bytes).map(JsonBody)
+        })
+    })
+}
+
+/// A JSON body that may be left out (no body at all): `None` then; otherwise as [`JsonBody`].
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let length = req.headers().get(header::CONTENT_LENGTH);
+        let no_body = length.is_some_and(|v| v.as_bytes() == b"0")
+            || (length.is_none() && !req.headers().contains_key(header::TRANSFER_ENCODING));
+        if no_body {
+            return Box::pin(async { Ok(OptionalJsonBody(None)) });
+        }
+        let bytes = read(req, payload);
+        Box::pin(async move {
+            let bytes = bytes.await?;
+            // JSON `null` says "no body" too.
+            if bytes.trim_ascii() == b"null" {
+                return Ok(OptionalJsonBody(None));
+            }
+            parse(&bytes).map(|b| OptionalJsonBody(Some(b)))
         })
     }
 }

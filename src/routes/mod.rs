@@ -13,6 +13,7 @@ mod json;
 mod jwks;
 mod me;
 pub mod metrics;
+mod mfa;
 pub mod openapi;
 mod password;
 pub mod rate_limit;
@@ -49,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters, docs: bool) 
                 email::configure(cfg, &limiters.auth);
                 sessions::configure(cfg);
                 events::configure(cfg);
+                mfa::configure(cfg, &limiters.auth);
             })
             .default_service(web::to(not_found)),
     );

@@ -5,7 +5,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, PartialSchema};
 
-use super::{auth, email, events, health, jwks, me, password, refresh, sessions};
+use super::{auth, email, events, health, jwks, me, mfa, password, refresh, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,11 +36,17 @@ use super::{auth, email, events, health, jwks, me, password, refresh, sessions};
         password::reset,
         email::verify,
         email::resend,
+        mfa::enrol,
+        mfa::confirm,
+        mfa::renew,
+        mfa::remove,
+        mfa::verify,
     ),
     modifiers(&Security, &TraceHeader),
     tags(
         (name = "auth", description = "Registration, login and the refresh cookie"),
         (name = "account", description = "The signed-in user: profile, sessions, password"),
+        (name = "mfa", description = "The TOTP second factor and recovery codes"),
         (name = "mail", description = "Password reset and email verification links"),
         (name = "service", description = "Health, signing keys"),
     )

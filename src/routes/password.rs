@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::bearer::Authenticated;
 use super::json::JsonBody;
+use super::mfa::SecondFactor;
 use super::rate_limit::Limiter;
 use super::request::client;
 use super::resource::resource;
@@ -92,6 +93,9 @@ pub(super) struct ChangeBody {
     current_password: SecretString,
     #[schema(value_type = NewPasswordText)]
     new_password: SecretString,
+    /// Required when the user has a second factor.
+    #[serde(flatten)]
+    second_factor: SecondFactor,
 }
 
 /// Change the password
@@ -101,7 +105,8 @@ pub(super) struct ChangeBody {
 #[utoipa::path(post, path = "/auth/password/change", tag = "account", request_body = ChangeBody, security(("bearer" = [])),
     responses(
         (status = 200, description = "`revoked`: the caller's other sessions, now ended", body = Envelope<Revoked>),
-        (status = 403, description = "`INVALID_CURRENT_PASSWORD` (counts towards the lockout)", body = ErrorEnvelope),
+        (status = 401, description = "`MFA_CODE_INVALID` (counts towards the lockout)", body = ErrorEnvelope),
+        (status = 403, description = "`INVALID_CURRENT_PASSWORD` (counts towards the lockout), or `MFA_CODE_REQUIRED`: the user has a second factor and sent no `code` or `recovery_code`", body = ErrorEnvelope),
         BadBody, NeedsBearer, Common))]
 pub(super) async fn change(
     state: web::Data<AppState>,
@@ -111,7 +116,13 @@ pub(super) async fn change(
 ) -> Result<HttpResponse> {
     let revoked = state
         .accounts
-        .change_password(&caller, body.current_password, body.new_password, &client(&req))
+        .change_password(
+            &caller,
+            body.current_password,
+            body.new_password,
+            body.second_factor.proof()?,
+            &client(&req),
+        )
         .await?;
     Ok(envelope::ok(Revoked { revoked }))
 }

@@ -55,6 +55,15 @@ string_schema! {
     LinkToken: |s| s.pattern(Some("^[A-Za-z0-9_-]{43}$"))
 }
 
+string_schema! {
+    /// A 6-digit code of the authenticator app (RFC 6238, 30-second steps); each step's code is accepted once.
+    TotpCode: |s| s.pattern(Some("^[0-9]{6}$")).examples(["123456"])
+}
+string_schema! {
+    /// A recovery code as shown at confirmation, `xxxx-xxxx-xxxx-xxxx` (letter case, dashes and spaces do not matter); each works once.
+    RecoveryCodeText: |s| s.max_length(Some(64)).examples(["ABCD-EFGH-IJKL-MNOP"])
+}
+
 /// The envelope of every error.
 #[derive(ToSchema)]
 // A schema only: `envelope` renders the errors themselves.
@@ -81,6 +90,19 @@ pub struct ErrorDetail {
     pub field: Option<String>,
     /// The backing service of a 503: `database` or `session_store`.
     pub dependency: Option<String>,
+    /// `MFA_REQUIRED` only: the password was right, and the login goes on at `/auth/mfa/verify`.
+    pub mfa: Option<MfaStep>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MfaStep {
+    /// Opaque and single use: send it to `/auth/mfa/verify` with a code.
+    pub challenge: String,
+    /// `totp` and `recovery_code`.
+    pub methods: Vec<String>,
+    /// Seconds the challenge lives.
+    pub expires_in: u64,
 }
 
 /// What any route may answer besides its own outcomes.

@@ -5,9 +5,11 @@ use uuid::Uuid;
 
 use super::bearer::Authenticated;
 use super::cookie;
+use super::json::OptionalJsonBody;
+use super::mfa::SecondFactor;
 use super::request::client;
 use super::resource::{get, resource};
-use super::schema::{Common, ErrorEnvelope, NeedsBearer};
+use super::schema::{BadBody, Common, ErrorEnvelope, NeedsBearer};
 use super::wire::{ListedSession, Revoked};
 use crate::app_state::AppState;
 use crate::envelope::{self, Envelope};
@@ -66,15 +68,26 @@ pub(super) async fn revoke_one(
 
 /// End all my sessions
 ///
-/// This one included; clears the cookie.
+/// This one included; clears the cookie. A user with a second factor sends a `code` or a
+/// `recovery_code` in a JSON body; without a factor the body may be left out.
 #[utoipa::path(delete, path = "/auth/sessions", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = Envelope<Revoked>), NeedsBearer, Common))]
+    request_body(content = Option<SecondFactor>, description = "Required when the user has a second factor"),
+    responses(
+        (status = 200, body = Envelope<Revoked>),
+        (status = 401, description = "`MFA_CODE_INVALID` (counts towards the lockout)", body = ErrorEnvelope),
+        (status = 403, description = "`MFA_CODE_REQUIRED`", body = ErrorEnvelope),
+        BadBody, NeedsBearer, Common))]
 pub(super) async fn revoke_all(
     state: web::Data<AppState>,
     req: HttpRequest,
     Authenticated(caller): Authenticated,
+    OptionalJsonBody(body): OptionalJsonBody<SecondFactor>,
 ) -> Result<HttpResponse> {
-    let revoked = state.accounts.revoke_all_sessions(&caller, &client(&req)).await?;
+    let proof = body.unwrap_or_default().proof()?;
+    let revoked = state
+        .accounts
+        .revoke_all_sessions(&caller, proof, &client(&req))
+        .await?;
     let mut response = HttpResponse::Ok();
     response.append_header(cookie::clear(&state.cookie));
     Ok(envelope::ok_with(response, Revoked { revoked }))

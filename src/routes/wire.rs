@@ -22,6 +22,16 @@ pub(super) struct User {
     email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    mfa: Mfa,
+}
+
+/// The user's second factor.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Mfa {
+    /// An authenticator app is confirmed: logins need its code.
+    totp: bool,
+    /// Unused recovery codes.
+    recovery_codes_left: u32,
 }
 
 impl From<&crate::domain::User> for User {
@@ -32,6 +42,10 @@ impl From<&crate::domain::User> for User {
             email: user.email.clone(),
             email_verified: user.email_verified,
             created_at: user.created_at,
+            mfa: Mfa {
+                totp: user.second_factor.totp,
+                recovery_codes_left: user.second_factor.recovery_codes_left,
+            },
         }
     }
 }

@@ -69,7 +69,7 @@ impl KeyManager {
         let keys = &settings.keys;
         let manager = Arc::new(Self {
             store: SigningKeyStore::new(users.backend().clone(), settings.store_timeout),
-            sealing: sealing_key(settings)?,
+            sealing: sealing_key(settings)?.context("KEYS_ENCRYPTION_KEY is required outside embedded mode")?,
             alg,
             schedule: Schedule {
                 rotation_period: keys.rotation_period,
@@ -233,13 +233,16 @@ impl KeyManager {
 }
 
 /// `KEYS_ENCRYPTION_KEY`, or in embedded mode the key kept beside the SQLite database (made on
-/// first start, readable by this user only).
-fn sealing_key(settings: &Settings) -> anyhow::Result<SealingKey> {
+/// first start, readable by this user only); `None` outside embedded mode without the setting
+/// (HS256 deployments need it only for second factors).
+pub fn sealing_key(settings: &Settings) -> anyhow::Result<Option<SealingKey>> {
     if let Some(key) = &settings.keys.encryption_key {
-        return SealingKey::from_base64(key.expose_secret()).context("KEYS_ENCRYPTION_KEY must be 32 bytes in base64");
+        return SealingKey::from_base64(key.expose_secret())
+            .context("KEYS_ENCRYPTION_KEY must be 32 bytes in base64")
+            .map(Some);
     }
     let DatabaseSettings::Sqlite { path } = &settings.database else {
-        anyhow::bail!("KEYS_ENCRYPTION_KEY is required outside embedded mode");
+        return Ok(None);
     };
     let file = path.parent().unwrap_or(Path::new(".")).join("keys-encryption.key");
     match write_private(&file, &SealingKey::generate_base64()?) {
@@ -248,7 +251,9 @@ fn sealing_key(settings: &Settings) -> anyhow::Result<SealingKey> {
         result => result.with_context(|| format!("cannot create {}", file.display()))?,
     }
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    SealingKey::from_base64(&text).with_context(|| format!("{} does not hold 32 bytes in base64", file.display()))
+    SealingKey::from_base64(&text)
+        .with_context(|| format!("{} does not hold 32 bytes in base64", file.display()))
+        .map(Some)
 }
 
 fn write_private(file: &Path, text: &str) -> std::io::Result<()> {

@@ -15,6 +15,7 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::accounts::Accounts;
+use crate::accounts::SecondFactors;
 use crate::app_state::AppState;
 use crate::audit::Audit;
 use crate::auth::access_token::AccessTokens;
@@ -24,6 +25,7 @@ use crate::config::{SessionSettings, Settings};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::routes::rate_limit::Limiters;
+use crate::store::challenges::ChallengeStore;
 use crate::store::login_throttle::LoginThrottle;
 use crate::{client_ip, telemetry};
 use middleware::{bounded_request, catch_panic, cors, cors_refusals_in_envelope, security_headers};
@@ -59,11 +61,20 @@ impl Application {
             migrate(&users).await?;
         }
         let sessions = connect_sessions(&settings, metrics.clone(), &clock)?;
-        let throttle = match (&settings.sessions, sessions.redis_client()) {
-            (SessionSettings::Redis { key_prefix, .. }, Some(client)) => {
-                LoginThrottle::redis(client.clone(), key_prefix.clone(), settings.lockout.clone())
-            }
-            _ => LoginThrottle::memory(settings.lockout.clone(), clock.clone()),
+        let (throttle, challenges) = match (&settings.sessions, sessions.redis_client()) {
+            (SessionSettings::Redis { key_prefix, .. }, Some(client)) => (
+                LoginThrottle::redis(client.clone(), key_prefix.clone(), settings.lockout.clone()),
+                ChallengeStore::redis(client.clone(), key_prefix.clone(), clock.clone()),
+            ),
+            _ => (
+                LoginThrottle::memory(settings.lockout.clone(), clock.clone()),
+                ChallengeStore::memory(clock.clone()),
+            ),
+        };
+        let factors = SecondFactors {
+            sealing: keys::sealing_key(&settings)?.map(Arc::new),
+            issuer: settings.mfa_issuer.clone(),
+            challenges,
         };
         let limiters = Limiters::new(&settings.rate_limits, metrics.clone());
         let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
@@ -99,6 +110,7 @@ impl Application {
             metrics,
             audit,
             clock,
+            factors,
         };
         let state = web::Data::new(AppState::new(&settings, accounts, ring));
         let body_limit = settings.body_limit;

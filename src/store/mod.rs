@@ -1,6 +1,7 @@
 //! Storage: users in PostgreSQL or SQLite, refresh sessions in Redis or in this process.
 //! Each pair is one enum with the same methods, so handlers never know which is in use.
 
+pub mod challenges;
 pub mod keys;
 pub mod login_throttle;
 pub mod recent;

@@ -17,6 +17,7 @@ mod faults;
 mod hardening;
 mod me;
 pub mod metrics;
+pub mod mfa;
 mod otlp;
 mod password;
 mod refresh;

@@ -113,11 +113,21 @@ impl SealingKey {
         Ok(STANDARD.encode(key))
     }
 
+    /// A key for `purpose` derived from this one (HMAC-SHA-256), so one setting keys every
+    /// secret at rest without using the same key twice.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::Mac as _;
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(self.0.expose_secret()).expect("any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(self.0.expose_secret().into())
     }
 
-    /// `nonce ‖ ciphertext` of `private_der`, bound to `kid` so a row's key cannot be moved to
+    /// `nonce ‖ ciphertext` of `private_der` (or any secret), bound to `kid` so a row's key cannot be moved to
     /// another row.
     pub fn seal(&self, kid: &str, private_der: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut nonce = [0u8; 24];

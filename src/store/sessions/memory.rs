@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::model::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp};
 use crate::auth::refresh_token::TokenHash;
 use crate::clock::Clock;
-use crate::domain::UserId;
+use crate::domain::{Assurance, UserId};
 use crate::store::StoreError;
 
 struct Session {
@@ -24,6 +24,7 @@ struct Session {
     idle_exp_ms: i64,
     abs_exp_ms: i64,
     client: ClientInfo,
+    assurance: Assurance,
 }
 
 impl Session {
@@ -109,7 +110,13 @@ impl MemorySessionStore {
         d.as_millis() as i64
     }
 
-    pub fn create(&self, user: UserId, token: TokenHash, client: &ClientInfo) -> Result<CreatedSession, StoreError> {
+    pub fn create(
+        &self,
+        user: UserId,
+        token: TokenHash,
+        client: &ClientInfo,
+        assurance: Assurance,
+    ) -> Result<CreatedSession, StoreError> {
         let now = self.clock.now_ms();
         let id = Uuid::now_v7();
         let idle_exp_ms = now + Self::ms(self.policy.refresh_ttl);
@@ -127,6 +134,7 @@ impl MemorySessionStore {
                 idle_exp_ms,
                 abs_exp_ms,
                 client: client.clone(),
+                assurance,
             },
         );
         state.tokens.insert(
@@ -168,7 +176,7 @@ impl MemorySessionStore {
         let Some(session) = state.sessions.get_mut(&session_id) else {
             return Ok(Rotation::Invalid);
         };
-        let user_id = session.user;
+        let (user_id, assurance) = (session.user, session.assurance);
         if now >= session.expires_ms() {
             state.remove_session(session_id);
             return Ok(Rotation::Expired);
@@ -187,7 +195,11 @@ impl MemorySessionStore {
                     exp_ms,
                 },
             );
-            return Ok(Rotation::Rotated { session_id, user_id });
+            return Ok(Rotation::Rotated {
+                session_id,
+                user_id,
+                assurance,
+            });
         }
         if let Some((previous, sealed, retired_ms)) = &session.previous
             && *previous == presented
@@ -196,6 +208,7 @@ impl MemorySessionStore {
             return Ok(Rotation::GraceReplay {
                 session_id,
                 user_id,
+                assurance,
                 sealed_successor: sealed.clone(),
             });
         }
@@ -209,6 +222,17 @@ impl MemorySessionStore {
             return Ok(None);
         };
         Ok(state.remove_session(session).map(|s| (session, s.user)))
+    }
+
+    pub fn elevate(&self, user: UserId, session: Uuid, assurance: Assurance) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.sessions.get_mut(&session).filter(|s| s.user == user) {
+            Some(s) => {
+                s.assurance = assurance;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     pub fn revoke(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {

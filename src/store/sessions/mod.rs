@@ -19,7 +19,7 @@ pub mod redis;
 use super::StoreError;
 use super::recent::Recent;
 use crate::auth::refresh_token::TokenHash;
-use crate::domain::UserId;
+use crate::domain::{Assurance, UserId};
 use crate::metrics::Metrics;
 use memory::MemorySessionStore;
 pub use model::{ClientInfo, CreatedSession, Rotation, SessionInfo, SessionPolicy};
@@ -105,8 +105,9 @@ impl SessionStore {
         user: UserId,
         token: TokenHash,
         client: &ClientInfo,
+        assurance: Assurance,
     ) -> Result<CreatedSession, StoreError> {
-        let created = dispatch!(self, "sessions.create", s => s.create(user, token, client))?;
+        let created = dispatch!(self, "sessions.create", s => s.create(user, token, client, assurance))?;
         if created.evicted > 0 {
             self.forget_user(user, Some(created.id));
         }
@@ -138,6 +139,13 @@ impl SessionStore {
             self.forget(session);
         }
         Ok(revoked)
+    }
+
+    /// Raises the assurance `session` of `user` carries into the access tokens it mints; `false`
+    /// when it is no live session of `user`.
+    #[tracing::instrument(name = "sessions.elevate", skip_all, fields(db.system = self.system(), db.operation = "elevate"))]
+    pub async fn elevate(&self, user: UserId, session: Uuid, assurance: Assurance) -> Result<bool, StoreError> {
+        dispatch!(self, "sessions.elevate", s => s.elevate(user, session, assurance))
     }
 
     /// Revokes `session` if it belongs to `user`.

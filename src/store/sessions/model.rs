@@ -5,7 +5,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::UserId;
+use crate::domain::{Assurance, UserId};
 
 /// How long an expired token is remembered by either store, to answer "expired" rather than
 /// "invalid" (and to still recognise a replayed one).
@@ -41,11 +41,13 @@ pub enum Rotation {
     Rotated {
         session_id: Uuid,
         user_id: UserId,
+        assurance: Assurance,
     },
     /// The token retired last, within the grace window: the successor, sealed under it.
     GraceReplay {
         session_id: Uuid,
         user_id: UserId,
+        assurance: Assurance,
         sealed_successor: String,
     },
     /// An older or out-of-grace retired token: the session is now revoked.
@@ -67,6 +69,14 @@ pub struct SessionInfo {
     pub expires_at: OffsetDateTime,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+}
+
+/// How a session's assurance is stored: its `acr`.
+pub(super) fn assurance_of(acr: Option<&str>) -> Assurance {
+    match acr {
+        Some("aal2") => Assurance::PasswordAndOtp,
+        _ => Assurance::Password,
+    }
 }
 
 /// Milliseconds since the epoch as a timestamp (for display only).

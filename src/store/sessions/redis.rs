@@ -17,14 +17,17 @@ use std::time::Duration;
 use bb8_redis::redis::{self, Script};
 use uuid::Uuid;
 
-use super::model::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp};
+use super::model::{
+    ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, assurance_of, timestamp,
+};
 use crate::auth::refresh_token::TokenHash;
-use crate::domain::UserId;
+use crate::domain::{Assurance, UserId};
 use crate::store::redis_pool::RedisClient;
 use crate::store::{Dependency, StoreError};
 
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/create.lua")));
 static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rotate.lua")));
+static ELEVATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/elevate.lua")));
 static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke.lua")));
 static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_all.lua")));
 static REVOKE_BY_TOKEN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_by_token.lua")));
@@ -71,6 +74,7 @@ impl RedisSessionStore {
         user: UserId,
         token: TokenHash,
         client: &ClientInfo,
+        assurance: Assurance,
     ) -> Result<CreatedSession, StoreError> {
         let id = Uuid::now_v7();
         let mut invocation = CREATE.prepare_invoke();
@@ -86,7 +90,8 @@ impl RedisSessionStore {
             .arg(client.user_agent.as_deref().unwrap_or(""))
             .arg(client.ip.as_deref().unwrap_or(""))
             .arg(&self.prefix)
-            .arg(REMEMBER_EXPIRED_MS);
+            .arg(REMEMBER_EXPIRED_MS)
+            .arg(assurance.acr());
         let evicted: u32 = self
             .client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
@@ -126,10 +131,15 @@ impl RedisSessionStore {
                 )),
             }
         };
+        let assurance = assurance_of(reply.get(4).map(String::as_str));
         Ok(match reply.first().map(String::as_str) {
             Some("rotated") => {
                 let (session_id, user_id) = ids()?;
-                Rotation::Rotated { session_id, user_id }
+                Rotation::Rotated {
+                    session_id,
+                    user_id,
+                    assurance,
+                }
             }
             Some("grace") => {
                 let (session_id, user_id) = ids()?;
@@ -137,6 +147,7 @@ impl RedisSessionStore {
                 Rotation::GraceReplay {
                     session_id,
                     user_id,
+                    assurance,
                     sealed_successor,
                 }
             }
@@ -163,6 +174,19 @@ impl RedisSessionStore {
                 UserId::from_uuid(Uuid::parse_str(uid).ok()?),
             ))
         }))
+    }
+
+    pub async fn elevate(&self, user: UserId, session: Uuid, assurance: Assurance) -> Result<bool, StoreError> {
+        let mut invocation = ELEVATE.prepare_invoke();
+        invocation
+            .key(self.session_key(session))
+            .arg(user.to_string())
+            .arg(assurance.acr());
+        let updated: u32 = self
+            .client
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        Ok(updated == 1)
     }
 
     pub async fn revoke(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {

@@ -59,7 +59,7 @@ const INSERT_MAIL_UNLESS_THROTTLED: &str = "insert into mail_outbox \
      (id, kind, email, user_id, requested_ip, requested_ua, requested_at, next_attempt_at, trace_id) \
      select $1, $2, $3, $4, $5, $6, $7, $7, $8 \
      where (select count(*) from mail_outbox where email = $3 and requested_at > $9 \
-     and kind <> 'password_changed') < $10";
+     and kind in ('password_reset', 'email_verify')) < $10";
 
 const CLAIM_FROM: &str = "select id from mail_outbox \
      where state = 'pending' and next_attempt_at <= $2 and (locked_until is null or locked_until <= $2) \

@@ -8,10 +8,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 mod events;
+mod factors;
 mod mail;
 mod statements;
 
 pub use events::EventCursor;
+pub use factors::{PendingTotp, TotpFactor};
 pub use mail::{ClaimedMail, TokenUse};
 use statements::{END_RESET_LINKS, INSERT_MAIL, mail_insert, on_pool, write_trail};
 pub use statements::{MailRequest, Trail};
@@ -19,7 +21,7 @@ pub use statements::{MailRequest, Trail};
 use super::recent::Recent;
 use super::{Dependency, StoreError, bounded, sql_error};
 use crate::clock::Clock;
-use crate::domain::{Email, User, UserId, Username};
+use crate::domain::{Email, SecondFactor, User, UserId, Username};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -67,7 +69,10 @@ pub enum InsertError {
 macro_rules! select_user {
     ($filter:literal) => {
         concat!(
-            "select id, username, email, password_hash, email_verified_at, created_at from users where ",
+            "select id, username, email, password_hash, email_verified_at, created_at, \
+             (select count(*) from mfa_totp t where t.user_id = users.id and t.confirmed_at is not null) as totp, \
+             (select count(*) from mfa_recovery_codes r where r.user_id = users.id and r.used_at is null) as codes_left \
+             from users where ",
             $filter
         )
     };
@@ -82,6 +87,8 @@ struct UserRow {
     password_hash: String,
     email_verified_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
+    totp: i64,
+    codes_left: i64,
 }
 
 impl UserRow {
@@ -93,6 +100,10 @@ impl UserRow {
                 email: self.email,
                 email_verified: self.email_verified_at.is_some(),
                 created_at: self.created_at,
+                second_factor: SecondFactor {
+                    totp: self.totp > 0,
+                    recovery_codes_left: self.codes_left.clamp(0, i64::from(u32::MAX)) as u32,
+                },
             },
             password_hash: self.password_hash,
         }
@@ -192,6 +203,7 @@ impl UserStore {
                 email: user.email.as_str().to_string(),
                 email_verified: false,
                 created_at: now,
+                second_factor: SecondFactor::default(),
             }),
             Err(StoreError::Failed(_, e)) if is_unique_violation(&e) => Err(InsertError::EmailTaken),
             Err(e) => Err(e.into()),

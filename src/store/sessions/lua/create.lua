@@ -1,13 +1,13 @@
 -- Opens a session and evicts the user's oldest beyond the limit, atomically.
 -- KEYS: session, token, user index.  ARGV: session id, user id, ttl ms, lifetime ms,
--- max sessions, user agent, ip, key prefix, remember-expired ms.
+-- max sessions, user agent, ip, key prefix, remember-expired ms, assurance (acr).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local idle_exp = now + tonumber(ARGV[3])
 local abs_exp = now + tonumber(ARGV[4])
 local expires = math.min(idle_exp, abs_exp)
 redis.call('HSET', KEYS[1], 'uid', ARGV[2], 'cur', string.sub(KEYS[2], -64), 'created', now, 'used', now,
-  'idle_exp', idle_exp, 'abs_exp', abs_exp, 'ua', ARGV[6], 'ip', ARGV[7])
+  'idle_exp', idle_exp, 'abs_exp', abs_exp, 'ua', ARGV[6], 'ip', ARGV[7], 'acr', ARGV[10])
 redis.call('PEXPIREAT', KEYS[1], expires)
 redis.call('SET', KEYS[2], ARGV[1] .. '|' .. expires, 'PXAT', expires + tonumber(ARGV[9]))
 -- Drop index entries whose session has expired or been revoked, then add this one.
