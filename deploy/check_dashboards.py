@@ -20,6 +20,9 @@ Exit status 0 when all hold. Usage:
 """
 
 import argparse
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import math
@@ -45,7 +48,7 @@ PASSWORD = "correct horse battery staple"
 
 # Every label value the dashboards break counters down by; the workload must move each one.
 EXPECTED_OUTCOMES = {
-    "auth_logins_total": ("outcome", ["success", "invalid_credentials", "invalid_request", "locked", "unverified", "rate_limited", "error"]),
+    "auth_logins_total": ("outcome", ["success", "invalid_credentials", "invalid_request", "locked", "unverified", "mfa_required", "rate_limited", "error"]),
     "auth_registrations_total": ("outcome", ["success", "email_taken", "invalid", "error"]),
     "auth_refresh_total": ("outcome", ["success", "grace_replay", "expired", "invalid", "reused", "error"]),
     "auth_sessions_revoked_total": ("reason", ["logout", "reuse", "evicted", "user", "password_change", "password_reset"]),
@@ -53,10 +56,11 @@ EXPECTED_OUTCOMES = {
     "auth_rate_limited_total": ("limiter", ["general", "auth"]),
     "auth_emails_total": ("outcome", ["queued", "throttled", "sent", "failed", "dead", "skipped"]),
     "auth_password_resets_total": ("outcome", ["requested", "throttled", "completed", "invalid_token", "expired_token"]),
+    "auth_mfa_verifications_total": ("outcome", ["success", "invalid", "replayed"]),
     "auth_security_events_total": ("name", [
         "user.registered", "login.succeeded", "login.failed", "login.locked", "session.revoked",
         "refresh.reuse_detected", "password.changed", "password.reset_requested", "password.reset",
-        "email.verification_sent", "email.verified",
+        "email.verification_sent", "email.verified", "mfa.enabled", "mfa.verified", "mfa.failed",
         # signing_key.*: the first key is made at start, before the workload's first snapshot.
     ]),
 }
@@ -253,6 +257,35 @@ def mail_workload(api: Api, mailbox: Mailbox, metrics_port: int) -> None:
     wait_for("a mail marked dead", lambda: metric(metrics_port, dead) >= 1)
 
 
+def totp(secret: str, at: float) -> str:
+    """RFC 6238 (SHA-1, 6 digits, 30 s) from the base32 secret, with the standard library."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, int(at // 30).to_bytes(8, "big"), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return f"{(int.from_bytes(mac[offset:offset + 4], 'big') & 0x7FFFFFFF) % 1_000_000:06d}"
+
+
+def mfa_workload(api: Api, mailbox: Mailbox) -> None:
+    """A second factor enrolled and used: every outcome of auth_mfa_verifications_total that a
+    client can cause. LOGIN_MAX_FAILURES=2, so a success sits between the two failures."""
+    reg = {"username": "Mia", "email": "mia@example.com", "password": PASSWORD}
+    api.expect(202, "POST", "/auth/register", body=reg)
+    api.expect(200, "POST", "/auth/email/verify", body={"token": mailbox.token("mia@example.com", "verify-email", 1)})
+    _, content, _ = api.login("mia@example.com")
+    token = content["access_token"]
+    _, enrolment, _ = api.expect(200, "POST", "/auth/mfa/totp", body={"password": PASSWORD}, token=token)
+    code = totp(enrolment["secret"], time.time())
+    _, confirmed, _ = api.expect(200, "POST", "/auth/mfa/totp/confirm", body={"code": code}, token=token)
+    _, denied, _ = api.login("mia@example.com", status=401)  # mfa_required
+    challenge = denied["mfa"]["challenge"]
+    api.expect(401, "POST", "/auth/mfa/verify", body={"challenge": challenge, "code": "000000"})  # invalid
+    recovery = confirmed["recovery_codes"][0]
+    api.expect(200, "POST", "/auth/mfa/verify", body={"challenge": challenge, "recovery_code": recovery})  # success
+    _, denied, _ = api.login("mia@example.com", status=401)
+    # The confirmation's code again: within the window, but its step is used.
+    api.expect(401, "POST", "/auth/mfa/verify", body={"challenge": denied["mfa"]["challenge"], "code": code})  # replayed
+
+
 def workload(api: Api, redis: subprocess.Popen, db_link: Cuttable, mailbox: Mailbox, metrics_port: int) -> None:
     """Every outcome the dashboards show, in an order where each step's precondition holds."""
     reg = {"username": "Ada", "email": "ada@example.com", "password": PASSWORD}
@@ -286,6 +319,7 @@ def workload(api: Api, redis: subprocess.Popen, db_link: Cuttable, mailbox: Mail
     api.expect(200, "DELETE", f"/auth/sessions/{other}", token=token)  # revoked by the user
     api.expect(200, "POST", "/auth/logout", cookie=current)  # logout
 
+    mfa_workload(api, mailbox)
     mail_workload(api, mailbox, metrics_port)
 
     # LOGIN_MAX_FAILURES=2: two wrong passwords, then the email is locked.

@@ -159,6 +159,13 @@ def overview() -> list:
         ),
         panel("Password resets by outcome", by_outcome("auth_password_resets_total", "outcome"), "ops", stack=True),
         panel(
+            "Second factors by method and outcome",
+            [(f"sum by (method, outcome) (rate(auth_mfa_verifications_total{{{SELECTOR}}}[{RATE}]))", "{{method}} {{outcome}}")],
+            "ops",
+            "Codes and recovery codes presented at /auth/mfa/verify, on confirmation and on step-up; invalid or replayed ones after a right password are a stolen password in use (AuthApiSecondFactorFailureSpike).",
+            stack=True,
+        ),
+        panel(
             "Security events by name",
             [(f"sum by (name) (rate(auth_security_events_total{{{SELECTOR}}}[{RATE}]))", "{{name}}")],
             "ops",

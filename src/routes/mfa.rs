@@ -118,7 +118,7 @@ impl From<RecoveryCodes> for RecoveryCodeList {
 /// Starts TOTP enrolment (the password again): the secret, its `otpauth://` URI and a QR code.
 /// The factor stays pending until `POST /auth/mfa/totp/confirm`; a new enrolment replaces a
 /// pending one.
-#[utoipa::path(post, path = "/auth/mfa/totp", tag = "mfa", request_body = PasswordBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/auth/mfa/totp", operation_id = "mfa_enrol", tag = "mfa", request_body = PasswordBody, security(("bearer" = [])),
     responses(
         (status = 200, body = Envelope<TotpEnrolment>),
         (status = 403, description = "`INVALID_CURRENT_PASSWORD` (counts towards the lockout)", body = ErrorEnvelope),
@@ -143,7 +143,7 @@ pub(super) async fn enrol(
 ///
 /// A first code activates the factor and answers ten recovery codes, shown once. Every other
 /// session of the user ends; the caller's now counts as second-factor verified (`acr` aal2).
-#[utoipa::path(post, path = "/auth/mfa/totp/confirm", tag = "mfa", request_body = CodeBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/auth/mfa/totp/confirm", operation_id = "mfa_confirm", tag = "mfa", request_body = CodeBody, security(("bearer" = [])),
     responses(
         (status = 200, body = Envelope<RecoveryCodeList>),
         (status = 401, description = "`MFA_CODE_INVALID`", body = ErrorEnvelope),
@@ -163,7 +163,7 @@ pub(super) async fn confirm(
 /// Renew the recovery codes
 ///
 /// Ten new codes (the password and a code or a recovery code); the old ones stop working.
-#[utoipa::path(post, path = "/auth/mfa/recovery-codes", tag = "mfa", request_body = ChangeFactorBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/auth/mfa/recovery-codes", operation_id = "mfa_recovery_codes", tag = "mfa", request_body = ChangeFactorBody, security(("bearer" = [])),
     responses(
         (status = 200, body = Envelope<RecoveryCodeList>),
         (status = 401, description = "`MFA_CODE_INVALID` (counts towards the lockout)", body = ErrorEnvelope),
@@ -189,7 +189,7 @@ pub(super) async fn renew(
 ///
 /// Removes the factor and its recovery codes (the password and a code or a recovery code);
 /// every other session of the user ends.
-#[utoipa::path(delete, path = "/auth/mfa/totp", tag = "mfa", request_body = ChangeFactorBody, security(("bearer" = [])),
+#[utoipa::path(delete, path = "/auth/mfa/totp", operation_id = "mfa_remove", tag = "mfa", request_body = ChangeFactorBody, security(("bearer" = [])),
     responses(
         (status = 200, description = "`revoked`: the caller's other sessions, now ended", body = Envelope<Revoked>),
         (status = 401, description = "`MFA_CODE_INVALID` (counts towards the lockout)", body = ErrorEnvelope),
@@ -216,7 +216,7 @@ pub(super) async fn remove(
 /// The `challenge` of a login's `MFA_REQUIRED` answer with a `code` or a `recovery_code`;
 /// answers what a login answers. A challenge lives 5 minutes and takes 5 wrong codes; wrong
 /// codes count towards the account lockout.
-#[utoipa::path(post, path = "/auth/mfa/verify", tag = "mfa", request_body = VerifyBody,
+#[utoipa::path(post, path = "/auth/mfa/verify", operation_id = "mfa_verify", tag = "mfa", request_body = VerifyBody,
     responses(
         (status = 200, description = "Signed in", body = Envelope<SessionStarted>,
             headers(("Set-Cookie" = String, description = "`jwt=<refresh token>; HttpOnly; Path=/auth`"))),
