@@ -43,6 +43,8 @@ export class ApiError extends Error {
     this.code = content?.error_code ?? "NETWORK";
     this.field = content?.field;
     this.retryAfter = retryAfter;
+    // `MFA_REQUIRED`: the password was right; `{challenge, methods, expires_in}` of the second step.
+    this.mfa = content?.mfa;
   }
 }
 
@@ -94,6 +96,11 @@ export function call(method, path, body) {
 
 export async function login(email, password) {
   return keep(await send("POST", "/auth/login", { body: { email, password } }));
+}
+
+/** The second step of a login: `{code}` or `{recovery_code}` for the login's challenge. */
+export async function verifySecondFactor(challenge, proof) {
+  return keep(await send("POST", "/auth/mfa/verify", { body: { challenge, ...proof } }));
 }
 
 export async function register(username, email, password) {

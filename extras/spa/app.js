@@ -62,6 +62,18 @@ function explain(e) {
       return "This page may not use the service (its address is not allowed: a setup error).";
     case "MAIL_DISABLED":
       return "This service sends no mail: ask its operator.";
+    case "MFA_CODE_INVALID":
+      return "This code is not right, or was used already: wait for the next one in your app.";
+    case "MFA_CHALLENGE_INVALID":
+      return "This sign-in took too long or too many tries: sign in again.";
+    case "MFA_CODE_REQUIRED":
+      return "Enter a code from your authenticator app (or a recovery code) as well.";
+    case "MFA_ALREADY_ENABLED":
+      return "Two-step sign-in is on already.";
+    case "MFA_NOT_ENABLED":
+      return "Two-step sign-in is not on: start again.";
+    case "MFA_UNAVAILABLE":
+      return "This service offers no two-step sign-in.";
     default:
       return api.SESSION_OVER.has(e.code) ? "Your session has ended: sign in again." : `Something went wrong (${e.code}). Try again.`;
   }
@@ -150,7 +162,12 @@ function signedOutPage() {
   show(
     h("h2", {}, "Sign in"),
     form("Sign in", [field("Email", "email", "email", "username"), field("Password", "password", "password", "current-password")], "Sign in", async ({ email, password }) => {
-      await api.login(email, password);
+      try {
+        await api.login(email, password);
+      } catch (e) {
+        if (e.code !== "MFA_REQUIRED") throw e;
+        return secondFactorPage(e.mfa.challenge);
+      }
       say("Signed in.");
       await profilePage();
     }),
@@ -182,6 +199,69 @@ function signedOutPage() {
   );
 }
 
+/** A code as typed: six digits are the app's code, anything else a recovery code. */
+function proofOf(text) {
+  const code = text.replace(/\s/g, "");
+  return /^\d{6}$/.test(code) ? { code } : { recovery_code: text.trim() };
+}
+
+/** The second step of a login: the app's code, or a recovery code. */
+function secondFactorPage(challenge) {
+  const done = async () => {
+    say("Signed in.");
+    await profilePage();
+  };
+  show(
+    h("h2", {}, "Two-step sign-in"),
+    h("p", {}, "Your password is right. Enter the 6-digit code your authenticator app shows now."),
+    form("Enter your code", [field("Code", "code", "text", "one-time-code")], "Verify", async ({ code }) => {
+      await api.verifySecondFactor(challenge, { code: code.replace(/\s/g, "") });
+      await done();
+    }),
+    h("h3", {}, "Lost your phone?"),
+    form("Use a recovery code", [field("Recovery code", "recovery_code")], "Use recovery code", async ({ recovery_code }) => {
+      await api.verifySecondFactor(challenge, { recovery_code });
+      await done();
+    }),
+    h("p", {}, h("a", { href: "/" }, "Start over")),
+  );
+}
+
+/** Turning the second factor on: the QR code and the secret, then the first code. */
+function enrolmentPage(enrolment) {
+  const qr = h("img", { id: "totp-qr", alt: "QR code for your authenticator app", width: "200", height: "200" });
+  // The server's SVG as an image, never as markup in this page.
+  qr.src = "data:image/svg+xml;base64," + btoa(enrolment.qr_svg);
+  show(
+    h("h2", {}, "Turn on two-step sign-in"),
+    h("p", {}, "Scan this code with your authenticator app, or type the key in by hand."),
+    qr,
+    h("p", {}, "Key: ", h("code", { id: "totp-secret" }, enrolment.secret)),
+    form("Confirm two-step sign-in", [field("Code from the app", "code", "text", "one-time-code")], "Turn on", async ({ code }) => {
+      const { recovery_codes } = await api.authed("POST", "/auth/mfa/totp/confirm", { code: code.replace(/\s/g, "") });
+      recoveryCodesPage(recovery_codes);
+    }),
+  );
+}
+
+/** Recovery codes, shown once: copy or download them now. */
+function recoveryCodesPage(codes) {
+  const text = codes.join("\n") + "\n";
+  const download = h("a", { id: "download-codes", download: "recovery-codes.txt" }, "Download");
+  download.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+  show(
+    h("h2", {}, "Your recovery codes"),
+    h("p", {}, "Each works once, if you lose your phone. Keep them somewhere safe: they are shown only now. Your other sessions were signed out."),
+    h("pre", { id: "recovery-codes" }, text),
+    actionButton("Copy", { class: "secondary" }, async () => {
+      await navigator.clipboard.writeText(text);
+      say("Copied.");
+    }),
+    download,
+    h("p", {}, h("button", { type: "button", onclick: () => profilePage() }, "I have saved them")),
+  );
+}
+
 // What each security event reads as on the profile page.
 const EVENT_TEXT = {
   "user.registered": "Account created",
@@ -195,6 +275,11 @@ const EVENT_TEXT = {
   "password.reset": "Password reset through the mailed link",
   "email.verification_sent": "Confirmation link sent",
   "email.verified": "Email address confirmed",
+  "mfa.enabled": "Two-step sign-in turned on",
+  "mfa.disabled": "Two-step sign-in turned off",
+  "mfa.verified": "Second step of a sign-in passed",
+  "mfa.failed": "Wrong two-step sign-in code",
+  "mfa.recovery_codes_renewed": "New recovery codes",
 };
 
 function activityRow(e) {
@@ -246,9 +331,26 @@ async function profilePage() {
       h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "What"), h("th", {}, "From"))),
       h("tbody", {}, activity.events.map(activityRow)),
     ),
+    h("h2", { id: "two-step" }, "Two-step sign-in"),
+    h("section", { "aria-labelledby": "two-step" }, me.mfa.totp
+      ? [
+          h("p", { id: "mfa-state" }, `On: your authenticator app is asked for at sign-in. ${me.mfa.recovery_codes_left} recovery code(s) left.`),
+          form("Turn off two-step sign-in", [field("Password", "password", "password", "current-password"), field("Code from the app, or a recovery code", "code", "text", "one-time-code")], "Turn off", async ({ password, code }) => {
+            await api.authed("DELETE", "/auth/mfa/totp", { password, ...proofOf(code) });
+            await profilePage();
+            say("Two-step sign-in is off. Your other sessions were signed out.");
+          }),
+        ]
+      : [
+          h("p", { id: "mfa-state" }, "Off: a password alone signs you in."),
+          form("Turn on two-step sign-in", [field("Password", "password", "password", "current-password")], "Set up an authenticator app", async ({ password }) => {
+            enrolmentPage(await api.authed("POST", "/auth/mfa/totp", { password }));
+          }),
+        ]),
     h("h2", {}, "Change your password"),
-    form("Change your password", [field("Current password", "current_password", "password", "current-password"), field("New password", "new_password", "password", "new-password")], "Change password", async (values, el) => {
-      const { revoked } = await api.authed("POST", "/auth/password/change", values);
+    form("Change your password", [field("Current password", "current_password", "password", "current-password"), field("New password", "new_password", "password", "new-password"), ...(me.mfa.totp ? [field("Code from the app, or a recovery code", "code", "text", "one-time-code")] : [])], "Change password", async (values, el) => {
+      const { code, ...passwords } = values;
+      const { revoked } = await api.authed("POST", "/auth/password/change", code === undefined ? passwords : { ...passwords, ...proofOf(code) });
       el.reset();
       say(`Password changed. ${revoked} other session(s) ended.`);
     }),

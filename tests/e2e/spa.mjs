@@ -12,6 +12,7 @@ import { readFile, mkdir } from "node:fs/promises";
 import { readFileSync, existsSync, statSync } from "node:fs";
 import { join, extname, resolve } from "node:path";
 import { createRequire } from "node:module";
+import { createHmac } from "node:crypto";
 
 const env = process.env;
 const require = createRequire(import.meta.url);
@@ -96,6 +97,18 @@ async function link(to, subject, nth) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** RFC 6238 (SHA-1, 6 digits, 30 s) from a base32 key: what an authenticator app computes. */
+function totp(secret, ms) {
+  let bits = "";
+  for (const c of secret) bits += "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => Number.parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(ms / 30000)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 15;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1000000).padStart(6, "0");
+}
 const consoleErrors = [];
 
 const browser = await chromium.launch({
@@ -245,6 +258,87 @@ try {
   await tab1.reload();
   await tab1.getByRole("form", { name: "Sign in" }).waitFor();
   check(true, "signed out, also after a reload");
+
+  // Two-step sign-in: the QR code and key shown, the first code confirms, recovery codes shown
+  // once (copy, download), a sign-in with a recovery code and one with the app's code, removal.
+  const tess = "tess@example.com";
+  const tessPassword = "tessellated plane four";
+  const mfaContext = await browser.newContext({ acceptDownloads: true });
+  await mfaContext.grantPermissions(["clipboard-read", "clipboard-write"], { origin: spaOrigin });
+  const m = await spaPage(mfaContext);
+  await m.goto(spaOrigin + "/");
+  const tessForm = m.getByRole("form", { name: "Create an account" });
+  await tessForm.getByLabel("Name").fill("Tess");
+  await tessForm.getByLabel("Email").fill(tess);
+  await tessForm.getByLabel(/Password/).fill(tessPassword);
+  await tessForm.getByRole("button", { name: "Create account" }).click();
+  await m.getByRole("heading", { name: "Signed in as Tess" }).waitFor();
+  check(/^Off/.test(await m.locator("#mfa-state").textContent()), "two-step sign-in starts off");
+  const turnOn = m.getByRole("form", { name: "Turn on two-step sign-in" });
+  await turnOn.getByLabel("Password").fill(tessPassword);
+  await turnOn.getByRole("button", { name: "Set up an authenticator app" }).click();
+  await m.locator("#totp-qr").waitFor();
+  await m.waitForFunction(() => document.getElementById("totp-qr").complete);
+  check(await m.locator("#totp-qr").evaluate((img) => img.naturalWidth > 0), "the QR code is shown as an image");
+  const secret = (await m.locator("#totp-secret").textContent()).trim();
+  check(/^[A-Z2-7]{32}$/.test(secret), "the key is shown for typing in by hand");
+  await m.screenshot({ path: join(env.ARTIFACTS, "two-step-enrol.png"), fullPage: true });
+  const confirmedAt = Date.now();
+  const confirmForm = m.getByRole("form", { name: "Confirm two-step sign-in" });
+  await confirmForm.getByLabel("Code from the app").fill(totp(secret, confirmedAt));
+  await confirmForm.getByRole("button", { name: "Turn on" }).click();
+  await m.locator("#recovery-codes").waitFor();
+  const codes = (await m.locator("#recovery-codes").textContent()).trim().split("\n");
+  check(codes.length === 10 && codes.every((c) => /^[A-Z2-7]{4}(-[A-Z2-7]{4}){3}$/.test(c)), "ten recovery codes are shown");
+  await m.getByRole("button", { name: "Copy" }).click();
+  await m.getByText("Copied.").waitFor();
+  check((await m.evaluate(() => navigator.clipboard.readText())).includes(codes[0]), "Copy puts them on the clipboard");
+  const [download] = await Promise.all([m.waitForEvent("download"), m.locator("#download-codes").click()]);
+  check(readFileSync(await download.path(), "utf8").includes(codes[9]), "Download saves them as a file");
+  await m.getByRole("button", { name: "I have saved them" }).click();
+  await m.getByText(/^On: your authenticator app/).waitFor();
+  check(/10 recovery code/.test(await m.locator("#mfa-state").textContent()), "two-step sign-in is on, 10 recovery codes left");
+  check((await m.locator("#recovery-codes").count()) === 0, "the codes are not shown again");
+
+  await m.getByRole("button", { name: "Sign out" }).click();
+  await signIn(m, tess, tessPassword);
+  const codeForm = m.getByRole("form", { name: "Enter your code" });
+  await codeForm.waitFor();
+  check(true, "the password alone does not sign in: the second step is asked for");
+  const recoveryForm = m.getByRole("form", { name: "Use a recovery code" });
+  await recoveryForm.getByLabel("Recovery code").fill(codes[0].toLowerCase());
+  await recoveryForm.getByRole("button", { name: "Use recovery code" }).click();
+  await m.getByRole("heading", { name: "Signed in as Tess" }).waitFor();
+  check(/9 recovery code/.test(await m.locator("#mfa-state").textContent()), "a recovery code signs in, and is used up");
+
+  await m.getByRole("button", { name: "Sign out" }).click();
+  await signIn(m, tess, tessPassword);
+  await codeForm.waitFor();
+  await codeForm.getByLabel("Code").fill("000000");
+  await codeForm.getByRole("button", { name: "Verify" }).click();
+  await codeForm.getByText("This code is not right").waitFor();
+  check(true, "a wrong code is told beside the form");
+  // A step's code works once: the app's next code, after the one that confirmed.
+  while (Math.floor(Date.now() / 30000) <= Math.floor(confirmedAt / 30000)) await sleep(250);
+  await codeForm.getByLabel("Code").fill(totp(secret, Date.now()));
+  await codeForm.getByRole("button", { name: "Verify" }).click();
+  await m.getByRole("heading", { name: "Signed in as Tess" }).waitFor();
+  check(true, "the app's code signs in");
+  const tessActivity = m.getByRole("table", { name: "Recent security activity" });
+  await tessActivity.getByRole("cell", { name: "Two-step sign-in turned on (totp)" }).waitFor();
+  await tessActivity.getByRole("cell", { name: "Wrong two-step sign-in code (wrong code)" }).first().waitFor();
+  check(true, "recent security activity lists the second factor's events");
+
+  const turnOff = m.getByRole("form", { name: "Turn off two-step sign-in" });
+  await turnOff.getByLabel("Password").fill(tessPassword);
+  await turnOff.getByLabel("Code from the app, or a recovery code").fill(codes[1]);
+  await turnOff.getByRole("button", { name: "Turn off" }).click();
+  await m.getByText(/Two-step sign-in is off/).waitFor();
+  check(/^Off/.test(await m.locator("#mfa-state").textContent()), "turned off with a recovery code");
+  await m.getByRole("button", { name: "Sign out" }).click();
+  await signIn(m, tess, tessPassword);
+  await m.getByRole("heading", { name: "Signed in as Tess" }).waitFor();
+  check(true, "the password alone signs in again");
 
   // Real 429s, on the strict API: the SPA says what happened and keeps the session.
   const strict = await browser.newContext();
