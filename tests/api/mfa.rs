@@ -135,6 +135,33 @@ async fn mfa_of(app: &TestApp, access: &str) -> Value {
 }
 
 backend_tests! {
+    #[needs(Smtp)]
+    async fn each_change_of_the_factor_mails_the_account_owner(backend: Backend) {
+        let smtp = crate::mail_server::MailServer::start(None).await;
+        let vars = [("KEYS_ENCRYPTION_KEY", SEALING_KEY), ("MAX_SESSIONS_PER_USER", "5")];
+        let app = crate::account_mail::spawn_with_mail_at_manual_clock(backend, &smtp, &vars).await;
+        let tokens = app.signed_up("owner@example.com").await;
+        let factor = enable(&app, &tokens).await;
+        let on = smtp.nth("owner@example.com", "Two-step sign-in was turned on", 1).await;
+        assert!(on.text.contains("was turned on for your account"), "{}", on.text);
+        assert!(on.html.contains("owner@example.com"), "{}", on.html);
+        for secret in [factor.recovery_codes[0].clone(), factor.totp.secret().to_base32()] {
+            assert!(!on.text.contains(secret.as_str()) && !on.html.contains(secret.as_str()), "a notice holds no secret");
+        }
+        // A recovery code used to sign in, new codes, and the factor removed: one notice each.
+        let c = challenge(&app, "owner@example.com").await;
+        expect_tokens(verify(&app, &c, "recovery_code", &factor.recovery_codes[0]).await).await;
+        smtp.nth("owner@example.com", "Your recovery codes changed", 1).await;
+        let body = json!({"password": PASSWORD, "code": factor.code(&app)});
+        content(bearer_json(&app, reqwest::Method::POST, "/auth/mfa/recovery-codes", &tokens.access, &body).await).await;
+        smtp.nth("owner@example.com", "Your recovery codes changed", 2).await;
+        app.wait(Duration::from_secs(30)).await;
+        let body = json!({"password": PASSWORD, "code": factor.code(&app)});
+        content(bearer_json(&app, reqwest::Method::DELETE, "/auth/mfa/totp", &tokens.access, &body).await).await;
+        let off = smtp.nth("owner@example.com", "Two-step sign-in was turned off", 1).await;
+        assert!(off.text.contains("recovery codes no longer work"), "{}", off.text);
+    }
+
     async fn enrolment_confirmation_and_a_login_with_a_code(backend: Backend) {
         let app = spawn_mfa_app(backend, &[("MAX_SESSIONS_PER_USER", "5")]).await;
         let tokens = app.signed_up("ada@example.com").await;
