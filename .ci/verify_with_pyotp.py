@@ -8,11 +8,7 @@ Usage: verify_with_pyotp.py BINARY. Starts the binary on the embedded stores on 
 a scratch directory; fails on any mismatch.
 """
 import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -21,14 +17,9 @@ from importlib.metadata import version
 
 import jwt
 import pyotp
+from embedded import running
 
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(url: str, body: dict | None = None, bearer: str | None = None) -> tuple[int, dict]:
@@ -49,58 +40,37 @@ def next_step(totp: pyotp.TOTP) -> None:
 
 
 def main(binary: str) -> None:
-    with tempfile.TemporaryDirectory() as work:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOST_ADDR": f"127.0.0.1:{port}",
-            "SQLITE_PATH": os.path.join(work, "auth.db"),
-            "METRICS_ADDR": "off",
-            "MFA_ISSUER": "Example App",
-            "LOG_FORMAT": "json",
-            "RUST_LOG": "warn",
-        }
-        server = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL)
-        try:
-            for _ in range(100):
-                try:
-                    call(f"{base}/health/live")
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            email = "pyotp@example.com"
-            status, answer = call(f"{base}/auth/register", {"username": "pyotp", "email": email, "password": PASSWORD})
-            assert status == 200, answer
-            access = answer["content"]["access_token"]
-            status, enrolment = call(f"{base}/auth/mfa/totp", {"password": PASSWORD}, access)
-            assert status == 200, enrolment
-            totp = pyotp.parse_uri(enrolment["content"]["otpauth_uri"])
-            assert isinstance(totp, pyotp.TOTP) and totp.digits == 6 and totp.interval == 30, totp
-            assert totp.issuer == "Example App" and totp.name == email, (totp.issuer, totp.name)
-            assert totp.secret == enrolment["content"]["secret"], "the URI and the manual secret differ"
-            status, confirmed = call(f"{base}/auth/mfa/totp/confirm", {"code": totp.now()}, access)
-            assert status == 200 and len(confirmed["content"]["recovery_codes"]) == 10, confirmed
+    with running(binary, MFA_ISSUER="Example App") as base:
+        email = "pyotp@example.com"
+        status, answer = call(f"{base}/auth/register", {"username": "pyotp", "email": email, "password": PASSWORD})
+        assert status == 200, answer
+        access = answer["content"]["access_token"]
+        status, enrolment = call(f"{base}/auth/mfa/totp", {"password": PASSWORD}, access)
+        assert status == 200, enrolment
+        totp = pyotp.parse_uri(enrolment["content"]["otpauth_uri"])
+        assert isinstance(totp, pyotp.TOTP) and totp.digits == 6 and totp.interval == 30, totp
+        assert totp.issuer == "Example App" and totp.name == email, (totp.issuer, totp.name)
+        assert totp.secret == enrolment["content"]["secret"], "the URI and the manual secret differ"
+        first_code = totp.now()
+        status, confirmed = call(f"{base}/auth/mfa/totp/confirm", {"code": first_code}, access)
+        assert status == 200 and len(confirmed["content"]["recovery_codes"]) == 10, confirmed
 
-            # The login stops at the password: no token, a challenge.
-            status, login = call(f"{base}/auth/login", {"email": email, "password": PASSWORD})
-            assert status == 401 and login["content"]["error_code"] == "MFA_REQUIRED", login
-            assert "access_token" not in login["content"], login
-            challenge = login["content"]["mfa"]["challenge"]
-            # The code just used to confirm is refused; the next step's is accepted.
-            status, reused = call(f"{base}/auth/mfa/verify", {"challenge": challenge, "code": totp.now()})
-            assert status == 401 and reused["content"]["error_code"] == "MFA_CODE_INVALID", reused
-            next_step(totp)
-            status, signed_in = call(f"{base}/auth/mfa/verify", {"challenge": challenge, "code": totp.now()})
-            assert status == 200, signed_in
-            token = signed_in["content"]["access_token"]
-            key = jwt.PyJWKClient(f"{base}/.well-known/jwks.json").get_signing_key_from_jwt(token)
-            claims = jwt.decode(token, key.key, algorithms=["EdDSA"], audience="auth-api", issuer="auth-api")
-            assert claims["amr"] == ["pwd", "otp"] and claims["acr"] == "aal2", claims
-            print(f"pyotp {version('pyotp')} signed in through /auth/mfa/verify; PyJWT read amr {claims['amr']}, acr {claims['acr']}")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        # The login stops at the password: no token, a challenge.
+        status, login = call(f"{base}/auth/login", {"email": email, "password": PASSWORD})
+        assert status == 401 and login["content"]["error_code"] == "MFA_REQUIRED", login
+        assert "access_token" not in login["content"], login
+        challenge = login["content"]["mfa"]["challenge"]
+        # The code just used to confirm is refused; the next step's is accepted.
+        status, reused = call(f"{base}/auth/mfa/verify", {"challenge": challenge, "code": first_code})
+        assert status == 401 and reused["content"]["error_code"] == "MFA_CODE_INVALID", reused
+        next_step(totp)
+        status, signed_in = call(f"{base}/auth/mfa/verify", {"challenge": challenge, "code": totp.now()})
+        assert status == 200, signed_in
+        token = signed_in["content"]["access_token"]
+        key = jwt.PyJWKClient(f"{base}/.well-known/jwks.json").get_signing_key_from_jwt(token)
+        claims = jwt.decode(token, key.key, algorithms=["EdDSA"], audience="auth-api", issuer="auth-api")
+        assert claims["amr"] == ["pwd", "otp"] and claims["acr"] == "aal2", claims
+        print(f"pyotp {version('pyotp')} signed in through /auth/mfa/verify; PyJWT read amr {claims['amr']}, acr {claims['acr']}")
 
 
 if __name__ == "__main__":

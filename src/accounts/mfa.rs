@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{Accounts, Caller, SignedIn};
 use crate::auth::keys::SealingKey;
 use crate::auth::second_factor::{self, Provisioning, RecoveryKey, TotpSecret};
-use crate::domain::{Assurance, Client, Email, EventName, MailKind, SecurityEvent, User, UserId};
+use crate::domain::{Assurance, Client, Email, EventName, MailKind, Proof, SecurityEvent, User, UserId};
 use crate::error::{ApiError, Result};
 use crate::store::challenges::{Challenge, ChallengeStore};
 use crate::store::users::{MailRequest, TotpFactor, Trail};
@@ -30,21 +30,6 @@ pub struct SecondFactors {
     pub sealing: Option<Arc<SealingKey>>,
     pub issuer: String,
     pub challenges: ChallengeStore,
-}
-
-/// A second factor as the client presented it.
-pub enum Proof {
-    Totp(String),
-    RecoveryCode(SecretString),
-}
-
-impl Proof {
-    fn method(&self) -> &'static str {
-        match self {
-            Self::Totp(_) => "totp",
-            Self::RecoveryCode(_) => "recovery_code",
-        }
-    }
 }
 
 /// The second step of a login.

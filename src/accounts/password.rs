@@ -4,9 +4,9 @@
 
 use secrecy::SecretString;
 
-use super::{Accounts, Caller, Proof, outcomes};
+use super::{Accounts, Caller, outcomes};
 use crate::auth::refresh_token::{self, TokenHash};
-use crate::domain::{Client, Email, EventName, LoginPassword, MailKind, NewPassword, ValidationError};
+use crate::domain::{Client, Email, EventName, LoginPassword, MailKind, NewPassword, Proof, ValidationError};
 use crate::error::{ApiError, Result};
 use crate::store::users::{MailRequest, TokenUse, Trail};
 

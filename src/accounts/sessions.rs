@@ -2,8 +2,8 @@
 
 use uuid::Uuid;
 
-use super::{Accounts, Proof};
-use crate::domain::{Client, Email, User};
+use super::Accounts;
+use crate::domain::{Client, Email, Proof, User};
 use crate::error::{ApiError, Result};
 use crate::store::sessions::SessionInfo;
 

@@ -40,13 +40,5 @@ pub struct User {
     /// Whether the owner of `email` confirmed it by following a verification link.
     pub email_verified: bool,
     pub created_at: OffsetDateTime,
-    pub second_factor: SecondFactor,
-}
-
-/// The user's second factor, as `/auth/me` shows it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SecondFactor {
-    /// A confirmed TOTP factor.
-    pub totp: bool,
-    pub recovery_codes_left: u32,
+    pub second_factor: super::SecondFactor,
 }

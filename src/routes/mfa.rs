@@ -15,8 +15,9 @@ use super::request::client;
 use super::resource::resource;
 use super::schema::{BadBody, Common, ErrorEnvelope, NeedsBearer, PasswordText, RecoveryCodeText, TotpCode};
 use super::wire::{Revoked, SessionStarted};
-use crate::accounts::{Proof, RecoveryCodes, Registered, Verification};
+use crate::accounts::{RecoveryCodes, Registered, Verification};
 use crate::app_state::AppState;
+use crate::domain::Proof;
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, Result};
 

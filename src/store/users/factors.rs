@@ -9,6 +9,27 @@ use super::{Backend, Trail, UserStore};
 use crate::domain::UserId;
 use crate::store::StoreError;
 
+/// Ends a change of `$user`'s factor in the transaction `$tx`: the recovery codes become
+/// `$hashes` (none for an empty slice), `$trail` is written, and the change commits.
+macro_rules! replace_codes_and_commit {
+    ($tx:ident, $user:expr, $hashes:expr, $trail:expr, $now:expr) => {{
+        let user: UserId = $user;
+        sqlx::query("delete from mfa_recovery_codes where user_id = $1")
+            .bind(user.as_uuid())
+            .execute(&mut *$tx)
+            .await?;
+        for hash in $hashes {
+            sqlx::query("insert into mfa_recovery_codes (user_id, code_hash) values ($1, $2)")
+                .bind(user.as_uuid())
+                .bind(hash.as_slice())
+                .execute(&mut *$tx)
+                .await?;
+        }
+        write_trail!($tx, $trail, user, $now);
+        $tx.commit().await?;
+    }};
+}
+
 /// A user's TOTP factor as stored.
 pub struct TotpFactor {
     pub sealed_secret: Vec<u8>,
@@ -102,19 +123,7 @@ impl UserStore {
                     if !confirmed {
                         return Ok(false);
                     }
-                    sqlx::query("delete from mfa_recovery_codes where user_id = $1")
-                        .bind(user.as_uuid())
-                        .execute(&mut *tx)
-                        .await?;
-                    for hash in hashes {
-                        sqlx::query("insert into mfa_recovery_codes (user_id, code_hash) values ($1, $2)")
-                            .bind(user.as_uuid())
-                            .bind(hash.as_slice())
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    write_trail!(tx, &trail, user, now);
-                    tx.commit().await?;
+                    replace_codes_and_commit!(tx, user, hashes, &trail, now);
                     Ok(true)
                 })
             })
@@ -216,19 +225,7 @@ impl UserStore {
                     if active.is_none() {
                         return Ok(false);
                     }
-                    sqlx::query("delete from mfa_recovery_codes where user_id = $1")
-                        .bind(user.as_uuid())
-                        .execute(&mut *tx)
-                        .await?;
-                    for hash in hashes {
-                        sqlx::query("insert into mfa_recovery_codes (user_id, code_hash) values ($1, $2)")
-                            .bind(user.as_uuid())
-                            .bind(hash.as_slice())
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    write_trail!(tx, &trail, user, now);
-                    tx.commit().await?;
+                    replace_codes_and_commit!(tx, user, hashes, &trail, now);
                     Ok(true)
                 })
             })
@@ -255,12 +252,7 @@ impl UserStore {
                     if !removed {
                         return Ok(false);
                     }
-                    sqlx::query("delete from mfa_recovery_codes where user_id = $1")
-                        .bind(user.as_uuid())
-                        .execute(&mut *tx)
-                        .await?;
-                    write_trail!(tx, &trail, user, now);
-                    tx.commit().await?;
+                    replace_codes_and_commit!(tx, user, &[] as &[[u8; 32]], &trail, now);
                     Ok(true)
                 })
             })

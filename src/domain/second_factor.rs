@@ -1,0 +1,28 @@
+//! A user's second factor as the account shows it, and a second factor as a client presents it.
+
+use secrecy::SecretString;
+
+/// The user's second factor, as `/auth/me` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondFactor {
+    /// A confirmed TOTP factor.
+    pub totp: bool,
+    pub recovery_codes_left: u32,
+}
+
+/// A second factor as the client presented it: a code of the authenticator app, or a
+/// recovery code.
+pub enum Proof {
+    Totp(String),
+    RecoveryCode(SecretString),
+}
+
+impl Proof {
+    /// The `method` label of `auth_mfa_verifications_total`, and the event's reason.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Totp(_) => "totp",
+            Self::RecoveryCode(_) => "recovery_code",
+        }
+    }
+}
