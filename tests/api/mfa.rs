@@ -264,6 +264,18 @@ backend_tests! {
         assert_error(app.login("guess@example.com", PASSWORD).await, 429, "ACCOUNT_LOCKED").await;
     }
 
+    async fn the_per_ip_auth_limit_covers_the_second_step(backend: Backend) {
+        let app = spawn_mfa_app(backend, &[("RATE_LIMIT_AUTH_PER_MINUTE", "6")]).await;
+        // Register, enrol, confirm and log in take four of the six.
+        let factor = enable(&app, &app.signed_up("limited@example.com").await).await;
+        let challenge = challenge(&app, "limited@example.com").await;
+        for _ in 0..2 {
+            assert_error(verify(&app, &challenge, "code", "000000").await, 401, "MFA_CODE_INVALID").await;
+        }
+        // Even the right code waits: the limit is spent before any code is looked at.
+        assert_error(verify(&app, &challenge, "code", &factor.code(&app)).await, 429, "RATE_LIMITED").await;
+    }
+
     async fn a_recovery_code_raced_twice_wins_once(backend: Backend) {
         let app = spawn_mfa_app(backend, &[("MAX_SESSIONS_PER_USER", "5")]).await;
         let tokens = app.signed_up("race@example.com").await;
