@@ -13,6 +13,7 @@ import { readFileSync, existsSync, statSync } from "node:fs";
 import { join, extname, resolve } from "node:path";
 import { createRequire } from "node:module";
 import { createHmac } from "node:crypto";
+import { execFileSync } from "node:child_process";
 
 const env = process.env;
 const require = createRequire(import.meta.url);
@@ -282,6 +283,14 @@ try {
   check(await m.locator("#totp-qr").evaluate((img) => img.naturalWidth > 0), "the QR code is shown as an image");
   const secret = (await m.locator("#totp-secret").textContent()).trim();
   check(/^[A-Z2-7]{32}$/.test(secret), "the key is shown for typing in by hand");
+  // What a phone's camera would read: the QR code as rendered, decoded by zbar.
+  const qrShot = join(env.ARTIFACTS, "two-step-qr.png");
+  await m.locator("#totp-qr").screenshot({ path: qrShot });
+  const scanned = execFileSync("zbarimg", ["--raw", "-q", qrShot], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  check(
+    scanned.startsWith("otpauth://totp/auth-api:tess%40example.com?") && scanned.includes(`secret=${secret}`),
+    `the QR code scans as the otpauth URI with the same key (${scanned.replace(secret, "…")})`,
+  );
   await m.screenshot({ path: join(env.ARTIFACTS, "two-step-enrol.png"), fullPage: true });
   const confirmedAt = Date.now();
   const confirmForm = m.getByRole("form", { name: "Confirm two-step sign-in" });
