@@ -30,9 +30,9 @@ extract_selector = "/content/access_token"
 
 # Three rules no schema states: a password among the 10,000 most common is refused (400
 # VALIDATION_ERROR), a well-formed link token that was never issued is refused (400
-# INVALID_RESET_TOKEN / INVALID_VERIFY_TOKEN), and so is an events page cursor (`after`) the
-# service did not hand out (400 VALIDATION_ERROR). A second factor is a `code` or a
-# `recovery_code`, never both (400), and the fuzzing account has no factor to confirm, renew or
+# INVALID_RESET_TOKEN / INVALID_VERIFY_TOKEN), and so is an events page cursor (after) the
+# service did not hand out (400 VALIDATION_ERROR). A second factor is a code or a
+# recovery code, never both (400), and the fuzzing account has no factor to confirm, renew or
 # remove (409 MFA_NOT_ENABLED). For these operations, and for these reasons only, 400 is an
 # expected answer to schema-valid data.
 [[operations]]
