@@ -53,10 +53,25 @@ impl SecondFactor {
                 "recovery_code",
                 "send either code or recovery_code, not both",
             )),
-            (Some(code), None) => Ok(Some(Proof::Totp(code))),
+            (Some(code), None) => Ok(Some(Proof::Totp(totp_code(code)?))),
+            (None, Some(code)) if code.expose_secret().chars().count() > RECOVERY_CODE_MAX => Err(
+                ApiError::validation("recovery_code", "recovery_code is at most 64 characters"),
+            ),
             (None, Some(code)) => Ok(Some(Proof::RecoveryCode(code))),
             (None, None) => Ok(None),
         }
+    }
+}
+
+/// The longest recovery code accepted as typed (the schema's `maxLength`).
+const RECOVERY_CODE_MAX: usize = 64;
+
+/// A code as the schema describes it: exactly six digits.
+fn totp_code(code: String) -> Result<String> {
+    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(code)
+    } else {
+        Err(ApiError::validation("code", "code must be the 6 digits the app shows"))
     }
 }
 

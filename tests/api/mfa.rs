@@ -320,6 +320,10 @@ backend_tests! {
         // A body without a code is a validation error, not a use of the challenge.
         let kept = challenge(&app, "ada@example.com").await;
         assert_error(app.post_json("/auth/mfa/verify", &json!({"challenge": kept})).await, 400, "VALIDATION_ERROR").await;
+        let short = assert_error(verify(&app, &kept, "code", "12345").await, 400, "VALIDATION_ERROR").await;
+        assert_eq!(short["content"]["field"], json!("code"));
+        let long = "A".repeat(65);
+        assert_error(verify(&app, &kept, "recovery_code", &long).await, 400, "VALIDATION_ERROR").await;
         let both = json!({"challenge": kept, "code": "123456", "recovery_code": "AAAA-AAAA-AAAA-AAAA"});
         assert_error(app.post_json("/auth/mfa/verify", &both).await, 400, "VALIDATION_ERROR").await;
         expect_tokens(verify(&app, &kept, "code", &ada.code(&app)).await).await;
