@@ -264,6 +264,39 @@ backend_tests! {
         assert_error(app.login("guess@example.com", PASSWORD).await, 429, "ACCOUNT_LOCKED").await;
     }
 
+    async fn the_secret_is_sealed_and_recovery_codes_hashed_at_rest(backend: Backend) {
+        let app = spawn_mfa_app(backend, &[]).await;
+        let factor = enable(&app, &app.signed_up("rest@example.com").await).await;
+        let secret = factor.totp.secret().to_vec();
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        // Whether any row of `column` holds `bytes`, in each database's own words.
+        let holds = |table: &str, column: &str, bytes: &[u8]| match backend {
+            Backend::External => format!("update {table} set user_id = user_id where position('\\x{}'::bytea in {column}) > 0", hex(bytes)),
+            Backend::Embedded => format!("update {table} set user_id = user_id where instr({column}, X'{}') > 0", hex(bytes)),
+        };
+        assert_eq!(app.sql(&holds("mfa_totp", "sealed_secret", &secret)).await, 0, "the secret is not stored in the clear");
+        // A nonce, the 20 secret bytes encrypted, and the tag.
+        assert_eq!(app.sql("update mfa_totp set user_id = user_id where length(sealed_secret) = 24 + 20 + 16").await, 1);
+        assert_eq!(app.sql("update mfa_recovery_codes set user_id = user_id where length(code_hash) = 32").await, 10);
+        for code in &factor.recovery_codes {
+            for form in [code.clone(), code.replace('-', "")] {
+                assert_eq!(app.sql(&holds("mfa_recovery_codes", "code_hash", form.as_bytes())).await, 0);
+            }
+        }
+        // Sealed to its user: moved to another account, the secret no longer opens, and that
+        // account's code check fails closed rather than accepting anything.
+        let other = app.signed_up("other@example.com").await;
+        enable(&app, &other).await;
+        let moved = "update mfa_totp set sealed_secret = (select sealed_secret from mfa_totp t \
+             join users u on u.id = t.user_id where u.email = 'rest@example.com') \
+             where user_id = (select id from users where email = 'other@example.com')";
+        assert_eq!(app.sql(moved).await, 1);
+        let c = challenge(&app, "other@example.com").await;
+        let refused = verify(&app, &c, "code", &factor.code(&app)).await;
+        assert_eq!(refused.status(), 500, "a secret that does not open is a server fault, never a pass");
+        assert!(refused.text().await.unwrap().contains("INTERNAL_ERROR"));
+    }
+
     async fn the_per_ip_auth_limit_covers_the_second_step(backend: Backend) {
         let app = spawn_mfa_app(backend, &[("RATE_LIMIT_AUTH_PER_MINUTE", "6")]).await;
         // Register, enrol, confirm and log in take four of the six.
