@@ -194,6 +194,14 @@ backend_tests! {
         let tokens = app.signed_up("changed@example.com").await;
         forgot(&app, "changed@example.com").await;
         let link = smtp.nth("changed@example.com", RESET, 1).await.token("reset-password");
+        // The server writes a mail down before it answers 250: pausing it in between would fail
+        // that delivery, and its retry would be a second copy of the first mail.
+        let sent = [("kind", "password_reset"), ("outcome", "sent")];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Snapshot::take(&app).await.get("auth_emails_total", &sent) < 1.0 {
+            assert!(Instant::now() < deadline, "the first reset mail is recorded as sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         // A second reset asked while the SMTP server is away: still pending at the change.
         smtp.pause();
         forgot(&app, "changed@example.com").await;
