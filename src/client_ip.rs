@@ -66,42 +66,54 @@ pub fn rate_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
     }
 }
 
-/// The origin the browser addressed, `scheme://host`, lowercase: what a trusted proxy says in
-/// `X-Forwarded-Proto` / `X-Forwarded-Host` (`Forwarded: proto= host=` when that is the
-/// configured header), else this connection's own scheme and `Host`. A client talking to us
-/// directly cannot move it with forwarding headers.
+/// The scheme the browser used: what a trusted proxy says in `X-Forwarded-Proto` (`Forwarded:
+/// proto=` when that is the configured header), else this connection's own. Only `http` or
+/// `https`: a client talking to us directly cannot change it, and no header puts other text in
+/// the spans and logs that carry it.
+pub fn scheme(req: &HttpRequest) -> &'static str {
+    let direct = if req.app_config().secure() { "https" } else { "http" };
+    let forwarded = match req.extensions().get::<Client>().copied() {
+        Some(Client {
+            via_proxy: true,
+            header,
+            ..
+        }) => match header {
+            ClientIpHeader::Forwarded => forwarded_param(req.headers(), "proto"),
+            _ => last_value(req.headers(), "x-forwarded-proto"),
+        },
+        _ => None,
+    };
+    match forwarded {
+        Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
+        Some(proto) if proto.eq_ignore_ascii_case("http") => "http",
+        _ => direct,
+    }
+}
+
+/// The origin the browser addressed, `scheme://host`, lowercase: [`scheme`], and the host a
+/// trusted proxy says in `X-Forwarded-Host` (`Forwarded: host=` when that is the configured
+/// header), else this connection's `Host`. A client talking to us directly cannot move it with
+/// forwarding headers.
 pub fn own_origin(req: &HttpRequest) -> String {
-    let direct_scheme = if req.app_config().secure() { "https" } else { "http" };
     let direct_host = req
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or_else(|| req.app_config().host());
-    let client = req.extensions().get::<Client>().copied();
-    let (scheme, host) = match client {
+    let host = match req.extensions().get::<Client>().copied() {
         Some(Client {
             via_proxy: true,
             header,
             ..
-        }) => {
-            let headers = req.headers();
-            let (proto, host) = if header == ClientIpHeader::Forwarded {
-                (forwarded_param(headers, "proto"), forwarded_param(headers, "host"))
-            } else {
-                (
-                    last_value(headers, "x-forwarded-proto"),
-                    last_value(headers, "x-forwarded-host"),
-                )
-            };
-            (
-                proto.unwrap_or_else(|| direct_scheme.to_string()),
-                host.unwrap_or_else(|| direct_host.to_string()),
-            )
-        }
-        _ => (direct_scheme.to_string(), direct_host.to_string()),
+        }) => match header {
+            ClientIpHeader::Forwarded => forwarded_param(req.headers(), "host"),
+            _ => last_value(req.headers(), "x-forwarded-host"),
+        },
+        _ => None,
     };
-    format!("{scheme}://{host}").to_ascii_lowercase()
+    let host = host.unwrap_or_else(|| direct_host.to_string());
+    format!("{}://{host}", scheme(req)).to_ascii_lowercase()
 }
 
 fn is_trusted(trusted: &[Cidr], ip: IpAddr) -> bool {
@@ -192,6 +204,97 @@ fn parse_ip(raw: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
     use actix_web::http::header::{HeaderName, HeaderValue};
+
+    /// A request as [`record`] leaves it: from a trusted proxy or not, with these headers.
+    fn recorded(via_proxy: bool, header: ClientIpHeader, pairs: &[(&str, &str)]) -> HttpRequest {
+        let mut request = actix_web::test::TestRequest::default();
+        for &pair in pairs {
+            request = request.insert_header(pair);
+        }
+        let request = request.to_http_request();
+        request.extensions_mut().insert(Client {
+            ip: IpAddr::from([192, 0, 2, 1]),
+            via_proxy,
+            header,
+        });
+        request
+    }
+
+    #[test]
+    fn the_scheme_is_a_trusted_proxys_word_and_only_http_or_https() {
+        use ClientIpHeader::{Forwarded, XForwardedFor};
+        type Case<'a> = (bool, ClientIpHeader, &'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: [Case<'_>; 7] = [
+            (
+                false,
+                XForwardedFor,
+                &[("x-forwarded-proto", "https")],
+                "http",
+                "a direct client is not believed",
+            ),
+            (
+                true,
+                XForwardedFor,
+                &[("x-forwarded-proto", "https")],
+                "https",
+                "a trusted proxy is",
+            ),
+            (
+                true,
+                XForwardedFor,
+                &[("x-forwarded-proto", "http, HTTPS")],
+                "https",
+                "the right-most, any case",
+            ),
+            (
+                true,
+                XForwardedFor,
+                &[("x-forwarded-proto", "javascript")],
+                "http",
+                "nothing but http or https",
+            ),
+            (
+                true,
+                Forwarded,
+                &[("forwarded", "for=192.0.2.9;proto=https")],
+                "https",
+                "Forwarded when configured",
+            ),
+            (
+                true,
+                Forwarded,
+                &[("x-forwarded-proto", "https")],
+                "http",
+                "only the configured header",
+            ),
+            (
+                false,
+                Forwarded,
+                &[("forwarded", "proto=https")],
+                "http",
+                "a direct client's Forwarded",
+            ),
+        ];
+        for (via_proxy, header, pairs, expected, why) in cases {
+            assert_eq!(scheme(&recorded(via_proxy, header, pairs)), expected, "{why}");
+        }
+        let direct = recorded(
+            false,
+            XForwardedFor,
+            &[("host", "API.example.com"), ("x-forwarded-host", "evil.example")],
+        );
+        assert_eq!(own_origin(&direct), "http://api.example.com");
+        let proxied = recorded(
+            true,
+            XForwardedFor,
+            &[
+                ("host", "10.0.0.5"),
+                ("x-forwarded-host", "auth.example.com"),
+                ("x-forwarded-proto", "https"),
+            ],
+        );
+        assert_eq!(own_origin(&proxied), "https://auth.example.com");
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -34,7 +34,6 @@ pub const ACCESS_TARGET: &str = "access";
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Whether requests that are not recorded get a root span anyway: the `fmt` layer of pretty
 /// logs only knows spans' fields. JSON logs read the request's `RequestContext` instead. Never
@@ -144,7 +143,7 @@ impl RootSpanBuilder for RootSpan {
             let fields = RequestFields {
                 method: request.method().as_str(),
                 route: route.as_deref().unwrap_or(crate::metrics::UNMATCHED),
-                scheme: url_scheme(request),
+                scheme: crate::client_ip::scheme(request.request()),
                 path: request.path(),
                 client: crate::client_ip::of(request.request()),
                 user_agent: request
@@ -183,32 +182,6 @@ impl RootSpanBuilder for RootSpan {
     /// access line, holding the request's context even when the request failed (an `Err`
     /// outcome has no request to find it in).
     fn on_request_end<B: MessageBody>(_: Span, _: &Result<ServiceResponse<B>, Error>) {}
-}
-
-/// The scheme the client used, as actix's `ConnectionInfo::scheme` decides it (`Forwarded`
-/// `proto`, then `X-Forwarded-Proto`, then whether this listener is TLS), without building the
-/// rest of `ConnectionInfo` (host and addresses as `String`s: an eighth of a request's logging).
-fn url_scheme(request: &ServiceRequest) -> &str {
-    let headers = request.headers();
-    let forwarded = headers
-        .get_all(header::FORWARDED)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split([',', ';']))
-        .find_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            name.trim()
-                .eq_ignore_ascii_case("proto")
-                .then(|| value.trim().trim_matches('"'))
-        });
-    let forwarded = forwarded.or_else(|| {
-        let value = headers.get(&X_FORWARDED_PROTO)?.to_str().ok()?;
-        Some(value.split(',').next().unwrap_or_default().trim())
-    });
-    match forwarded {
-        Some(scheme) => scheme,
-        None if request.app_config().secure() => "https",
-        None => "http",
-    }
 }
 
 /// `network.protocol.version` as the semantic conventions spell it.
@@ -353,30 +326,6 @@ mod tests {
 
     use super::*;
     use crate::telemetry::json_log::JsonLog;
-
-    /// `url.scheme` is what actix's `ConnectionInfo` says, for each way a proxy can say it.
-    #[test]
-    fn url_scheme_agrees_with_connection_info() {
-        use actix_web::test::TestRequest;
-        let cases: [&[(&str, &str)]; 7] = [
-            &[],
-            &[("x-forwarded-proto", "https")],
-            &[("x-forwarded-proto", "https, http")],
-            &[("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43")],
-            &[("forwarded", "for=192.0.2.43, for=198.51.100.17;Proto=\"https\"")],
-            &[("forwarded", "for=192.0.2.60"), ("x-forwarded-proto", "https")],
-            &[("forwarded", "proto=http"), ("x-forwarded-proto", "https")],
-        ];
-        for headers in cases {
-            let mut request = TestRequest::default();
-            for &header in headers {
-                request = request.insert_header(header);
-            }
-            let request = request.to_srv_request();
-            let expected = request.connection_info().scheme().to_string();
-            assert_eq!(url_scheme(&request), expected, "{headers:?}");
-        }
-    }
 
     /// A request's log lines say the same about it whether it has a root span or a context.
     #[test]
