@@ -8,7 +8,7 @@
 //! every proxy only appends. Every hop is checked; several header lines of one name are one
 //! list, in order.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
@@ -17,7 +17,7 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, HttpRequest};
 
-use crate::config::{Cidr, ClientIpHeader, ProxySettings};
+use crate::config::{Cidr, ClientIpHeader, ProxySettings, network_of};
 
 /// What [`record`] resolved for a request, kept in its extensions.
 #[derive(Clone, Copy, Debug)]
@@ -56,12 +56,7 @@ pub fn of(req: &HttpRequest) -> Option<IpAddr> {
 /// `ipv6_prefix` bits around it (one subscriber usually holds a whole /64).
 pub fn rate_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
     match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(ipv6_prefix.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-        }
+        v6 @ IpAddr::V6(_) => network_of(v6, ipv6_prefix),
         v4 => v4,
     }
 }

@@ -20,7 +20,7 @@ mod reader;
 mod sections;
 mod variables;
 
-pub use cidr::Cidr;
+pub use cidr::{Cidr, network_of};
 pub use sections::*;
 
 pub use variables::{FILE_SECRETS, VARIABLES, Variable};
