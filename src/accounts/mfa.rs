@@ -19,9 +19,9 @@ use crate::store::challenges::{Challenge, ChallengeStore};
 use crate::store::users::{MailRequest, TotpFactor, Trail};
 
 /// How long the second step of a login may wait.
-pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
+const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 /// Wrong codes one challenge takes before it is dead.
-pub const CHALLENGE_ATTEMPTS: u32 = 5;
+const CHALLENGE_ATTEMPTS: u32 = 5;
 
 /// What second factors need beside the stores.
 #[derive(Clone)]

@@ -29,7 +29,7 @@ use crate::store::sessions::ClientInfo;
 use crate::store::users::EventCursor;
 use crate::store::{SessionStore, UserStore};
 
-pub use mfa::{CHALLENGE_ATTEMPTS, CHALLENGE_TTL, RecoveryCodes, SecondFactors, Verification};
+pub use mfa::{RecoveryCodes, SecondFactors, Verification};
 pub use refresh::{Presented, Refreshed};
 pub use sessions::Caller;
 pub use sign_in::{CreateOrLogin, Login, NewAccount, Registered, SignedIn};

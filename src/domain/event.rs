@@ -147,7 +147,7 @@ impl SecurityEvent {
 }
 
 /// Every reason an event may carry, so the stored text maps back to the same static string.
-pub const REASONS: [&str; 23] = [
+pub const REASONS: [&str; 22] = [
     "invalid_credentials",
     "unverified",
     "locked",
@@ -170,7 +170,6 @@ pub const REASONS: [&str; 23] = [
     "recovery_code",
     "wrong_code",
     "replayed_code",
-    "too_many_codes",
 ];
 
 /// The static reason `text` names, if it is one.

@@ -37,12 +37,6 @@ impl MailKind {
         matches!(self, Self::PasswordReset | Self::EmailVerify)
     }
 
-    /// A notice of a change to the account, sent to its own address: it does not count
-    /// against the per-address limit of mails somebody asked for.
-    pub fn is_notice(self) -> bool {
-        !self.has_link()
-    }
-
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
