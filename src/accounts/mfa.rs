@@ -16,7 +16,7 @@ use crate::auth::second_factor::{self, Provisioning, RecoveryKey, TotpSecret};
 use crate::domain::{Assurance, Client, Email, EventName, MailKind, Proof, SecurityEvent, User, UserId};
 use crate::error::{ApiError, Result};
 use crate::store::challenges::{Challenge, ChallengeStore};
-use crate::store::users::{MailRequest, TotpFactor, Trail};
+use crate::store::users::{TotpFactor, Trail};
 
 /// How long the second step of a login may wait.
 const CHALLENGE_TTL: Duration = Duration::from_secs(300);
@@ -100,7 +100,7 @@ impl Accounts {
             .user(user)
             .session(caller.session_id)
             .reason("totp")];
-        let notice = self.factor_notice(MailKind::MfaEnabled, client);
+        let notice = self.notice(MailKind::MfaEnabled, client);
         let trail = Trail {
             events: &enabled,
             notice: notice.as_ref(),
@@ -138,7 +138,7 @@ impl Accounts {
             .event(EventName::RecoveryCodesRenewed, client)
             .user(user)
             .session(caller.session_id)];
-        let notice = self.factor_notice(MailKind::RecoveryCodesChanged, client);
+        let notice = self.notice(MailKind::RecoveryCodesChanged, client);
         let trail = Trail {
             events: &renewed,
             notice: notice.as_ref(),
@@ -170,7 +170,7 @@ impl Accounts {
             .user(user)
             .session(caller.session_id)
             .reason("totp")];
-        let notice = self.factor_notice(MailKind::MfaDisabled, client);
+        let notice = self.notice(MailKind::MfaDisabled, client);
         let trail = Trail {
             events: &disabled,
             notice: notice.as_ref(),
@@ -223,7 +223,7 @@ impl Accounts {
 
     /// The challenge a right password leads to when `user` has a factor.
     pub(super) async fn challenge_for(&self, user: &User) -> Result<ApiError> {
-        let challenge = second_factor::challenge()?;
+        let challenge = crate::auth::refresh_token::random_token();
         self.factors
             .challenges
             .put(
@@ -318,7 +318,7 @@ impl Accounts {
                     if second_factor::find_in_constant_time(&hash, &unused).is_none() {
                         return Ok(Checked::Wrong);
                     }
-                    let notice = self.factor_notice(MailKind::RecoveryCodesChanged, client);
+                    let notice = self.notice(MailKind::RecoveryCodesChanged, client);
                     let trail = Trail {
                         events: &[],
                         notice: notice.as_ref(),
@@ -369,11 +369,6 @@ impl Accounts {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| anyhow::anyhow!("a new recovery code does not hash"))?;
         Ok((RecoveryCodes(codes), hashes))
-    }
-
-    /// A notice about the factor to the account's own address, when mail is on.
-    fn factor_notice(&self, kind: MailKind, client: &Client) -> Option<MailRequest> {
-        self.mail.enabled().then(|| MailRequest::new(kind, "", None, client))
     }
 }
 

@@ -20,13 +20,13 @@ use crate::audit::Audit;
 use crate::auth::access_token::AccessTokens;
 use crate::auth::password::PasswordHasher;
 use crate::clock::Clock;
-use crate::domain::{Client, Email, SecurityEvent, User, UserId};
+use crate::domain::{Client, Email, MailKind, SecurityEvent, User, UserId};
 use crate::error::{ApiError, Result};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::store::login_throttle::LoginThrottle;
 use crate::store::sessions::ClientInfo;
-use crate::store::users::EventCursor;
+use crate::store::users::{EventCursor, MailRequest};
 use crate::store::{SessionStore, UserStore};
 
 pub use mfa::{RecoveryCodes, SecondFactors, Verification};
@@ -111,6 +111,20 @@ impl Accounts {
             }
         }
         Ok(user)
+    }
+
+    /// A notice of `kind` (a change to the account) to the account's own address (the store
+    /// fills in the address and the user), or `None` when this deployment sends no mail.
+    fn notice(&self, kind: MailKind, client: &Client) -> Option<MailRequest> {
+        self.mail.enabled().then(|| MailRequest::new(kind, "", None, client))
+    }
+
+    /// Counts a queued notice and wakes the sender.
+    fn told(&self, notice: &Option<MailRequest>) {
+        if let Some(notice) = notice {
+            self.mail.count(notice.kind, "queued");
+            self.mail.wake();
+        }
     }
 
     /// Counts `count` revoked sessions of `user` by `reason`, and records the event.

@@ -37,7 +37,7 @@ impl Accounts {
             .event(EventName::PasswordChanged, client)
             .user(user)
             .session(caller.session_id)];
-        let notice = self.notice(client);
+        let notice = self.notice(MailKind::PasswordChanged, client);
         let trail = Trail {
             events: &changed,
             notice: notice.as_ref(),
@@ -125,7 +125,7 @@ impl Accounts {
         let password_hash = self.hasher.hash(password.secret()).await?;
         let sessions = &self.sessions;
         let reset = [self.audit.event(EventName::PasswordReset, client)];
-        let notice = self.notice(client);
+        let notice = self.notice(MailKind::PasswordChanged, client);
         let trail = Trail {
             events: &reset,
             notice: notice.as_ref(),
@@ -153,22 +153,6 @@ impl Accounts {
         }
         tracing::info!(user_id = %user, revoked, "password reset");
         Ok(revoked)
-    }
-
-    /// The "your password was changed" mail to the account's own address (the store fills in
-    /// the address and the user), or `None` when this deployment sends no mail.
-    fn notice(&self, client: &Client) -> Option<MailRequest> {
-        self.mail
-            .enabled()
-            .then(|| MailRequest::new(MailKind::PasswordChanged, "", None, client))
-    }
-
-    /// Counts a queued notice and wakes the sender.
-    pub(super) fn told(&self, notice: &Option<MailRequest>) {
-        if let Some(notice) = notice {
-            self.mail.count(notice.kind, "queued");
-            self.mail.wake();
-        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Opaque refresh tokens: 256 random bits, base64url. The stores keep only their SHA-256.
+//! Opaque tokens (refresh tokens, mailed links, login challenges): 256 random bits, base64url.
+//! The stores keep only their SHA-256.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -3,8 +3,6 @@
 //! keyed hashes, and login challenges. Which step was already used, and which codes are left,
 //! is the store's business.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::Sha256;
@@ -126,26 +124,17 @@ impl RecoveryKey {
     }
 }
 
-/// Whether `hash` is one of `hashes`, looking at every one of them whatever matches.
+/// Whether `hash` is one of `hashes`, comparing in constant time with every one of them
+/// whatever matches.
 pub fn find_in_constant_time(hash: &[u8; 32], hashes: &[Vec<u8>]) -> Option<usize> {
+    use subtle::ConstantTimeEq as _;
     let mut found = None;
     for (i, candidate) in hashes.iter().enumerate() {
-        let mut diff = (candidate.len() ^ hash.len()) as u8;
-        for (a, b) in candidate.iter().zip(hash) {
-            diff |= a ^ b;
-        }
-        if diff == 0 && found.is_none() {
+        if bool::from(hash.as_slice().ct_eq(candidate)) && found.is_none() {
             found = Some(i);
         }
     }
     found
-}
-
-/// A new login challenge: 32 random bytes, base64url.
-pub fn challenge() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 #[cfg(test)]

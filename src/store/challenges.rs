@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bb8_redis::redis;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::redis_pool::RedisClient;
 use super::{Dependency, StoreError};
+use crate::auth::refresh_token::TokenHash;
 use crate::clock::Clock;
 use crate::domain::UserId;
 
@@ -34,7 +34,7 @@ pub struct ChallengeStore {
 #[derive(Clone)]
 enum Backend {
     Redis { client: RedisClient, prefix: String },
-    Memory(Arc<Mutex<HashMap<[u8; 32], Challenge>>>),
+    Memory(Arc<Mutex<HashMap<TokenHash, Challenge>>>),
 }
 
 impl ChallengeStore {
@@ -78,7 +78,7 @@ impl ChallengeStore {
             Backend::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
                 map.retain(|_, c| c.expires_at_ms > now);
-                map.insert(digest(token), challenge);
+                map.insert(TokenHash::of(token), challenge);
                 Ok(())
             }
         }
@@ -100,7 +100,10 @@ impl ChallengeStore {
                     })?),
                 }
             }
-            Backend::Memory(map) => map.lock().unwrap_or_else(|p| p.into_inner()).remove(&digest(token)),
+            Backend::Memory(map) => map
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&TokenHash::of(token)),
         };
         Ok(challenge.filter(|c| c.expires_at_ms > self.clock.now_ms()))
     }
@@ -123,14 +126,9 @@ fn parse(value: &str) -> Option<Challenge> {
     })
 }
 
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
 /// The key holds the challenge's hash, never the challenge.
 fn key(prefix: &str, token: &str) -> String {
-    let hex: String = digest(token).iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}mfa_challenge:{hex}")
+    format!("{prefix}mfa_challenge:{}", TokenHash::of(token).to_hex())
 }
 
 #[cfg(test)]
