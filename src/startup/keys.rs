@@ -42,7 +42,8 @@ impl Trigger {
 
 pub struct KeyManager {
     store: SigningKeyStore,
-    sealing: SealingKey,
+    /// Also seals the TOTP secrets (see [`Self::sealing`]).
+    sealing: Arc<SealingKey>,
     alg: KeyAlgorithm,
     schedule: Schedule,
     reload_interval: Duration,
@@ -69,7 +70,7 @@ impl KeyManager {
         let keys = &settings.keys;
         let manager = Arc::new(Self {
             store: SigningKeyStore::new(users.backend().clone(), settings.store_timeout),
-            sealing: sealing_key(settings)?.context("KEYS_ENCRYPTION_KEY is required outside embedded mode")?,
+            sealing: Arc::new(sealing_key(settings)?.context("KEYS_ENCRYPTION_KEY is required outside embedded mode")?),
             alg,
             schedule: Schedule {
                 rotation_period: keys.rotation_period,
@@ -87,6 +88,11 @@ impl KeyManager {
             .set(keys.rotation_period.as_secs() as i64);
         manager.refresh().await.context("loading the signing keys")?;
         Ok(Some(manager))
+    }
+
+    /// The key that seals the private signing keys, read once at start.
+    pub fn sealing(&self) -> Arc<SealingKey> {
+        self.sealing.clone()
     }
 
     /// Reloads the key set every `KEYS_RELOAD_INTERVAL`, for as long as the runtime runs; a

@@ -71,16 +71,20 @@ impl Application {
                 ChallengeStore::memory(clock.clone()),
             ),
         };
-        let factors = SecondFactors {
-            sealing: keys::sealing_key(&settings)?.map(Arc::new),
-            issuer: settings.mfa_issuer.clone(),
-            challenges,
-        };
         let limiters = Limiters::new(&settings.rate_limits, metrics.clone());
         let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
         let audit = Audit::new(users.clone(), metrics.clone(), clock.clone());
         audit.spawn_cleanup(settings.security_events_retention);
         let key_manager = keys::KeyManager::start(&settings, &users, metrics.clone(), audit.clone()).await?;
+        let factors = SecondFactors {
+            // The signing keys' sealing key when there are signing keys; HS256 reads its own.
+            sealing: match &key_manager {
+                Some(manager) => Some(manager.sealing()),
+                None => keys::sealing_key(&settings)?.map(Arc::new),
+            },
+            issuer: settings.mfa_issuer.clone(),
+            challenges,
+        };
         let tokens = match &key_manager {
             Some(manager) => {
                 manager.spawn_reloads();
