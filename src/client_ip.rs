@@ -67,18 +67,7 @@ pub fn rate_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
 /// the spans and logs that carry it.
 pub fn scheme(req: &HttpRequest) -> &'static str {
     let direct = if req.app_config().secure() { "https" } else { "http" };
-    let forwarded = match req.extensions().get::<Client>().copied() {
-        Some(Client {
-            via_proxy: true,
-            header,
-            ..
-        }) => match header {
-            ClientIpHeader::Forwarded => forwarded_param(req.headers(), "proto"),
-            _ => last_value(req.headers(), "x-forwarded-proto"),
-        },
-        _ => None,
-    };
-    match forwarded {
+    match proxy_says(req, "proto", "x-forwarded-proto") {
         Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
         Some(proto) if proto.eq_ignore_ascii_case("http") => "http",
         _ => direct,
@@ -96,19 +85,22 @@ pub fn own_origin(req: &HttpRequest) -> String {
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or_else(|| req.app_config().host());
-    let host = match req.extensions().get::<Client>().copied() {
+    let host = proxy_says(req, "host", "x-forwarded-host").unwrap_or_else(|| direct_host.to_string());
+    format!("{}://{host}", scheme(req)).to_ascii_lowercase()
+}
+
+/// What a trusted proxy forwards: the `Forwarded` parameter `param` when that is the configured
+/// header, else the `x_header` (`X-Forwarded-…`); `None` from anyone else.
+fn proxy_says(req: &HttpRequest, param: &str, x_header: &'static str) -> Option<String> {
+    match req.extensions().get::<Client>().copied() {
         Some(Client {
             via_proxy: true,
-            header,
+            header: ClientIpHeader::Forwarded,
             ..
-        }) => match header {
-            ClientIpHeader::Forwarded => forwarded_param(req.headers(), "host"),
-            _ => last_value(req.headers(), "x-forwarded-host"),
-        },
+        }) => forwarded_param(req.headers(), param),
+        Some(Client { via_proxy: true, .. }) => last_value(req.headers(), x_header),
         _ => None,
-    };
-    let host = host.unwrap_or_else(|| direct_host.to_string());
-    format!("{}://{host}", scheme(req)).to_ascii_lowercase()
+    }
 }
 
 fn is_trusted(trusted: &[Cidr], ip: IpAddr) -> bool {
