@@ -108,7 +108,7 @@ impl ResponseError for ApiError {
                     expires_in_secs,
                 } => Some(MfaChallenge {
                     challenge: secrecy::ExposeSecret::expose_secret(challenge),
-                    methods: ["totp", "recovery_code"],
+                    methods: crate::domain::Proof::METHODS,
                     expires_in: *expires_in_secs,
                 }),
                 _ => None,

@@ -60,8 +60,7 @@ pub struct Metrics {
     pub mfa_verifications: IntCounterVec,
 }
 
-/// How a second factor was presented, and what became of it.
-pub const MFA_METHODS: &[&str] = &["totp", "recovery_code"];
+/// What became of a presented second factor (its method is one of `Proof::METHODS`).
 pub const MFA_OUTCOMES: &[&str] = &["success", "invalid", "replayed", "error"];
 
 /// Label values that exist from the start, so every series is 0 rather than absent.
@@ -262,7 +261,7 @@ impl Metrics {
                 "auth_mfa_verifications_total",
                 "Second factors presented (login, step-up, enrolment), by method and outcome",
                 ["method", "outcome"],
-                MFA_METHODS,
+                &crate::domain::Proof::METHODS,
                 MFA_OUTCOMES,
             ),
             registry,

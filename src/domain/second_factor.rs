@@ -18,6 +18,9 @@ pub enum Proof {
 }
 
 impl Proof {
+    /// Every method, as a login's challenge offers them.
+    pub const METHODS: [&'static str; 2] = ["totp", "recovery_code"];
+
     /// The `method` label of `auth_mfa_verifications_total`, and the event's reason.
     pub fn method(&self) -> &'static str {
         match self {
