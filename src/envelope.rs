@@ -65,7 +65,7 @@ struct ErrorContent<'a> {
 #[derive(Serialize)]
 struct MfaChallenge<'a> {
     challenge: &'a str,
-    methods: [&'static str; 2],
+    methods: &'a [&'static str],
     expires_in: u64,
 }
 
@@ -106,9 +106,14 @@ impl ResponseError for ApiError {
                 ApiError::MfaRequired {
                     challenge,
                     expires_in_secs,
+                    passkey,
                 } => Some(MfaChallenge {
                     challenge: secrecy::ExposeSecret::expose_secret(challenge),
-                    methods: crate::domain::Proof::METHODS,
+                    methods: if *passkey {
+                        &crate::domain::Proof::METHODS_WITH_PASSKEY
+                    } else {
+                        &crate::domain::Proof::METHODS
+                    },
                     expires_in: *expires_in_secs,
                 }),
                 _ => None,

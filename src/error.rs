@@ -61,6 +61,8 @@ pub enum ApiError {
     MfaRequired {
         challenge: secrecy::SecretString,
         expires_in_secs: u64,
+        /// The user has a passkey, which may answer the challenge too.
+        passkey: bool,
     },
     #[error("second-factor challenge unknown, used or expired")]
     MfaChallengeInvalid,
@@ -74,6 +76,20 @@ pub enum ApiError {
     MfaNotEnabled,
     #[error("second factors are not configured")]
     MfaUnavailable,
+    #[error("passkeys are not configured")]
+    PasskeysUnavailable,
+    #[error("passkey ceremony unknown, used, expired or another user's")]
+    PasskeyCeremonyInvalid,
+    #[error("the authenticator's answer does not verify")]
+    PasskeyInvalid,
+    #[error("passkey sign-in refused")]
+    PasskeyRefused,
+    #[error("this passkey is already registered")]
+    PasskeyTaken,
+    #[error("no such passkey")]
+    PasskeyNotFound,
+    #[error("the last way into the account")]
+    PasskeyLastWayIn,
     #[error("body too large")]
     PayloadTooLarge,
     #[error("unsupported content type")]
@@ -240,6 +256,33 @@ impl ApiError {
                 "HostError",
                 "second factors need KEYS_ENCRYPTION_KEY on this server",
             ),
+            PasskeysUnavailable => (
+                "PASSKEYS_UNAVAILABLE",
+                "HostError",
+                "passkeys are off on this server (WEBAUTHN_RP_ID names no domain)",
+            ),
+            PasskeyCeremonyInvalid => (
+                "PASSKEY_CEREMONY_INVALID",
+                "UserError",
+                "this passkey ceremony is unknown, used, expired or not yours: start again",
+            ),
+            PasskeyInvalid => (
+                "PASSKEY_INVALID",
+                "UserError",
+                "the authenticator's answer does not verify for this site",
+            ),
+            PasskeyRefused => ("PASSKEY_REFUSED", "AuthError", "this passkey cannot sign in"),
+            PasskeyTaken => (
+                "PASSKEY_TAKEN",
+                "UserError",
+                "this authenticator's passkey is already registered",
+            ),
+            PasskeyNotFound => ("PASSKEY_NOT_FOUND", "UserError", "no such passkey"),
+            PasskeyLastWayIn => (
+                "PASSKEY_LAST_WAY_IN",
+                "UserError",
+                "this passkey is the only way into the account: set a password or add another passkey first",
+            ),
             PayloadTooLarge => ("PAYLOAD_TOO_LARGE", "UserError", "the request body is too large"),
             UnsupportedMediaType => (
                 "UNSUPPORTED_MEDIA_TYPE",
@@ -302,6 +345,10 @@ impl ApiError {
             MfaCodeRequired => 403,
             MfaAlreadyEnabled | MfaNotEnabled => 409,
             MfaUnavailable => 404,
+            PasskeysUnavailable | PasskeyNotFound => 404,
+            PasskeyCeremonyInvalid | PasskeyInvalid => 400,
+            PasskeyRefused => 401,
+            PasskeyTaken | PasskeyLastWayIn => 409,
             EmailTaken | EmailAlreadyVerified => 409,
             InvalidResetToken | ExpiredResetToken | InvalidVerifyToken | ExpiredVerifyToken => 400,
             EmailNotVerified => 403,

@@ -58,10 +58,27 @@ pub struct Metrics {
     /// Lookups of the recent-answer caches of Bearer requests: session or user, hit or miss.
     pub remembered: IntCounterVec,
     pub mfa_verifications: IntCounterVec,
+    /// Passkey ceremonies by ceremony and outcome.
+    pub passkey_ceremonies: IntCounterVec,
 }
 
 /// What became of a presented second factor (its method is one of `Proof::METHODS`).
 pub const MFA_OUTCOMES: &[&str] = &["success", "invalid", "replayed", "error"];
+
+/// Passkey ceremonies: registering one, signing in with one alone, or as a login's second step.
+pub const PASSKEY_CEREMONIES: &[&str] = &["registration", "sign_in", "second_factor"];
+/// `started`; then `success`, `invalid` (the authenticator's answer did not verify),
+/// `ceremony_invalid` (unknown, expired, replayed or another user's ceremony), `taken` (a
+/// credential already registered), `cloned` (a counter that went back) or `error`.
+pub const PASSKEY_OUTCOMES: &[&str] = &[
+    "started",
+    "success",
+    "invalid",
+    "ceremony_invalid",
+    "taken",
+    "cloned",
+    "error",
+];
 
 /// Label values that exist from the start, so every series is 0 rather than absent.
 const LOGIN_OUTCOMES: &[&str] = &[
@@ -98,6 +115,9 @@ const MAIL_KINDS: &[&str] = &[
     "mfa_enabled",
     "mfa_disabled",
     "recovery_codes_changed",
+    "passkey_added",
+    "passkey_renamed",
+    "passkey_removed",
 ];
 const MAIL_OUTCOMES: &[&str] = &["queued", "throttled", "sent", "failed", "dead", "skipped"];
 const RESET_OUTCOMES: &[&str] = &["requested", "throttled", "completed", "invalid_token", "expired_token"];
@@ -263,6 +283,13 @@ impl Metrics {
                 ["method", "outcome"],
                 &crate::domain::Proof::METHODS,
                 MFA_OUTCOMES,
+            ),
+            passkey_ceremonies: counter_pairs(
+                "auth_passkey_ceremonies_total",
+                "Passkey ceremonies (registration, sign_in, second_factor), by outcome",
+                ["ceremony", "outcome"],
+                PASSKEY_CEREMONIES,
+                PASSKEY_OUTCOMES,
             ),
             registry,
         };

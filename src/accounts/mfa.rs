@@ -21,7 +21,7 @@ use crate::store::users::{TotpFactor, Trail};
 /// How long the second step of a login may wait.
 const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 /// Wrong codes one challenge takes before it is dead.
-const CHALLENGE_ATTEMPTS: u32 = 5;
+pub(super) const CHALLENGE_ATTEMPTS: u32 = 5;
 
 /// What second factors need beside the stores.
 #[derive(Clone)]
@@ -238,6 +238,7 @@ impl Accounts {
         Ok(ApiError::MfaRequired {
             challenge: challenge.into(),
             expires_in_secs: CHALLENGE_TTL.as_secs(),
+            passkey: user.second_factor.passkeys > 0 && self.passkeys.is_some(),
         })
     }
 

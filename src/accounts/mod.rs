@@ -9,6 +9,7 @@
 mod email;
 mod mfa;
 mod outcomes;
+mod passkeys;
 mod password;
 mod refresh;
 mod sessions;
@@ -30,6 +31,7 @@ use crate::store::users::{EventCursor, MailRequest};
 use crate::store::{SessionStore, UserStore};
 
 pub use mfa::{RecoveryCodes, SecondFactors, Verification};
+pub use passkeys::{MAX_NAME_CHARS as MAX_PASSKEY_NAME_CHARS, PasskeyView, Started};
 pub use refresh::{Presented, Refreshed};
 pub use sessions::Caller;
 pub use sign_in::{CreateOrLogin, Login, NewAccount, Registered, SignedIn};
@@ -46,6 +48,8 @@ pub struct Accounts {
     pub audit: Audit,
     pub clock: Clock,
     pub factors: SecondFactors,
+    /// `None` when passkeys are off (no relying party).
+    pub passkeys: Option<Arc<crate::auth::passkey::RelyingParty>>,
 }
 
 /// Most events one page of `/auth/events` holds.

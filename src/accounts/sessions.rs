@@ -12,6 +12,8 @@ use crate::store::sessions::SessionInfo;
 pub struct Caller {
     pub user: User,
     pub session_id: Uuid,
+    /// The session was signed in with a passkey (its `amr` says `hwk` or `swk`).
+    pub by_passkey: bool,
 }
 
 impl Accounts {
@@ -40,6 +42,7 @@ impl Accounts {
         Ok(Caller {
             user: user.ok_or(ApiError::InvalidAccessToken)?,
             session_id: claims.sid,
+            by_passkey: claims.amr.iter().any(|m| m == "hwk" || m == "swk"),
         })
     }
 

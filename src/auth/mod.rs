@@ -3,6 +3,7 @@
 
 pub mod access_token;
 pub mod keys;
+pub mod passkey;
 pub mod password;
 pub mod refresh_token;
 pub mod second_factor;

@@ -148,7 +148,10 @@ impl PasswordHasher {
     pub async fn verify(&self, password: &SecretString, stored: Option<String>) -> anyhow::Result<bool> {
         let password = password.clone();
         let (hash, known): (Arc<str>, bool) = match stored {
-            Some(h) => (h.into(), true),
+            // An account without a password (`''`) is checked as an unknown one: the same work,
+            // and never a match.
+            Some(h) if !h.is_empty() => (h.into(), true),
+            Some(_) => (self.dummy_hash.clone(), false),
             None => (self.dummy_hash.clone(), false),
         };
         let matches = self

@@ -40,6 +40,8 @@ pub struct Settings {
     pub security_events_retention: Duration,
     /// `MFA_ISSUER`.
     pub mfa_issuer: String,
+    /// `None` when passkeys are off: the relying party defaulted to an address.
+    pub passkeys: Option<PasskeySettings>,
     pub tokens: TokenSettings,
     pub keys: KeySettings,
     pub max_sessions_per_user: u32,
@@ -122,6 +124,48 @@ fn read_mail(r: &mut Reader<'_>, embedded: bool) -> MailSettings {
         max_attempts: r.positive(&MAIL_MAX_ATTEMPTS),
         smtp_timeout: r.seconds(&SMTP_TIMEOUT),
     }
+}
+
+/// The passkeys' relying party: an id every origin's host equals or ends under, since a
+/// browser refuses a ceremony whose RP id is not a registrable suffix of the page's host.
+/// Defaulted from `PUBLIC_APP_URL`; passkeys are off when that names an address (a browser
+/// takes domains only) and neither setting is given.
+fn read_passkeys(r: &mut Reader<'_>, public_app_url: &str) -> Option<PasskeySettings> {
+    use variables::*;
+    let explicit = r.raw(&WEBAUTHN_RP_ID).is_some() || r.raw(&WEBAUTHN_RP_ORIGINS).is_some();
+    let app = url::Url::parse(public_app_url).ok()?;
+    let origins = match r.raw(&WEBAUTHN_RP_ORIGINS) {
+        Some(_) => r.list(&WEBAUTHN_RP_ORIGINS, parse_origin),
+        None => vec![app.origin().ascii_serialization()],
+    };
+    let rp_id = match r.raw(&WEBAUTHN_RP_ID) {
+        Some(id) => id.trim().trim_end_matches('.').to_ascii_lowercase(),
+        None => app.host_str()?.to_ascii_lowercase(),
+    };
+    let is_address = rp_id.parse::<std::net::IpAddr>().is_ok() || rp_id.starts_with('[');
+    if is_address || rp_id.is_empty() {
+        if explicit {
+            r.errors.push(format!(
+                "WEBAUTHN_RP_ID: `{rp_id}` is not a domain (browsers refuse addresses as a relying party)"
+            ));
+        }
+        return None;
+    }
+    for origin in &origins {
+        let host = url::Url::parse(origin)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
+            r.errors.push(format!(
+                "WEBAUTHN_RP_ID: `{rp_id}` is not a registrable suffix of the origin `{origin}` (set WEBAUTHN_RP_ID and WEBAUTHN_RP_ORIGINS together)"
+            ));
+        }
+    }
+    if origins.is_empty() {
+        r.errors.push("WEBAUTHN_RP_ORIGINS: name at least one origin".into());
+    }
+    Some(PasskeySettings { rp_id, origins })
 }
 
 /// The URL in `var`, checked here so that a bad one is reported with the others (status 2)
@@ -292,6 +336,7 @@ impl Settings {
         };
 
         let mail = read_mail(&mut r, embedded);
+        let passkeys = read_passkeys(&mut r, &mail.public_app_url);
 
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let terminal_format = if std::io::stdout().is_terminal() {
@@ -312,6 +357,7 @@ impl Settings {
             max_sessions_per_user: r.positive(&MAX_SESSIONS_PER_USER),
             security_events_retention: Duration::from_secs(86_400 * r.positive::<u64>(&SECURITY_EVENTS_RETENTION_DAYS)),
             mfa_issuer: r.raw(&MFA_ISSUER).unwrap_or_else(|| r.parse(&OTEL_SERVICE_NAME)),
+            passkeys,
             cookie: CookieSettings {
                 secure: r.parse(&COOKIE_SECURE),
                 same_site: r.parse(&COOKIE_SAMESITE),
@@ -400,6 +446,46 @@ mod tests {
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_passkey_relying_party_is_a_suffix_of_every_origin() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(
+            s.passkeys,
+            Some(PasskeySettings {
+                rp_id: "localhost".into(),
+                origins: vec!["http://localhost:5173".into()]
+            })
+        );
+        let s = settings(&[
+            ("WEBAUTHN_RP_ID", "example.com"),
+            ("WEBAUTHN_RP_ORIGINS", "https://app.example.com, https://example.com"),
+        ])
+        .unwrap();
+        assert_eq!(s.passkeys.unwrap().origins.len(), 2);
+        // An address as PUBLIC_APP_URL turns passkeys off, unless they were asked for.
+        let s = settings(&[("PUBLIC_APP_URL", "http://127.0.0.1:8080")]).unwrap();
+        assert_eq!(s.passkeys, None);
+        let refused = [
+            vec![
+                ("WEBAUTHN_RP_ID", "example.com"),
+                ("WEBAUTHN_RP_ORIGINS", "https://myexample.com"),
+            ],
+            vec![
+                ("WEBAUTHN_RP_ID", "app.example.com"),
+                ("WEBAUTHN_RP_ORIGINS", "https://example.com"),
+            ],
+            vec![
+                ("PUBLIC_APP_URL", "https://evil.test"),
+                ("WEBAUTHN_RP_ID", "example.com"),
+            ],
+            vec![("WEBAUTHN_RP_ID", "127.0.0.1")],
+        ];
+        for vars in refused {
+            let err = settings(&vars).unwrap_err().to_string();
+            assert!(err.contains("WEBAUTHN_RP_ID"), "{vars:?}: {err}");
+        }
     }
 
     #[test]

@@ -251,6 +251,14 @@ pub enum MailTransport {
     Off,
 }
 
+/// Passkeys' relying party (`WEBAUTHN_RP_ID`, `WEBAUTHN_RP_ORIGINS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasskeySettings {
+    pub rp_id: String,
+    /// Origins like `https://app.example.com`, without a trailing slash.
+    pub origins: Vec<String>,
+}
+
 /// Account mails: transport, links, lifetimes of their tokens, limits and retries.
 #[derive(Clone, Debug)]
 pub struct MailSettings {

@@ -85,6 +85,10 @@ variables! {
         "days security events (/auth/events, the `security` log target) are kept; one instance at a time deletes older ones, hourly";
     MFA_ISSUER = "(OTEL_SERVICE_NAME)",
         "issuer an authenticator app shows for the TOTP factor (the otpauth:// URI's issuer)";
+    WEBAUTHN_RP_ID = "(the host of PUBLIC_APP_URL)",
+        "passkeys' relying party id: a domain that every WEBAUTHN_RP_ORIGINS host equals or ends with (`.` + id); the service refuses to start otherwise. Passkeys are off when it is defaulted from an address such as 127.0.0.1 (browsers take domains only)";
+    WEBAUTHN_RP_ORIGINS = "(the origin of PUBLIC_APP_URL)",
+        "comma-separated origins whose pages may run passkey ceremonies, e.g. `https://app.example.com,https://admin.example.com`";
     JWT_ISSUER = "auth-api",
         "`iss` of access tokens, checked on verify";
     JWT_AUDIENCE = "auth-api",

@@ -29,10 +29,15 @@ pub enum EventName {
     MfaVerified,
     MfaFailed,
     RecoveryCodesRenewed,
+    PasskeyAdded,
+    PasskeyRenamed,
+    PasskeyRemoved,
+    PasskeyFailed,
+    PasskeyCloneDetected,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 18] = [
+    pub const ALL: [EventName; 23] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -51,6 +56,11 @@ impl EventName {
         Self::MfaVerified,
         Self::MfaFailed,
         Self::RecoveryCodesRenewed,
+        Self::PasskeyAdded,
+        Self::PasskeyRenamed,
+        Self::PasskeyRemoved,
+        Self::PasskeyFailed,
+        Self::PasskeyCloneDetected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +83,11 @@ impl EventName {
             Self::MfaVerified => "mfa.verified",
             Self::MfaFailed => "mfa.failed",
             Self::RecoveryCodesRenewed => "mfa.recovery_codes_renewed",
+            Self::PasskeyAdded => "passkey.added",
+            Self::PasskeyRenamed => "passkey.renamed",
+            Self::PasskeyRemoved => "passkey.removed",
+            Self::PasskeyFailed => "passkey.failed",
+            Self::PasskeyCloneDetected => "passkey.clone_detected",
         }
     }
 
@@ -147,7 +162,7 @@ impl SecurityEvent {
 }
 
 /// Every reason an event may carry, so the stored text maps back to the same static string.
-pub const REASONS: [&str; 22] = [
+pub const REASONS: [&str; 27] = [
     "invalid_credentials",
     "unverified",
     "locked",
@@ -170,6 +185,11 @@ pub const REASONS: [&str; 22] = [
     "recovery_code",
     "wrong_code",
     "replayed_code",
+    "passkey",
+    "passkey_invalid",
+    "unknown_passkey",
+    "counter_regression",
+    "passkey_removed",
 ];
 
 /// The static reason `text` names, if it is one.

@@ -9,16 +9,23 @@ pub enum MailKind {
     MfaEnabled,
     MfaDisabled,
     RecoveryCodesChanged,
+    /// Notices of passkeys: one added, renamed or removed.
+    PasskeyAdded,
+    PasskeyRenamed,
+    PasskeyRemoved,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 6] = [
+    pub const ALL: [MailKind; 9] = [
         MailKind::PasswordReset,
         MailKind::EmailVerify,
         MailKind::PasswordChanged,
         MailKind::MfaEnabled,
         MailKind::MfaDisabled,
         MailKind::RecoveryCodesChanged,
+        MailKind::PasskeyAdded,
+        MailKind::PasskeyRenamed,
+        MailKind::PasskeyRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -29,6 +36,9 @@ impl MailKind {
             Self::MfaEnabled => "mfa_enabled",
             Self::MfaDisabled => "mfa_disabled",
             Self::RecoveryCodesChanged => "recovery_codes_changed",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRenamed => "passkey_renamed",
+            Self::PasskeyRemoved => "passkey_removed",
         }
     }
 

@@ -12,7 +12,7 @@ pub mod user_agent;
 mod username;
 mod validation;
 
-pub use assurance::Assurance;
+pub use assurance::{Assurance, KeyKind};
 pub use email::Email;
 pub use event::{Client, EventName, SecurityEvent, reason_of};
 pub use mail::MailKind;

@@ -8,6 +8,8 @@ pub struct SecondFactor {
     /// A confirmed TOTP factor.
     pub totp: bool,
     pub recovery_codes_left: u32,
+    /// Registered passkeys.
+    pub passkeys: u32,
 }
 
 /// A second factor as the client presented it: a code of the authenticator app, or a
@@ -20,6 +22,8 @@ pub enum Proof {
 impl Proof {
     /// Every method, as a login's challenge offers them.
     pub const METHODS: [&'static str; 2] = ["totp", "recovery_code"];
+    /// Every method when the user also has a passkey (`/auth/passkeys/login/start`).
+    pub const METHODS_WITH_PASSKEY: [&'static str; 3] = ["totp", "recovery_code", "passkey"];
 
     /// The `method` label of `auth_mfa_verifications_total`, and the event's reason.
     pub fn method(&self) -> &'static str {

@@ -60,6 +60,12 @@ templates! {
     MfaOffHtml = "mfa_disabled.html";
     CodesText = "recovery_codes_changed.txt";
     CodesHtml = "recovery_codes_changed.html";
+    PasskeyAddedText = "passkey_added.txt";
+    PasskeyAddedHtml = "passkey_added.html";
+    PasskeyRenamedText = "passkey_renamed.txt";
+    PasskeyRenamedHtml = "passkey_renamed.html";
+    PasskeyRemovedText = "passkey_removed.txt";
+    PasskeyRemovedHtml = "passkey_removed.html";
 }
 
 pub fn render(kind: MailKind, values: &Values<'_>) -> Rendered {
@@ -112,6 +118,21 @@ pub fn render(kind: MailKind, values: &Values<'_>) -> Rendered {
             "Your recovery codes changed",
             CodesText { f }.render(),
             CodesHtml { f }.render(),
+        ),
+        MailKind::PasskeyAdded => (
+            "A passkey was added to your account",
+            PasskeyAddedText { f }.render(),
+            PasskeyAddedHtml { f }.render(),
+        ),
+        MailKind::PasskeyRenamed => (
+            "A passkey of your account was renamed",
+            PasskeyRenamedText { f }.render(),
+            PasskeyRenamedHtml { f }.render(),
+        ),
+        MailKind::PasskeyRemoved => (
+            "A passkey was removed from your account",
+            PasskeyRemovedText { f }.render(),
+            PasskeyRemovedHtml { f }.render(),
         ),
     };
     Rendered {

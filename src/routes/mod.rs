@@ -15,6 +15,7 @@ mod me;
 pub mod metrics;
 mod mfa;
 pub mod openapi;
+mod passkeys;
 mod password;
 pub mod rate_limit;
 mod refresh;
@@ -51,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiters: &Limiters, docs: bool) 
                 sessions::configure(cfg);
                 events::configure(cfg);
                 mfa::configure(cfg, &limiters.auth);
+                passkeys::configure(cfg, &limiters.auth);
             })
             .default_service(web::to(not_found)),
     );

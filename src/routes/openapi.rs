@@ -5,7 +5,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, PartialSchema};
 
-use super::{auth, email, events, health, jwks, me, mfa, password, refresh, sessions};
+use super::{auth, email, events, health, jwks, me, mfa, passkeys, password, refresh, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,12 +41,20 @@ use super::{auth, email, events, health, jwks, me, mfa, password, refresh, sessi
         mfa::renew,
         mfa::remove,
         mfa::verify,
+        passkeys::list,
+        passkeys::register_start,
+        passkeys::register_finish,
+        passkeys::rename,
+        passkeys::remove,
+        passkeys::login_start,
+        passkeys::login_finish,
     ),
     modifiers(&Security, &TraceHeader),
     tags(
         (name = "auth", description = "Registration, login and the refresh cookie"),
         (name = "account", description = "The signed-in user: profile, sessions, password"),
         (name = "mfa", description = "The TOTP second factor and recovery codes"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): sign in with no password, or as the second factor"),
         (name = "mail", description = "Password reset and email verification links"),
         (name = "service", description = "Health, signing keys"),
     )

@@ -56,6 +56,15 @@ string_schema! {
 }
 
 string_schema! {
+    /// A passkey ceremony's id, as its start answered it: opaque, single use, valid 2 minutes.
+    CeremonyId: |s| s.pattern(Some("^[A-Za-z0-9_-]{43}$"))
+}
+string_schema! {
+    /// A passkey's name: up to 64 characters, no control characters; "Passkey" when empty.
+    PasskeyName: |s| s.max_length(Some(64)).examples(["Laptop"])
+}
+
+string_schema! {
     /// A 6-digit code of the authenticator app (RFC 6238, 30-second steps); each step's code is accepted once.
     TotpCode: |s| s.pattern(Some("^[0-9]{6}$")).examples(["123456"])
 }
@@ -99,7 +108,8 @@ pub struct ErrorDetail {
 pub struct MfaStep {
     /// Opaque and single use: send it to `/auth/mfa/verify` with a code.
     pub challenge: String,
-    /// `totp` and `recovery_code`.
+    /// `totp` and `recovery_code`, and `passkey` when the user has one
+    /// (`/auth/passkeys/login/start` with this challenge).
     pub methods: Vec<String>,
     /// Seconds the challenge lives.
     pub expires_in: u64,

@@ -32,6 +32,8 @@ pub(super) struct Mfa {
     totp: bool,
     /// Unused recovery codes.
     recovery_codes_left: u32,
+    /// Registered passkeys (`/auth/passkeys`).
+    passkeys: u32,
 }
 
 impl From<&crate::domain::User> for User {
@@ -45,6 +47,7 @@ impl From<&crate::domain::User> for User {
             mfa: Mfa {
                 totp: user.second_factor.totp,
                 recovery_codes_left: user.second_factor.recovery_codes_left,
+                passkeys: user.second_factor.passkeys,
             },
         }
     }

@@ -100,6 +100,18 @@ impl Application {
             );
         }
         log_backends(&settings);
+        let passkeys = match &settings.passkeys {
+            Some(rp) => Some(Arc::new(crate::auth::passkey::RelyingParty::new(
+                rp,
+                &settings.telemetry.service_name,
+            )?)),
+            None => {
+                tracing::warn!(
+                    "PUBLIC_APP_URL names an address, not a domain: passkeys are off (set WEBAUTHN_RP_ID and WEBAUTHN_RP_ORIGINS)"
+                );
+                None
+            }
+        };
 
         let http_metrics = metrics.http_middleware();
         let metrics_on = settings.metrics_addr.is_some();
@@ -115,6 +127,7 @@ impl Application {
             audit,
             clock,
             factors,
+            passkeys,
         };
         let state = web::Data::new(AppState::new(&settings, accounts, ring));
         let body_limit = settings.body_limit;

@@ -1,7 +1,8 @@
-//! Login challenges: what a password login that still needs its second factor leaves behind,
-//! in Redis (shared by every replica) or in this process. Stored under the SHA-256 of the
-//! challenge with a TTL, and taken with one atomic get-and-delete (Redis `GETDEL`, a step
-//! under the map's lock), so a challenge is answered once however many instances race for it.
+//! Pending steps: what a password login that still needs its second factor leaves behind (a
+//! challenge), and a passkey ceremony between its start and its finish. In Redis (shared by
+//! every replica) or in this process. Stored under the SHA-256 of the token with a TTL, and
+//! taken with one atomic get-and-delete (Redis `GETDEL`, a step under the map's lock), so each
+//! is answered once however many instances race for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,8 +34,20 @@ pub struct ChallengeStore {
 
 #[derive(Clone)]
 enum Backend {
-    Redis { client: RedisClient, prefix: String },
-    Memory(Arc<Mutex<HashMap<TokenHash, Challenge>>>),
+    Redis {
+        client: RedisClient,
+        prefix: String,
+    },
+    /// Values and their expiry (ms), by their Redis key.
+    Memory(Arc<Mutex<HashMap<String, (String, i64)>>>),
+}
+
+/// What a pending step is: each kind has its own keys, so a token of one is never taken as
+/// the other.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Challenge,
+    Ceremony,
 }
 
 impl ChallengeStore {
@@ -54,15 +67,71 @@ impl ChallengeStore {
 
     /// Stores `challenge` under `token` until its expiry.
     pub async fn put(&self, token: &str, challenge: Challenge) -> Result<(), StoreError> {
+        let value = format!("{}|{}|{}", challenge.user, challenge.failures, challenge.expires_at_ms);
+        self.put_value(Kind::Challenge, token, value, challenge.expires_at_ms)
+            .await
+    }
+
+    /// Takes the challenge `token` names: it is gone for every other caller. `None` when it is
+    /// unknown, already taken or expired.
+    pub async fn take(&self, token: &str) -> Result<Option<Challenge>, StoreError> {
+        let Some(value) = self.take_value(Kind::Challenge, token).await? else {
+            return Ok(None);
+        };
+        let challenge = parse(&value)
+            .ok_or_else(|| StoreError::Failed(Dependency::SessionStore, anyhow::anyhow!("malformed challenge")))?;
+        Ok(Some(challenge).filter(|c| c.expires_at_ms > self.clock.now_ms()))
+    }
+
+    /// The challenge `token` names, left in place (a passkey ceremony is bound to it before
+    /// its second step takes it).
+    pub async fn peek(&self, token: &str) -> Result<Option<Challenge>, StoreError> {
+        let value = match &self.backend {
+            Backend::Redis { client, prefix } => {
+                let key = key(prefix, Kind::Challenge, token);
+                client
+                    .run(|mut c| async move { redis::cmd("GET").arg(key).query_async::<Option<String>>(&mut c).await })
+                    .await?
+            }
+            Backend::Memory(map) => map
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key("", Kind::Challenge, token))
+                .map(|(value, _)| value.clone()),
+        };
+        Ok(value
+            .as_deref()
+            .and_then(parse)
+            .filter(|c| c.expires_at_ms > self.clock.now_ms()))
+    }
+
+    /// Stores a passkey ceremony's state (opaque text) under `token` until `expires_at_ms`.
+    pub async fn put_ceremony(&self, token: &str, state: String, expires_at_ms: i64) -> Result<(), StoreError> {
+        let value = format!("{expires_at_ms}|{state}");
+        self.put_value(Kind::Ceremony, token, value, expires_at_ms).await
+    }
+
+    /// Takes the ceremony `token` names, once; `None` when it is unknown, taken or expired.
+    pub async fn take_ceremony(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let Some(value) = self.take_value(Kind::Ceremony, token).await? else {
+            return Ok(None);
+        };
+        let (expires_at_ms, state) = value
+            .split_once('|')
+            .and_then(|(at, state)| Some((at.parse::<i64>().ok()?, state)))
+            .ok_or_else(|| StoreError::Failed(Dependency::SessionStore, anyhow::anyhow!("malformed ceremony")))?;
+        Ok((expires_at_ms > self.clock.now_ms()).then(|| state.to_string()))
+    }
+
+    async fn put_value(&self, kind: Kind, token: &str, value: String, expires_at_ms: i64) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
-        let ttl_ms = challenge.expires_at_ms - now;
+        let ttl_ms = expires_at_ms - now;
         if ttl_ms <= 0 {
             return Ok(());
         }
         match &self.backend {
             Backend::Redis { client, prefix } => {
-                let key = key(prefix, token);
-                let value = format!("{}|{}|{}", challenge.user, challenge.failures, challenge.expires_at_ms);
+                let key = key(prefix, kind, token);
                 client
                     .run(|mut c| async move {
                         redis::cmd("SET")
@@ -77,35 +146,27 @@ impl ChallengeStore {
             }
             Backend::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-                map.retain(|_, c| c.expires_at_ms > now);
-                map.insert(TokenHash::of(token), challenge);
+                map.retain(|_, (_, expires)| *expires > now);
+                map.insert(key("", kind, token), (value, expires_at_ms));
                 Ok(())
             }
         }
     }
 
-    /// Takes the challenge `token` names: it is gone for every other caller. `None` when it is
-    /// unknown, already taken or expired.
-    pub async fn take(&self, token: &str) -> Result<Option<Challenge>, StoreError> {
-        let challenge = match &self.backend {
+    async fn take_value(&self, kind: Kind, token: &str) -> Result<Option<String>, StoreError> {
+        match &self.backend {
             Backend::Redis { client, prefix } => {
-                let key = key(prefix, token);
-                let value: Option<String> = client
+                let key = key(prefix, kind, token);
+                client
                     .run(|mut c| async move { redis::cmd("GETDEL").arg(key).query_async(&mut c).await })
-                    .await?;
-                match value {
-                    None => None,
-                    Some(value) => Some(parse(&value).ok_or_else(|| {
-                        StoreError::Failed(Dependency::SessionStore, anyhow::anyhow!("malformed challenge"))
-                    })?),
-                }
+                    .await
             }
-            Backend::Memory(map) => map
+            Backend::Memory(map) => Ok(map
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&TokenHash::of(token)),
-        };
-        Ok(challenge.filter(|c| c.expires_at_ms > self.clock.now_ms()))
+                .remove(&key("", kind, token))
+                .map(|(value, _)| value)),
+        }
     }
 
     /// How long a new challenge lives.
@@ -126,9 +187,13 @@ fn parse(value: &str) -> Option<Challenge> {
     })
 }
 
-/// The key holds the challenge's hash, never the challenge.
-fn key(prefix: &str, token: &str) -> String {
-    format!("{prefix}mfa_challenge:{}", TokenHash::of(token).to_hex())
+/// The key holds the token's hash, never the token.
+fn key(prefix: &str, kind: Kind, token: &str) -> String {
+    let kind = match kind {
+        Kind::Challenge => "mfa_challenge",
+        Kind::Ceremony => "passkey_ceremony",
+    };
+    format!("{prefix}{kind}:{}", TokenHash::of(token).to_hex())
 }
 
 #[cfg(test)]
@@ -151,5 +216,12 @@ mod tests {
         clock.advance(Duration::from_secs(300));
         assert_eq!(store.take("b").await.unwrap(), None);
         assert_eq!(parse(&format!("{}|3|99", challenge.user)).map(|c| c.failures), Some(3));
+        // A ceremony's token is not a challenge's, and the other way round.
+        store.put("c", challenge).await.unwrap();
+        let expiry = store.expiry(Duration::from_secs(120));
+        store.put_ceremony("c", "{\"a\":1}".into(), expiry).await.unwrap();
+        assert_eq!(store.take("c").await.unwrap(), Some(challenge));
+        assert_eq!(store.take_ceremony("c").await.unwrap().as_deref(), Some("{\"a\":1}"));
+        assert_eq!(store.take_ceremony("c").await.unwrap(), None);
     }
 }

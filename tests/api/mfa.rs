@@ -166,7 +166,7 @@ backend_tests! {
         let app = spawn_mfa_app(backend, &[("MAX_SESSIONS_PER_USER", "5")]).await;
         let tokens = app.signed_up("ada@example.com").await;
         let phone = expect_tokens(app.login("ada@example.com", PASSWORD).await).await;
-        assert_eq!(mfa_of(&app, &tokens.access).await, json!({"totp": false, "recovery_codes_left": 0}));
+        assert_eq!(mfa_of(&app, &tokens.access).await, json!({"totp": false, "recovery_codes_left": 0, "passkeys": 0}));
 
         let post = |path: &'static str, body: Value| {
             let access = tokens.access.clone();
@@ -197,7 +197,7 @@ backend_tests! {
             assert!(code.len() == 19 && code.split('-').all(|g| g.len() == 4), "{code}");
         }
         assert_error(post("/auth/mfa/totp", json!({"password": PASSWORD})).await, 409, "MFA_ALREADY_ENABLED").await;
-        assert_eq!(mfa_of(&app, &tokens.access).await, json!({"totp": true, "recovery_codes_left": 10}));
+        assert_eq!(mfa_of(&app, &tokens.access).await, json!({"totp": true, "recovery_codes_left": 10, "passkeys": 0}));
         // Every other session ended; the caller's now carries the second factor.
         assert_error(app.refresh(&phone.refresh).await, 401, "INVALID_REFRESH_TOKEN").await;
         let refreshed: Value = app.refresh(&tokens.refresh).await.json().await.unwrap();
@@ -405,7 +405,7 @@ backend_tests! {
         let removed = content(send(Method::DELETE, "/auth/mfa/totp", remove_with).await).await;
         assert_eq!(removed["revoked"], json!(1), "the other session ended");
         assert_error(app.refresh(&other.refresh).await, 401, "INVALID_REFRESH_TOKEN").await;
-        assert_eq!(mfa_of(&app, access).await, json!({"totp": false, "recovery_codes_left": 0}));
+        assert_eq!(mfa_of(&app, access).await, json!({"totp": false, "recovery_codes_left": 0, "passkeys": 0}));
         // A password alone signs in again, at aal1; signing out everywhere needs no code now.
         let plain = expect_tokens(app.login("careful@example.com", "a brand new passphrase").await).await;
         assert_assurance(&plain.access, &["pwd"], "aal1");

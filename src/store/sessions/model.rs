@@ -71,12 +71,9 @@ pub struct SessionInfo {
     pub ip: Option<String>,
 }
 
-/// How a session's assurance is stored: its `acr`.
-pub(super) fn assurance_of(acr: Option<&str>) -> Assurance {
-    match acr {
-        Some("aal2") => Assurance::PasswordAndOtp,
-        _ => Assurance::Password,
-    }
+/// A session's assurance from its stored code.
+pub(super) fn assurance_of(code: Option<&str>) -> Assurance {
+    Assurance::from_code(code)
 }
 
 /// Milliseconds since the epoch as a timestamp (for display only).

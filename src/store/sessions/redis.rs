@@ -91,7 +91,7 @@ impl RedisSessionStore {
             .arg(client.ip.as_deref().unwrap_or(""))
             .arg(&self.prefix)
             .arg(REMEMBER_EXPIRED_MS)
-            .arg(assurance.acr());
+            .arg(assurance.code());
         let evicted: u32 = self
             .client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
@@ -181,7 +181,7 @@ impl RedisSessionStore {
         invocation
             .key(self.session_key(session))
             .arg(user.to_string())
-            .arg(assurance.acr());
+            .arg(assurance.code());
         let updated: u32 = self
             .client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })

@@ -10,11 +10,13 @@ use uuid::Uuid;
 mod events;
 mod factors;
 mod mail;
+mod passkeys;
 mod statements;
 
 pub use events::EventCursor;
 pub use factors::{PendingTotp, TotpFactor};
 pub use mail::{ClaimedMail, TokenUse};
+pub use passkeys::{NewPasskey, PasskeyRemoval, PasskeyUse, StoredPasskey};
 use statements::{END_RESET_LINKS, INSERT_MAIL, mail_insert, on_pool, write_trail};
 pub use statements::{MailRequest, Trail};
 
@@ -71,7 +73,8 @@ macro_rules! select_user {
         concat!(
             "select id, username, email, password_hash, email_verified_at, created_at, \
              (select count(*) from mfa_totp t where t.user_id = users.id and t.confirmed_at is not null) as totp, \
-             (select count(*) from mfa_recovery_codes r where r.user_id = users.id and r.used_at is null) as codes_left \
+             (select count(*) from mfa_recovery_codes r where r.user_id = users.id and r.used_at is null) as codes_left, \
+             (select count(*) from passkeys p where p.user_id = users.id) as passkeys \
              from users where ",
             $filter
         )
@@ -89,6 +92,7 @@ struct UserRow {
     created_at: OffsetDateTime,
     totp: i64,
     codes_left: i64,
+    passkeys: i64,
 }
 
 impl UserRow {
@@ -103,6 +107,7 @@ impl UserRow {
                 second_factor: SecondFactor {
                     totp: self.totp > 0,
                     recovery_codes_left: self.codes_left.clamp(0, i64::from(u32::MAX)) as u32,
+                    passkeys: self.passkeys.clamp(0, i64::from(u32::MAX)) as u32,
                 },
             },
             password_hash: self.password_hash,
