@@ -33,10 +33,12 @@ extract_selector = "/content/access_token"
 # INVALID_RESET_TOKEN / INVALID_VERIFY_TOKEN), and so is an events page cursor (after) the
 # service did not hand out (400 VALIDATION_ERROR). A second factor is a code or a
 # recovery code, never both (400), and the fuzzing account has no factor to confirm, renew or
-# remove (409 MFA_NOT_ENABLED). For these operations, and for these reasons only, 400 is an
-# expected answer to schema-valid data.
+# remove (409 MFA_NOT_ENABLED). A passkey ceremony the service did not start is refused (400
+# PASSKEY_CEREMONY_INVALID), a login challenge it did not issue too (401), a passkey id that is
+# not the account's is 404 and a password that is not the account's 403. For these operations,
+# and for these reasons only, 400 is an expected answer to schema-valid data.
 [[operations]]
-include-operation-id = ["register", "create_or_login", "change", "reset", "verify", "events", "revoke_all", "mfa_enrol", "mfa_confirm", "mfa_recovery_codes", "mfa_remove", "mfa_verify"]
+include-operation-id = ["register", "create_or_login", "change", "reset", "verify", "events", "revoke_all", "mfa_enrol", "mfa_confirm", "mfa_recovery_codes", "mfa_remove", "mfa_verify", "passkey_register_start", "passkey_register_finish", "passkey_rename", "passkey_remove", "passkey_login_start", "passkey_login_finish"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
 TOML
 

@@ -103,6 +103,73 @@ export async function verifySecondFactor(challenge, proof) {
   return keep(await send("POST", "/auth/mfa/verify", { body: { challenge, ...proof } }));
 }
 
+// Passkeys. The service's options and the browser's credentials travel as JSON with binary
+// fields in base64url; WebAuthn itself takes and gives ArrayBuffers.
+const fromB64 = (text) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)).buffer;
+const toB64 = (buffer) =>
+  buffer ? btoa(String.fromCharCode(...new Uint8Array(buffer))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "") : null;
+const withIds = (list) => (list ?? []).map((c) => ({ ...c, id: fromB64(c.id) }));
+
+async function created(options) {
+  const publicKey = {
+    ...options.publicKey,
+    challenge: fromB64(options.publicKey.challenge),
+    user: { ...options.publicKey.user, id: fromB64(options.publicKey.user.id) },
+    excludeCredentials: withIds(options.publicKey.excludeCredentials),
+  };
+  const credential = await navigator.credentials.create({ publicKey });
+  return {
+    id: credential.id,
+    rawId: toB64(credential.rawId),
+    type: credential.type,
+    response: {
+      attestationObject: toB64(credential.response.attestationObject),
+      clientDataJSON: toB64(credential.response.clientDataJSON),
+      transports: credential.response.getTransports?.() ?? [],
+    },
+    extensions: credential.getClientExtensionResults(),
+  };
+}
+
+async function asserted(options) {
+  const publicKey = {
+    ...options.publicKey,
+    challenge: fromB64(options.publicKey.challenge),
+    allowCredentials: withIds(options.publicKey.allowCredentials),
+  };
+  const credential = await navigator.credentials.get({ publicKey });
+  return {
+    id: credential.id,
+    rawId: toB64(credential.rawId),
+    type: credential.type,
+    response: {
+      authenticatorData: toB64(credential.response.authenticatorData),
+      clientDataJSON: toB64(credential.response.clientDataJSON),
+      signature: toB64(credential.response.signature),
+      userHandle: toB64(credential.response.userHandle),
+    },
+    extensions: credential.getClientExtensionResults(),
+  };
+}
+
+/**
+ * Signs in with a passkey: with no `challenge` the browser offers the passkeys it holds for
+ * this site (nothing is typed); with a login's challenge, it answers that login's second step.
+ */
+export async function passkeySignIn(challenge) {
+  const started = await send("POST", "/auth/passkeys/login/start", challenge ? { body: { challenge } } : {});
+  const credential = await asserted(started.options);
+  const body = { ceremony: started.ceremony, credential, ...(challenge ? { challenge } : {}) };
+  return keep(await send("POST", "/auth/passkeys/login/finish", { body }));
+}
+
+/** Adds a passkey of this device: `proof` is the password (and a code when two-step is on). */
+export async function addPasskey(name, proof) {
+  const started = await authed("POST", "/auth/passkeys/register/start", proof);
+  const credential = await created(started.options);
+  return authed("POST", "/auth/passkeys/register/finish", { ceremony: started.ceremony, credential, name });
+}
+
 export async function register(username, email, password) {
   const content = await send("POST", "/auth/register", { body: { username, email, password } });
   // Under REQUIRE_VERIFIED_EMAIL the answer has no token: the user verifies first.

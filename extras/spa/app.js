@@ -74,6 +74,20 @@ function explain(e) {
       return "Two-step sign-in is not on: start again.";
     case "MFA_UNAVAILABLE":
       return "This service offers no two-step sign-in.";
+    case "PASSKEYS_UNAVAILABLE":
+      return "This service offers no passkeys.";
+    case "PASSKEY_REFUSED":
+      return "This passkey cannot sign in here (it may have been removed from your account).";
+    case "PASSKEY_CEREMONY_INVALID":
+      return "That took too long: try again.";
+    case "PASSKEY_INVALID":
+      return "Your device's answer was not accepted: try again.";
+    case "PASSKEY_TAKEN":
+      return "This device's passkey is on an account already.";
+    case "PASSKEY_LAST_WAY_IN":
+      return "This passkey is your only way in: add another one or set a password first.";
+    case "NotAllowedError":
+      return "The passkey prompt was closed or timed out.";
     default:
       return api.SESSION_OVER.has(e.code) ? "Your session has ended: sign in again." : `Something went wrong (${e.code}). Try again.`;
   }
@@ -158,15 +172,30 @@ function takeToken() {
   return token;
 }
 
+/** Browser refusals (a closed prompt) become errors `explain` knows. */
+async function viaBrowser(action) {
+  try {
+    return await action();
+  } catch (e) {
+    if (e instanceof DOMException) throw Object.assign(new Error(e.message), { code: e.name });
+    throw e;
+  }
+}
+
 function signedOutPage() {
   show(
     h("h2", {}, "Sign in"),
+    actionButton("Sign in with a passkey", {}, async () => {
+      await viaBrowser(() => api.passkeySignIn());
+      say("Signed in.");
+      await profilePage();
+    }),
     form("Sign in", [field("Email", "email", "email", "username"), field("Password", "password", "password", "current-password")], "Sign in", async ({ email, password }) => {
       try {
         await api.login(email, password);
       } catch (e) {
         if (e.code !== "MFA_REQUIRED") throw e;
-        return secondFactorPage(e.mfa.challenge);
+        return secondFactorPage(e.mfa.challenge, e.mfa.methods);
       }
       say("Signed in.");
       await profilePage();
@@ -205,8 +234,8 @@ function proofOf(text) {
   return /^\d{6}$/.test(code) ? { code } : { recovery_code: text.trim() };
 }
 
-/** The second step of a login: the app's code, or a recovery code. */
-function secondFactorPage(challenge) {
+/** The second step of a login: the app's code, a recovery code, or a passkey. */
+function secondFactorPage(challenge, methods = []) {
   const done = async () => {
     say("Signed in.");
     await profilePage();
@@ -218,6 +247,12 @@ function secondFactorPage(challenge) {
       await api.verifySecondFactor(challenge, { code: code.replace(/\s/g, "") });
       await done();
     }),
+    methods.includes("passkey")
+      ? actionButton("Use a passkey instead", {}, async () => {
+          await viaBrowser(() => api.passkeySignIn(challenge));
+          await done();
+        })
+      : "",
     h("h3", {}, "Lost your phone?"),
     form("Use a recovery code", [field("Recovery code", "recovery_code")], "Use recovery code", async ({ recovery_code }) => {
       await api.verifySecondFactor(challenge, { recovery_code });
@@ -280,6 +315,11 @@ const EVENT_TEXT = {
   "mfa.verified": "Second step of a sign-in passed",
   "mfa.failed": "Wrong two-step sign-in code",
   "mfa.recovery_codes_renewed": "New recovery codes",
+  "passkey.added": "Passkey added",
+  "passkey.renamed": "Passkey renamed",
+  "passkey.removed": "Passkey removed",
+  "passkey.failed": "Passkey sign-in refused",
+  "passkey.clone_detected": "A copied passkey was refused",
 };
 
 function activityRow(e) {
@@ -298,6 +338,31 @@ async function profilePage() {
   const me = await api.authed("GET", "/auth/me");
   const sessions = await api.authed("GET", "/auth/sessions");
   const activity = await api.authed("GET", "/auth/events?limit=10");
+  const passkeys = await api.authed("GET", "/auth/passkeys");
+  const stepUp = () => [
+    field("Password", "password", "password", "current-password"),
+    ...(me.mfa.totp ? [field("Code from the app, or a recovery code", "code", "text", "one-time-code")] : []),
+  ];
+  const proof = ({ password, code }) => ({ password, ...(code === undefined ? {} : proofOf(code)) });
+  const passkeyRows = passkeys.map((p) =>
+    h(
+      "tr",
+      {},
+      h("td", {}, p.name),
+      h("td", {}, new Date(p.created_at).toLocaleString()),
+      h("td", {}, p.last_used_at ? new Date(p.last_used_at).toLocaleString() : "never"),
+      h("td", {}, p.backed_up ? "synced" : "this device only"),
+      h(
+        "td",
+        {},
+        form(`Remove passkey ${p.name}`, stepUp(), "Remove", async (values) => {
+          await api.authed("DELETE", `/auth/passkeys/${p.id}`, proof(values));
+          await profilePage();
+          say("Passkey removed.");
+        }),
+      ),
+    ),
+  );
   const rows = sessions.map((s) =>
     h(
       "tr",
@@ -347,6 +412,19 @@ async function profilePage() {
             enrolmentPage(await api.authed("POST", "/auth/mfa/totp", { password }));
           }),
         ]),
+    h("h2", { id: "passkeys" }, "Passkeys"),
+    h(
+      "table",
+      { "aria-labelledby": "passkeys" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Added"), h("th", {}, "Last used"), h("th", {}, "Kept"), h("th", {}, ""))),
+      h("tbody", {}, passkeyRows),
+    ),
+    form("Add a passkey", [field("Name", "name"), ...stepUp()], "Add a passkey", async ({ name, ...values }, el) => {
+      await viaBrowser(() => api.addPasskey(name, proof(values)));
+      el.reset();
+      await profilePage();
+      say("Passkey added: you can sign in with it, no password needed.");
+    }),
     h("h2", {}, "Change your password"),
     form("Change your password", [field("Current password", "current_password", "password", "current-password"), field("New password", "new_password", "password", "new-password"), ...(me.mfa.totp ? [field("Code from the app, or a recovery code", "code", "text", "one-time-code")] : [])], "Change password", async (values, el) => {
       const { code, ...passwords } = values;

@@ -1,6 +1,7 @@
 // The example SPA in a real headless Chromium, on its own origin, against the API on another:
 // every flow clicked through, the refresh single-flight across two tabs counted at the API,
-// another device's session ended by a password change, a third origin unable to use the cookie.
+// another device's session ended by a password change, a third origin unable to use the cookie,
+// two-step sign-in, and passkeys through Chromium's virtual authenticator (DevTools protocol).
 //
 //   node tests/e2e/spa.mjs   (environment: API_URL, METRICS_URL, MAILS, SPA_PORT, EVIL_PORT,
 //                             STRICT_API_URL, STRICT_SPA_PORT, STRICT_AUTH_PER_MINUTE,
@@ -8,7 +9,7 @@
 // The strict API has the auth limit lowered: there the SPA meets real 429s.
 
 import { createServer } from "node:http";
-import { readFile, mkdir } from "node:fs/promises";
+import { readFile, mkdir, writeFile } from "node:fs/promises";
 import { readFileSync, existsSync, statSync } from "node:fs";
 import { join, extname, resolve } from "node:path";
 import { createRequire } from "node:module";
@@ -348,6 +349,69 @@ try {
   await signIn(m, tess, tessPassword);
   await m.getByRole("heading", { name: "Signed in as Tess" }).waitFor();
   check(true, "the password alone signs in again");
+
+  // Passkeys, with Chromium's virtual authenticator (a platform authenticator that keeps
+  // discoverable credentials and verifies its user), on http://localhost:A: WebAuthn takes a
+  // domain, not an address, as the relying party.
+  const passkeyOrigin = `http://localhost:${env.SPA_PORT}`;
+  const pat = "pat@example.com";
+  const patPassword = "punched cards five";
+  const keyContext = await browser.newContext();
+  const k = await spaPage(keyContext);
+  const cdp = await keyContext.newCDPSession(k);
+  await cdp.send("WebAuthn.enable");
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  await k.goto(passkeyOrigin + "/");
+  const patForm = k.getByRole("form", { name: "Create an account" });
+  await patForm.getByLabel("Name").fill("Pat");
+  await patForm.getByLabel("Email").fill(pat);
+  await patForm.getByLabel(/Password/).fill(patPassword);
+  await patForm.getByRole("button", { name: "Create account" }).click();
+  await k.getByRole("heading", { name: "Signed in as Pat" }).waitFor();
+  const addKey = k.getByRole("form", { name: "Add a passkey" });
+  await addKey.getByLabel("Name").fill("Laptop");
+  await addKey.getByLabel("Password").fill(patPassword);
+  await addKey.getByRole("button", { name: "Add a passkey" }).click();
+  await k.getByText("Passkey added: you can sign in with it, no password needed.").waitFor();
+  await k.getByRole("table", { name: "Passkeys" }).getByRole("cell", { name: "Laptop" }).waitFor();
+  const { credentials } = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
+  check(credentials.length === 1 && credentials[0].isResidentCredential, "a discoverable passkey is registered in the browser's authenticator");
+  await k.screenshot({ path: join(env.ARTIFACTS, "passkey-added.png"), fullPage: true });
+
+  await k.getByRole("button", { name: "Sign out" }).click();
+  await k.getByRole("form", { name: "Sign in" }).waitFor();
+  const finished = k.waitForResponse((r) => r.url().endsWith("/auth/passkeys/login/finish"));
+  await k.getByRole("button", { name: "Sign in with a passkey" }).click();
+  const finish = await finished;
+  await k.getByRole("heading", { name: "Signed in as Pat" }).waitFor();
+  check(finish.status() === 200, "signed in with the passkey alone: no email, no password typed");
+  await writeFile(join(env.ARTIFACTS, "passkey-access-token.txt"), (await finish.json()).content.access_token);
+  const { credentials: used } = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
+  check(used[0].signCount >= 1, `the authenticator signed (count ${used[0].signCount})`);
+  const patActivity = k.getByRole("table", { name: "Recent security activity" });
+  await patActivity.getByRole("cell", { name: "Passkey added" }).waitFor();
+
+  const removeKey = k.getByRole("form", { name: "Remove passkey Laptop" });
+  await removeKey.getByLabel("Password").fill(patPassword);
+  await removeKey.getByRole("button", { name: "Remove" }).click();
+  await k.getByText("Passkey removed.").waitFor();
+  check((await k.getByRole("table", { name: "Passkeys" }).getByRole("cell", { name: "Laptop" }).count()) === 0, "the passkey is removed from the account");
+  await k.getByRole("button", { name: "Sign out" }).click();
+  await k.getByRole("form", { name: "Sign in" }).waitFor();
+  // The browser still holds the credential; the service no longer accepts it.
+  await k.getByRole("button", { name: "Sign in with a passkey" }).click();
+  await k.getByText("This passkey cannot sign in here").waitFor();
+  check(await k.getByRole("form", { name: "Sign in" }).isVisible(), "a removed passkey is refused, and the sign-in page stays");
+  await k.screenshot({ path: join(env.ARTIFACTS, "passkey-refused.png"), fullPage: true });
 
   // Real 429s, on the strict API: the SPA says what happened and keeps the session.
   const strict = await browser.newContext();
