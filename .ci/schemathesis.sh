@@ -38,7 +38,7 @@ extract_selector = "/content/access_token"
 # not the account's is 404 and a password that is not the account's 403. For these operations,
 # and for these reasons only, 400 is an expected answer to schema-valid data.
 [[operations]]
-include-operation-id = ["register", "create_or_login", "change", "reset", "verify", "events", "revoke_all", "mfa_enrol", "mfa_confirm", "mfa_recovery_codes", "mfa_remove", "mfa_verify", "passkey_register_start", "passkey_register_finish", "passkey_rename", "passkey_remove", "passkey_login_start", "passkey_login_finish"]
+include-operation-id = ["register", "create_or_login", "change", "reset", "verify", "events", "revoke_all", "mfa_enrol", "mfa_confirm", "mfa_recovery_codes", "mfa_remove", "mfa_verify", "passkey_register_start", "passkey_register_finish", "passkey_rename", "passkey_remove", "passkey_sign_up_start", "passkey_sign_up_finish", "passkey_login_start", "passkey_login_finish"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
 TOML
 

@@ -166,6 +166,13 @@ def overview() -> list:
             stack=True,
         ),
         panel(
+            "Passkey ceremonies by outcome",
+            [(f"sum by (ceremony, outcome) (rate(auth_passkey_ceremonies_total{{{SELECTOR}}}[{RATE}]))", "{{ceremony}} {{outcome}}")],
+            "ops",
+            "Registrations, sign-ins with a passkey alone and second steps: started, then success or why not; cloned is a counter that went back, a copied key in use (AuthApiPasskeyCloneDetected).",
+            stack=True,
+        ),
+        panel(
             "Security events by name",
             [(f"sum by (name) (rate(auth_security_events_total{{{SELECTOR}}}[{RATE}]))", "{{name}}")],
             "ops",

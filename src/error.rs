@@ -382,6 +382,7 @@ impl From<InsertError> for ApiError {
     fn from(e: InsertError) -> Self {
         match e {
             InsertError::EmailTaken => ApiError::EmailTaken,
+            InsertError::PasskeyTaken => ApiError::PasskeyTaken,
             InsertError::Store(e) => e.into(),
         }
     }

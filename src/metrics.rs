@@ -65,8 +65,9 @@ pub struct Metrics {
 /// What became of a presented second factor (its method is one of `Proof::METHODS`).
 pub const MFA_OUTCOMES: &[&str] = &["success", "invalid", "replayed", "error"];
 
-/// Passkey ceremonies: registering one, signing in with one alone, or as a login's second step.
-pub const PASSKEY_CEREMONIES: &[&str] = &["registration", "sign_in", "second_factor"];
+/// Passkey ceremonies: registering one, signing up with one (no password), signing in with
+/// one alone, or as a login's second step.
+pub const PASSKEY_CEREMONIES: &[&str] = &["registration", "sign_up", "sign_in", "second_factor"];
 /// `started`; then `success`, `invalid` (the authenticator's answer did not verify),
 /// `ceremony_invalid` (unknown, expired, replayed or another user's ceremony), `taken` (a
 /// credential already registered), `cloned` (a counter that went back) or `error`.
@@ -286,7 +287,7 @@ impl Metrics {
             ),
             passkey_ceremonies: counter_pairs(
                 "auth_passkey_ceremonies_total",
-                "Passkey ceremonies (registration, sign_in, second_factor), by outcome",
+                "Passkey ceremonies (registration, sign_up, sign_in, second_factor), by outcome",
                 ["ceremony", "outcome"],
                 PASSKEY_CEREMONIES,
                 PASSKEY_OUTCOMES,

@@ -163,6 +163,14 @@ export async function passkeySignIn(challenge) {
   return keep(await send("POST", "/auth/passkeys/login/finish", { body }));
 }
 
+/** A new account whose only way in is a passkey of this device (no password). */
+export async function passkeySignUp(username, email) {
+  const started = await send("POST", "/auth/passkeys/signup/start", { body: { username, email } });
+  const credential = await created(started.options);
+  const content = await send("POST", "/auth/passkeys/signup/finish", { body: { ceremony: started.ceremony, credential } });
+  return content.access_token ? keep(content) : content;
+}
+
 /** Adds a passkey of this device: `proof` is the password (and a code when two-step is on). */
 export async function addPasskey(name, proof) {
   const started = await authed("POST", "/auth/passkeys/register/start", proof);

@@ -215,6 +215,15 @@ function signedOutPage() {
         }
       },
     ),
+    form("Create an account with a passkey", [field("Name", "username", "text", "name"), field("Email", "email", "email", "email")], "Create account with a passkey", async ({ username, email }) => {
+      const content = await viaBrowser(() => api.passkeySignUp(username, email));
+      if (content.access_token) {
+        say("Account created: sign in with your passkey, no password needed.");
+        await profilePage();
+      } else {
+        say(content.message);
+      }
+    }),
     h("h2", {}, "Forgot your password?"),
     form("Forgot your password", [field("Email", "email", "email", "email")], "Send me a reset link", async ({ email }) => {
       const message = await api.call("POST", "/auth/password/forgot", { email });

@@ -16,15 +16,15 @@ use webauthn_rs::prelude::{
     PasskeyRegistration, RequestChallengeResponse,
 };
 
-use super::{Accounts, Caller, SignedIn};
+use super::{Accounts, Caller, Registered, SignedIn};
 use crate::auth::passkey::{
     AuthenticationResult, PublicKeyCredential, RegisterPublicKeyCredential, RelyingParty, WebauthnError,
 };
 use crate::auth::refresh_token::{TokenHash, random_token};
-use crate::domain::{Assurance, Client, Email, EventName, KeyKind, MailKind, Proof, UserId};
+use crate::domain::{Assurance, Client, Email, EventName, KeyKind, MailKind, Proof, UserId, Username};
 use crate::error::{ApiError, Result};
 use crate::store::challenges::Challenge;
-use crate::store::users::{NewPasskey, PasskeyRemoval, PasskeyUse, StoredPasskey, Trail};
+use crate::store::users::{MailRequest, NewPasskey, NewUser, PasskeyRemoval, PasskeyUse, StoredPasskey, Trail};
 
 /// How long a started ceremony may wait for its finish.
 const CEREMONY_TTL: Duration = Duration::from_secs(120);
@@ -56,6 +56,13 @@ enum Ceremony {
         user: Uuid,
         state: PasskeyRegistration,
     },
+    /// A new account whose first way in is this passkey: no password.
+    SignUp {
+        user: Uuid,
+        email: String,
+        username: String,
+        state: PasskeyRegistration,
+    },
     SignIn {
         state: DiscoverableAuthentication,
     },
@@ -71,6 +78,7 @@ impl Ceremony {
     fn label(&self) -> &'static str {
         match self {
             Self::Registration { .. } => "registration",
+            Self::SignUp { .. } => "sign_up",
             Self::SignIn { .. } => "sign_in",
             Self::SecondFactor { .. } => "second_factor",
         }
@@ -209,6 +217,125 @@ impl Accounts {
             backup_eligible: inner.backup_eligible,
             backed_up: inner.backup_state,
         })
+    }
+
+    /// Starts an account whose only way in is a passkey: no password is ever typed. The
+    /// email and name are checked now, so that nobody makes a passkey for an account that
+    /// cannot be.
+    pub async fn start_passkey_sign_up(
+        &self,
+        username: String,
+        email: String,
+    ) -> Result<Started<CreationChallengeResponse>> {
+        let relying_party = self.relying_party()?;
+        let (username, email) = (Username::parse(&username)?, Email::parse(&email)?);
+        if self.users.find_by_email(&email).await?.is_some() {
+            return Err(ApiError::EmailTaken);
+        }
+        let user = UserId::new();
+        let (options, state) = relying_party
+            .start_registration(user, email.as_str(), username.as_str(), Vec::new())
+            .map_err(internal)?;
+        let ceremony = self
+            .keep_ceremony(&Ceremony::SignUp {
+                user: user.as_uuid(),
+                email: email.as_str().to_string(),
+                username: username.as_str().to_string(),
+                state,
+            })
+            .await?;
+        Ok(Started { options, ceremony })
+    }
+
+    /// Creates the account of a sign-up ceremony with its passkey, in one transaction, and
+    /// signs it in (or leaves it pending verification, as a registration does).
+    pub async fn finish_passkey_sign_up(
+        &self,
+        ceremony: &str,
+        credential: &RegisterPublicKeyCredential,
+        name: Option<String>,
+        client: &Client,
+    ) -> Result<Registered> {
+        let result = async {
+            let relying_party = self.relying_party()?;
+            let name = passkey_name(name)?;
+            let Ceremony::SignUp {
+                user,
+                email,
+                username,
+                state,
+            } = self.take_ceremony(ceremony, "sign_up").await?
+            else {
+                unreachable!("take_ceremony checks the kind")
+            };
+            let Ok(passkey) = relying_party.finish_registration(credential, &state) else {
+                self.count_ceremony("sign_up", "invalid");
+                return Err(ApiError::PasskeyInvalid);
+            };
+            let id = UserId::from_uuid(user);
+            let stored = serde_json::to_string(&passkey).map_err(anyhow::Error::from)?;
+            let credential_id = encode_id(passkey.cred_id());
+            let inner = Credential::from(passkey);
+            let new_passkey = NewPasskey {
+                id: Uuid::now_v7(),
+                credential_id: &credential_id,
+                name: &name,
+                credential: &stored,
+                sign_count: inner.counter,
+                backup_eligible: inner.backup_eligible,
+                backed_up: inner.backup_state,
+            };
+            let email = Email::parse(&email)?;
+            let verification = self.mail.verification(MailRequest::new(
+                MailKind::EmailVerify,
+                email.as_str(),
+                Some(id),
+                client,
+            ));
+            let events = [
+                self.audit.event(EventName::UserRegistered, client).user(id),
+                self.audit.event(EventName::PasskeyAdded, client).user(id),
+            ];
+            let new = NewUser {
+                id,
+                username: Username::parse(&username)?,
+                email,
+                // No password: a login with one is checked as for an unknown account, and the
+                // reset mail sets one.
+                password_hash: String::new(),
+            };
+            let trail = Trail {
+                events: &events,
+                notice: None,
+            };
+            let inserted = self
+                .users
+                .insert(new, Some(&new_passkey), verification.as_ref(), trail)
+                .await;
+            let user = match inserted {
+                Ok(user) => user,
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    if matches!(e, ApiError::PasskeyTaken) {
+                        self.count_ceremony("sign_up", "taken");
+                    }
+                    return Err(e);
+                }
+            };
+            self.count_ceremony("sign_up", "success");
+            self.audit.announce(&events);
+            self.told(&verification);
+            if self.mail.require_verified_email() {
+                return Ok(Registered::Pending(user));
+            }
+            let kind = KeyKind::of(inner.backup_eligible);
+            Ok(Registered::SignedIn(
+                self.start_session(user, client, Assurance::Passkey(kind)).await?,
+            ))
+        }
+        .await;
+        super::outcomes::registration(&self.metrics, &result);
+        result
     }
 
     /// The caller's passkeys, oldest first.
@@ -411,7 +538,7 @@ impl Accounts {
                 };
                 (stored, result, Assurance::PasswordAndPasskey)
             }
-            Ceremony::Registration { .. } => unreachable!("take_ceremony checks the kind"),
+            Ceremony::Registration { .. } | Ceremony::SignUp { .. } => unreachable!("take_ceremony checks the kind"),
         };
         let user = UserId::from_uuid(stored.user_id);
         let Some(credentials) = self.users.find_credentials_by_id(user).await? else {

@@ -128,7 +128,7 @@ impl Accounts {
             notice: None,
         };
         // `From<InsertError>` already maps a taken email to `EMAIL_TAKEN`.
-        let user = self.users.insert(new, verification.as_ref(), trail).await?;
+        let user = self.users.insert(new, None, verification.as_ref(), trail).await?;
         self.audit.announce(&registered);
         if let Some(request) = &verification {
             self.mail.count(request.kind, "queued");

@@ -46,6 +46,8 @@ use super::{auth, email, events, health, jwks, me, mfa, passkeys, password, refr
         passkeys::register_finish,
         passkeys::rename,
         passkeys::remove,
+        passkeys::sign_up_start,
+        passkeys::sign_up_finish,
         passkeys::login_start,
         passkeys::login_finish,
     ),

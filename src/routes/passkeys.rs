@@ -16,8 +16,10 @@ use super::mfa::SecondFactor;
 use super::rate_limit::{Limiter, count_limited_logins};
 use super::request::client;
 use super::resource::{get, resource};
-use super::schema::{BadBody, CeremonyId, Common, ErrorEnvelope, NeedsBearer, PasskeyName, PasswordText};
-use super::wire::SessionStarted;
+use super::schema::{
+    BadBody, CeremonyId, Common, DisplayName, EmailAddress, ErrorEnvelope, NeedsBearer, PasskeyName, PasswordText,
+};
+use super::wire::{SessionStarted, VerificationPending};
 use crate::accounts::{PasskeyView, Registered};
 use crate::app_state::AppState;
 use crate::auth::passkey::{PublicKeyCredential, RegisterPublicKeyCredential};
@@ -34,6 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limit: &Limiter) {
         )
         .service(limited("/auth/passkeys/register/start", "POST").route(web::post().to(register_start)))
         .service(limited("/auth/passkeys/register/finish", "POST").route(web::post().to(register_finish)))
+        .service(limited("/auth/passkeys/signup/start", "POST").route(web::post().to(sign_up_start)))
+        .service(limited("/auth/passkeys/signup/finish", "POST").route(web::post().to(sign_up_finish)))
         .service(limited("/auth/passkeys/login/start", "POST").route(web::post().to(login_start)))
         .service(
             limited("/auth/passkeys/login/finish", "POST")
@@ -58,6 +62,25 @@ pub(super) struct RegisterFinishBody {
     ceremony: String,
     /// What `navigator.credentials.create` gave, binary fields in base64url: `id`, `rawId`,
     /// `type`, `response.attestationObject`, `response.clientDataJSON`.
+    #[schema(value_type = Object)]
+    credential: Box<RegisterPublicKeyCredential>,
+    #[schema(value_type = Option<PasskeyName>)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(super) struct SignUpBody {
+    #[schema(value_type = DisplayName)]
+    username: String,
+    #[schema(value_type = EmailAddress)]
+    email: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(super) struct SignUpFinishBody {
+    #[schema(value_type = CeremonyId)]
+    ceremony: String,
+    /// What `navigator.credentials.create` gave, as for `/auth/passkeys/register/finish`.
     #[schema(value_type = Object)]
     credential: Box<RegisterPublicKeyCredential>,
     #[schema(value_type = Option<PasskeyName>)]
@@ -207,6 +230,51 @@ pub(super) async fn register_finish(
         .finish_passkey_registration(&caller, &body.ceremony, &body.credential, body.name, &client(&req))
         .await?;
     Ok(envelope::ok(ListedPasskey::from(passkey)))
+}
+
+/// Start an account with a passkey and no password
+///
+/// The account's name and email; answers the options for `navigator.credentials.create` and
+/// the ceremony id for `/auth/passkeys/signup/finish`. Nothing is stored yet.
+#[utoipa::path(post, path = "/auth/passkeys/signup/start", operation_id = "passkey_sign_up_start", tag = "passkeys",
+    request_body = SignUpBody,
+    responses(
+        (status = 200, body = Envelope<CeremonyStarted>),
+        (status = 404, description = "`PASSKEYS_UNAVAILABLE`", body = ErrorEnvelope),
+        (status = 409, description = "`EMAIL_TAKEN`", body = ErrorEnvelope),
+        BadBody, Common))]
+pub(super) async fn sign_up_start(
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<SignUpBody>,
+) -> Result<HttpResponse> {
+    started(state.accounts.start_passkey_sign_up(body.username, body.email).await?)
+}
+
+/// Finish an account with a passkey and no password
+///
+/// Creates the account with its passkey and answers what a registration answers (a session,
+/// `amr ["hwk"|"swk","user"]`; or 202 under `REQUIRE_VERIFIED_EMAIL`). The account has no
+/// password: the reset mail sets one.
+#[utoipa::path(post, path = "/auth/passkeys/signup/finish", operation_id = "passkey_sign_up_finish", tag = "passkeys",
+    request_body = SignUpFinishBody,
+    responses(
+        (status = 200, description = "Signed in", body = Envelope<SessionStarted>,
+            headers(("Set-Cookie" = String, description = "`jwt=<refresh token>; HttpOnly; Path=/auth`"))),
+        (status = 202, description = "`REQUIRE_VERIFIED_EMAIL`: created, no session until the mailed link is followed", body = Envelope<VerificationPending>),
+        (status = 400, description = "`PASSKEY_CEREMONY_INVALID` or `PASSKEY_INVALID`", body = ErrorEnvelope),
+        (status = 404, description = "`PASSKEYS_UNAVAILABLE`", body = ErrorEnvelope),
+        (status = 409, description = "`EMAIL_TAKEN` (taken since the start) or `PASSKEY_TAKEN`", body = ErrorEnvelope),
+        BadBody, Common))]
+pub(super) async fn sign_up_finish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    JsonBody(body): JsonBody<SignUpFinishBody>,
+) -> Result<HttpResponse> {
+    let registered = state
+        .accounts
+        .finish_passkey_sign_up(&body.ceremony, &body.credential, body.name, &client(&req))
+        .await?;
+    Ok(render(&state, &req, registered))
 }
 
 /// Rename a passkey

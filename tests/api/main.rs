@@ -19,7 +19,7 @@ mod me;
 pub mod metrics;
 pub mod mfa;
 mod otlp;
-mod passkeys;
+pub mod passkeys;
 mod password;
 mod refresh;
 mod replicas;

@@ -31,7 +31,7 @@ async fn spawn_passkey_app(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
 /// A software authenticator that keeps its credentials discoverable: SoftPasskey signs, and
 /// this wrapper remembers each credential's user handle and offers it when the site names no
 /// credential, as a resident-key authenticator does.
-struct Authenticator {
+pub struct Authenticator {
     soft: SoftPasskey,
     origin: Url,
     /// (credential id, user handle), both base64url.
@@ -43,7 +43,7 @@ impl Authenticator {
         Self::at(ORIGIN)
     }
 
-    fn at(origin: &str) -> Self {
+    pub fn at(origin: &str) -> Self {
         Self {
             // `true`: it reports user verification, as a device with a PIN or biometric does.
             soft: SoftPasskey::new(true),
@@ -53,7 +53,7 @@ impl Authenticator {
     }
 
     /// The answer to registration `options` (`{"publicKey": …}`).
-    fn create(&mut self, mut options: Value) -> Value {
+    pub fn create(&mut self, mut options: Value) -> Value {
         let user = options["publicKey"]["user"]["id"].as_str().unwrap().to_string();
         // SoftPasskey refuses to be asked for residency; this wrapper provides it.
         let selection = &mut options["publicKey"]["authenticatorSelection"];
@@ -71,7 +71,7 @@ impl Authenticator {
     }
 
     /// The answer to sign-in `options`, with the credential's user handle.
-    fn get(&mut self, mut options: Value) -> Value {
+    pub fn get(&mut self, mut options: Value) -> Value {
         let allowed = &mut options["publicKey"]["allowCredentials"];
         if allowed.as_array().is_none_or(Vec::is_empty) {
             *allowed = self
@@ -132,6 +132,19 @@ async fn sign_in_finish(app: &TestApp, ceremony: &Value, credential: Value) -> r
     .await
 }
 
+/// Creates an account whose only way in is a passkey of `key`; its session.
+async fn sign_up(app: &TestApp, key: &mut Authenticator, email: &str) -> Tokens {
+    let body = json!({"username": "Pat", "email": email});
+    let started = content(app.post_json("/auth/passkeys/signup/start", &body).await).await;
+    assert_eq!(
+        started["options"]["publicKey"]["authenticatorSelection"]["residentKey"],
+        json!("required")
+    );
+    let credential = key.create(started["options"].clone());
+    let finish = json!({"ceremony": started["ceremony"], "credential": credential, "name": "Phone"});
+    expect_tokens(app.post_json("/auth/passkeys/signup/finish", &finish).await).await
+}
+
 /// Signs in with `key` alone.
 async fn sign_in(app: &TestApp, key: &mut Authenticator) -> reqwest::Response {
     let started = sign_in_start(app, None).await;
@@ -180,6 +193,45 @@ async fn listed(app: &TestApp, access: &str) -> Vec<Value> {
 }
 
 backend_tests! {
+    #[needs(Smtp)]
+    async fn each_change_of_a_passkey_mails_the_owner(backend: Backend) {
+        let smtp = crate::mail_server::MailServer::start(None).await;
+        let vars = [("PUBLIC_APP_URL", ORIGIN), ("KEYS_ENCRYPTION_KEY", SEALING_KEY)];
+        let app = crate::account_mail::spawn_with_mail_at_manual_clock(backend, &smtp, &vars).await;
+        let tokens = app.signed_up("owner@example.com").await;
+        let mut key = Authenticator::new();
+        let id = register(&app, &tokens.access, &mut key, json!({})).await;
+        let added = smtp.nth("owner@example.com", "A passkey was added to your account", 1).await;
+        assert!(added.text.contains("can sign in to the account without a password"), "{}", added.text);
+        assert!(added.html.contains("owner@example.com"), "{}", added.html);
+        let path = format!("/auth/passkeys/{id}");
+        content(bearer_json(&app, reqwest::Method::PATCH, &path, &tokens.access, &json!({"name": "Phone"})).await).await;
+        smtp.nth("owner@example.com", "A passkey of your account was renamed", 1).await;
+        content(bearer_json(&app, reqwest::Method::DELETE, &path, &tokens.access, &json!({"password": PASSWORD})).await).await;
+        let removed = smtp.nth("owner@example.com", "A passkey was removed from your account", 1).await;
+        assert!(removed.text.contains("It can no longer sign in"), "{}", removed.text);
+        // An account signed up with a passkey alone recovers through the reset mail, which
+        // sets a password.
+        let mut phone = Authenticator::new();
+        sign_up(&app, &mut phone, "nopass@example.com").await;
+        let forgot = crate::account_mail::forgot(&app, "nopass@example.com").await;
+        assert_eq!(forgot.status(), 200);
+        let token = smtp.nth("nopass@example.com", "Reset your password", 1).await.token("reset-password");
+        let reset = crate::account_mail::reset(&app, &token, "a brand new passphrase").await;
+        assert_eq!(reset.status(), 200);
+        expect_tokens(app.login("nopass@example.com", "a brand new passphrase").await).await;
+        expect_tokens(sign_in(&app, &mut phone).await).await;
+        // A sign-in is no change: no mail for it.
+        let mut other = Authenticator::new();
+        register(&app, &tokens.access, &mut other, json!({})).await;
+        smtp.nth("owner@example.com", "A passkey was added to your account", 2).await;
+        expect_tokens(sign_in(&app, &mut other).await).await;
+        let metrics = Snapshot::take(&app).await;
+        for kind in ["passkey_added", "passkey_renamed", "passkey_removed"] {
+            assert!(metrics.get("auth_emails_total", &[("kind", kind), ("outcome", "queued")]) >= 1.0, "{kind}");
+        }
+    }
+
     async fn register_list_rename_and_sign_in_with_a_passkey_alone(backend: Backend) {
         let app = spawn_passkey_app(backend, &[]).await;
         let tokens = app.signed_up("ada@example.com").await;
@@ -389,15 +441,17 @@ backend_tests! {
         assert_error(sign_in(&app, &mut key).await, 401, "PASSKEY_REFUSED").await;
         assert_error(remove(id, json!({"password": PASSWORD}), tokens.access.clone()).await, 404, "PASSKEY_NOT_FOUND").await;
 
-        // An account without a password (as one whose owner never set one): its only passkey
-        // stays; with a second one, either may go. Its passkey session is the step-up.
+        // An account signed up with a passkey and no password: its only passkey stays; with a
+        // second one, either may go. Its passkey session is the step-up.
         let mut key = Authenticator::new();
-        let first = register(&app, &tokens.access, &mut key, json!({})).await;
-        assert_eq!(app.sql("update users set password_hash = '' where email = 'ada@example.com'").await, 1);
-        assert_error(app.login("ada@example.com", PASSWORD).await, 401, "USER_NOT_FOUND").await;
+        let session = sign_up(&app, &mut key, "pat@example.com").await;
+        assert_eq!(claims(&session.access)["amr"], json!(["hwk", "user"]));
+        let first = listed(&app, &session.access).await[0]["id"].as_str().unwrap().to_string();
+        // No password to guess: every password is refused as for an unknown account.
+        assert_error(app.login("pat@example.com", "").await, 400, "VALIDATION_ERROR").await;
+        assert_error(app.login("pat@example.com", PASSWORD).await, 401, "USER_NOT_FOUND").await;
         let by_password = remove(first.clone(), json!({"password": PASSWORD}), tokens.access.clone()).await;
-        assert_error(by_password, 403, "INVALID_CURRENT_PASSWORD").await;
-        let session = expect_tokens(sign_in(&app, &mut key).await).await;
+        assert_error(by_password, 404, "PASSKEY_NOT_FOUND").await;
         assert_error(remove(first.clone(), json!({}), session.access.clone()).await, 409, "PASSKEY_LAST_WAY_IN").await;
         let mut spare = Authenticator::new();
         let started = content(post(&app, &session.access, "/auth/passkeys/register/start", json!({})).await).await;
@@ -412,8 +466,12 @@ backend_tests! {
         assert_error(remove(last, json!({}), session.access.clone()).await, 409, "PASSKEY_LAST_WAY_IN").await;
         expect_tokens(sign_in(&app, &mut spare).await).await;
 
-        // Deleting the user deletes its passkeys.
-        assert_eq!(app.sql("delete from users where email = 'ada@example.com'").await, 1);
+        // The address is taken now, for a sign-up as for a registration.
+        let taken = app.post_json("/auth/passkeys/signup/start", &json!({"username": "Pat", "email": "pat@example.com"})).await;
+        assert_error(taken, 409, "EMAIL_TAKEN").await;
+
+        // Deleting the users deletes their passkeys.
+        assert_eq!(app.sql("delete from users").await, 2);
         assert_eq!(app.sql("delete from passkeys").await, 0);
     }
 

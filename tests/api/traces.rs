@@ -549,6 +549,78 @@ async fn no_secret_reaches_logs_or_spans_on(backend: Backend) {
         secrets.extend(codes.iter().flat_map(|c| [c.clone(), c.replace('-', "")]));
         secrets.push("ZZZZ-ZZZZ-ZZZZ-ZZZZ".into());
     }
+    // A passkey: the ceremonies' ids and challenges, and the session it signs in.
+    {
+        let account = json!({"username": "Key", "email": "key@example.com", "password": PASSWORD});
+        let registered: Value = client
+            .post(url("/auth/register"))
+            .json(&account)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key_access = registered["content"]["access_token"].as_str().unwrap().to_string();
+        let mut key = crate::passkeys::Authenticator::at("https://app.test");
+        let started: Value = client
+            .post(url("/auth/passkeys/register/start"))
+            .bearer_auth(&key_access)
+            .json(&json!({"password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let started = &started["content"];
+        let credential = key.create(started["options"].clone());
+        let finish = json!({"ceremony": started["ceremony"], "credential": credential});
+        let added = client
+            .post(url("/auth/passkeys/register/finish"))
+            .bearer_auth(&key_access)
+            .json(&finish)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(added.status(), 200);
+        secrets.extend([key_access, started["ceremony"].as_str().unwrap().to_string()]);
+        secrets.push(
+            started["options"]["publicKey"]["challenge"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        let login: Value = client
+            .post(url("/auth/passkeys/login/start"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let login = &login["content"];
+        let assertion = key.get(login["options"].clone());
+        let finish = json!({"ceremony": login["ceremony"], "credential": assertion});
+        let signed_in = client
+            .post(url("/auth/passkeys/login/finish"))
+            .json(&finish)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_in.status(), 200);
+        let key_cookie = crate::helpers::refresh_cookie(&signed_in).unwrap();
+        let body: Value = signed_in.json().await.unwrap();
+        secrets.extend([
+            key_cookie,
+            body["content"]["access_token"].as_str().unwrap().to_string(),
+        ]);
+        secrets.extend([
+            login["ceremony"].as_str().unwrap().to_string(),
+            login["options"]["publicKey"]["challenge"].as_str().unwrap().to_string(),
+        ]);
+        secrets.push(assertion["response"]["signature"].as_str().unwrap().to_string());
+    }
     wait_for_any(&received).await;
     server.stop();
 

@@ -413,6 +413,25 @@ try {
   check(await k.getByRole("form", { name: "Sign in" }).isVisible(), "a removed passkey is refused, and the sign-in page stays");
   await k.screenshot({ path: join(env.ARTIFACTS, "passkey-refused.png"), fullPage: true });
 
+  // An account with a passkey and no password at all, on a device of its own.
+  const quinnContext = await browser.newContext();
+  const q = await spaPage(quinnContext);
+  const qcdp = await quinnContext.newCDPSession(q);
+  await qcdp.send("WebAuthn.enable");
+  await qcdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  await q.goto(passkeyOrigin + "/");
+  const quinnForm = q.getByRole("form", { name: "Create an account with a passkey" });
+  await quinnForm.getByLabel("Name").fill("Quinn");
+  await quinnForm.getByLabel("Email").fill("quinn@example.com");
+  await quinnForm.getByRole("button", { name: "Create account with a passkey" }).click();
+  await q.getByRole("heading", { name: "Signed in as Quinn" }).waitFor();
+  await q.getByRole("button", { name: "Sign out" }).click();
+  await q.getByRole("button", { name: "Sign in with a passkey" }).click();
+  await q.getByRole("heading", { name: "Signed in as Quinn" }).waitFor();
+  check(true, "an account made with a passkey alone signs in with it, no password ever typed");
+
   // Real 429s, on the strict API: the SPA says what happened and keeps the session.
   const strict = await browser.newContext();
   const page = await spaPage(strict);

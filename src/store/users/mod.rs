@@ -63,6 +63,8 @@ pub struct Credentials {
 pub enum InsertError {
     #[error("email taken")]
     EmailTaken,
+    #[error("passkey taken")]
+    PasskeyTaken,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -163,13 +165,15 @@ impl UserStore {
         &self.backend
     }
 
-    /// Inserts `user`, and queues `verification` and writes `trail` in the same transaction; a
-    /// taken email (in any letter case) is `EmailTaken`, decided by the unique index so two
-    /// racing registrations cannot both succeed.
+    /// Inserts `user` (with its first passkey when it signs up without a password), and queues
+    /// `verification` and writes `trail` in the same transaction; a taken email (in any letter
+    /// case) is `EmailTaken`, decided by the unique index so two racing registrations cannot
+    /// both succeed.
     #[tracing::instrument(name = "db.users.insert", skip_all, fields(db.system = self.system(), db.operation = "INSERT"))]
     pub async fn insert(
         &self,
         user: NewUser,
+        passkey: Option<&NewPasskey<'_>>,
         verification: Option<&MailRequest>,
         trail: Trail<'_>,
     ) -> Result<User, InsertError> {
@@ -191,6 +195,9 @@ impl UserStore {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                    if let Some(passkey) = passkey {
+                        passkeys::insert_passkey!(tx, user.id, passkey, self.clock.now_ms());
+                    }
                     if let Some(request) = verification {
                         mail_insert!(INSERT_MAIL, request, self.clock.now_ms())
                             .execute(&mut *tx)
@@ -208,8 +215,12 @@ impl UserStore {
                 email: user.email.as_str().to_string(),
                 email_verified: false,
                 created_at: now,
-                second_factor: SecondFactor::default(),
+                second_factor: SecondFactor {
+                    passkeys: u32::from(passkey.is_some()),
+                    ..SecondFactor::default()
+                },
             }),
+            Err(StoreError::Failed(_, e)) if passkeys::is_taken_credential(&e) => Err(InsertError::PasskeyTaken),
             Err(StoreError::Failed(_, e)) if is_unique_violation(&e) => Err(InsertError::EmailTaken),
             Err(e) => Err(e.into()),
         }

@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 use super::statements::{on_pool, write_trail};
-use super::{Backend, StoreError, Trail, UserStore, is_unique_violation};
+use super::{Backend, StoreError, Trail, UserStore};
 use crate::domain::UserId;
 
 /// A passkey as stored.
@@ -52,6 +52,41 @@ pub enum PasskeyRemoval {
     NotFound,
     /// The account would be left with no password and no passkey.
     LastWayIn,
+}
+
+/// Inserts the passkey `$passkey` of `$user` in the transaction `$tx`.
+macro_rules! insert_passkey {
+    ($tx:ident, $user:expr, $passkey:expr, $now:expr) => {{
+        let passkey: &crate::store::users::NewPasskey<'_> = $passkey;
+        let user: crate::domain::UserId = $user;
+        sqlx::query(
+            "insert into passkeys (id, user_id, credential_id, name, credential, sign_count, \
+             backup_eligible, backed_up, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(passkey.id)
+        .bind(user.as_uuid())
+        .bind(passkey.credential_id)
+        .bind(passkey.name)
+        .bind(passkey.credential)
+        .bind(i64::from(passkey.sign_count))
+        .bind(passkey.backup_eligible)
+        .bind(passkey.backed_up)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+pub(super) use insert_passkey;
+
+/// Whether `e` is the unique index of credential ids refusing a second registration.
+pub(super) fn is_taken_credential(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .is_some_and(|db| {
+            db.is_unique_violation()
+                && (db.constraint().is_some_and(|c| c.contains("credential_id"))
+                    || db.message().contains("credential_id"))
+        })
 }
 
 /// `select` of whole `passkeys` rows with the `where` clause `$filter`.
@@ -108,21 +143,7 @@ impl UserStore {
             .call("passkeys.add", async {
                 on_pool!(&self.backend, |pool| {
                     let mut tx = pool.begin().await?;
-                    sqlx::query(
-                        "insert into passkeys (id, user_id, credential_id, name, credential, sign_count, \
-                         backup_eligible, backed_up, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(passkey.id)
-                    .bind(user.as_uuid())
-                    .bind(passkey.credential_id)
-                    .bind(passkey.name)
-                    .bind(passkey.credential)
-                    .bind(i64::from(passkey.sign_count))
-                    .bind(passkey.backup_eligible)
-                    .bind(passkey.backed_up)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    insert_passkey!(tx, user, &passkey, now);
                     write_trail!(tx, &trail, user, now);
                     tx.commit().await
                 })
@@ -131,7 +152,7 @@ impl UserStore {
         self.forget(user);
         match result {
             Ok(()) => Ok(true),
-            Err(StoreError::Failed(_, e)) if is_unique_violation(&e) => Ok(false),
+            Err(StoreError::Failed(_, e)) if is_taken_credential(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
