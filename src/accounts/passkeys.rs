@@ -74,6 +74,30 @@ enum Ceremony {
     },
 }
 
+/// A registration answer that verified: the credential as it will be stored.
+struct NewCredential {
+    credential_id: String,
+    /// webauthn-rs' serialised passkey.
+    stored: String,
+    counter: u32,
+    backup_eligible: bool,
+    backed_up: bool,
+}
+
+impl NewCredential {
+    fn passkey<'a>(&'a self, id: Uuid, name: &'a str) -> NewPasskey<'a> {
+        NewPasskey {
+            id,
+            credential_id: &self.credential_id,
+            name,
+            credential: &self.stored,
+            sign_count: self.counter,
+            backup_eligible: self.backup_eligible,
+            backed_up: self.backed_up,
+        }
+    }
+}
+
 impl Ceremony {
     fn label(&self) -> &'static str {
         match self {
@@ -106,6 +130,33 @@ impl Accounts {
             .await?;
         self.count_ceremony(ceremony.label(), "started");
         Ok(id)
+    }
+
+    /// Verifies the browser's answer to a registration ceremony (`label`) against its state.
+    fn verify_new(
+        &self,
+        label: &'static str,
+        credential: &RegisterPublicKeyCredential,
+        state: &PasskeyRegistration,
+    ) -> Result<NewCredential> {
+        let passkey = match self.relying_party()?.finish_registration(credential, state) {
+            Ok(passkey) => passkey,
+            Err(e) => {
+                tracing::info!(reason = %e, "passkey registration refused");
+                self.count_ceremony(label, "invalid");
+                return Err(ApiError::PasskeyInvalid);
+            }
+        };
+        let credential_id = encode_id(passkey.cred_id());
+        let stored = serde_json::to_string(&passkey).map_err(anyhow::Error::from)?;
+        let inner = Credential::from(passkey);
+        Ok(NewCredential {
+            credential_id,
+            stored,
+            counter: inner.counter,
+            backup_eligible: inner.backup_eligible,
+            backed_up: inner.backup_state,
+        })
     }
 
     /// The ceremony `id` names, taken: a second finish with the same id finds nothing.
@@ -161,7 +212,7 @@ impl Accounts {
         name: Option<String>,
         client: &Client,
     ) -> Result<PasskeyView> {
-        let relying_party = self.relying_party()?;
+        self.relying_party()?;
         let name = passkey_name(name)?;
         let Ceremony::Registration { user, state } = self.take_ceremony(ceremony, "registration").await? else {
             unreachable!("take_ceremony checks the kind")
@@ -170,18 +221,8 @@ impl Accounts {
             self.count_ceremony("registration", "ceremony_invalid");
             return Err(ApiError::PasskeyCeremonyInvalid);
         }
-        let passkey = match relying_party.finish_registration(credential, &state) {
-            Ok(passkey) => passkey,
-            Err(e) => {
-                tracing::info!(reason = %e, "passkey registration refused");
-                self.count_ceremony("registration", "invalid");
-                return Err(ApiError::PasskeyInvalid);
-            }
-        };
+        let new = self.verify_new("registration", credential, &state)?;
         let id = Uuid::now_v7();
-        let credential_id = encode_id(passkey.cred_id());
-        let stored = serde_json::to_string(&passkey).map_err(anyhow::Error::from)?;
-        let inner = Credential::from(passkey);
         let user = caller.user.id;
         let added = [self
             .audit
@@ -193,16 +234,7 @@ impl Accounts {
             events: &added,
             notice: notice.as_ref(),
         };
-        let new = NewPasskey {
-            id,
-            credential_id: &credential_id,
-            name: &name,
-            credential: &stored,
-            sign_count: inner.counter,
-            backup_eligible: inner.backup_eligible,
-            backed_up: inner.backup_state,
-        };
-        if !self.users.add_passkey(user, new, trail).await? {
+        if !self.users.add_passkey(user, new.passkey(id, &name), trail).await? {
             self.count_ceremony("registration", "taken");
             return Err(ApiError::PasskeyTaken);
         }
@@ -214,8 +246,8 @@ impl Accounts {
             name,
             created_at_ms: self.clock.now_ms(),
             last_used_at_ms: None,
-            backup_eligible: inner.backup_eligible,
-            backed_up: inner.backup_state,
+            backup_eligible: new.backup_eligible,
+            backed_up: new.backed_up,
         })
     }
 
@@ -257,7 +289,7 @@ impl Accounts {
         client: &Client,
     ) -> Result<Registered> {
         let result = async {
-            let relying_party = self.relying_party()?;
+            self.relying_party()?;
             let name = passkey_name(name)?;
             let Ceremony::SignUp {
                 user,
@@ -268,23 +300,9 @@ impl Accounts {
             else {
                 unreachable!("take_ceremony checks the kind")
             };
-            let Ok(passkey) = relying_party.finish_registration(credential, &state) else {
-                self.count_ceremony("sign_up", "invalid");
-                return Err(ApiError::PasskeyInvalid);
-            };
+            let new_credential = self.verify_new("sign_up", credential, &state)?;
             let id = UserId::from_uuid(user);
-            let stored = serde_json::to_string(&passkey).map_err(anyhow::Error::from)?;
-            let credential_id = encode_id(passkey.cred_id());
-            let inner = Credential::from(passkey);
-            let new_passkey = NewPasskey {
-                id: Uuid::now_v7(),
-                credential_id: &credential_id,
-                name: &name,
-                credential: &stored,
-                sign_count: inner.counter,
-                backup_eligible: inner.backup_eligible,
-                backed_up: inner.backup_state,
-            };
+            let new_passkey = new_credential.passkey(Uuid::now_v7(), &name);
             let email = Email::parse(&email)?;
             let verification = self.mail.verification(MailRequest::new(
                 MailKind::EmailVerify,
@@ -328,7 +346,7 @@ impl Accounts {
             if self.mail.require_verified_email() {
                 return Ok(Registered::Pending(user));
             }
-            let kind = KeyKind::of(inner.backup_eligible);
+            let kind = KeyKind::of(new_credential.backup_eligible);
             Ok(Registered::SignedIn(
                 self.start_session(user, client, Assurance::Passkey(kind)).await?,
             ))

@@ -77,17 +77,6 @@ pub(super) struct SignUpBody {
 }
 
 #[derive(Deserialize, ToSchema)]
-pub(super) struct SignUpFinishBody {
-    #[schema(value_type = CeremonyId)]
-    ceremony: String,
-    /// What `navigator.credentials.create` gave, as for `/auth/passkeys/register/finish`.
-    #[schema(value_type = Object)]
-    credential: Box<RegisterPublicKeyCredential>,
-    #[schema(value_type = Option<PasskeyName>)]
-    name: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
 pub(super) struct RenameBody {
     #[schema(value_type = PasskeyName)]
     name: String,
@@ -256,7 +245,7 @@ pub(super) async fn sign_up_start(
 /// `amr ["hwk"|"swk","user"]`; or 202 under `REQUIRE_VERIFIED_EMAIL`). The account has no
 /// password: the reset mail sets one.
 #[utoipa::path(post, path = "/auth/passkeys/signup/finish", operation_id = "passkey_sign_up_finish", tag = "passkeys",
-    request_body = SignUpFinishBody,
+    request_body = RegisterFinishBody,
     responses(
         (status = 200, description = "Signed in", body = Envelope<SessionStarted>,
             headers(("Set-Cookie" = String, description = "`jwt=<refresh token>; HttpOnly; Path=/auth`"))),
@@ -268,7 +257,7 @@ pub(super) async fn sign_up_start(
 pub(super) async fn sign_up_finish(
     state: web::Data<AppState>,
     req: HttpRequest,
-    JsonBody(body): JsonBody<SignUpFinishBody>,
+    JsonBody(body): JsonBody<RegisterFinishBody>,
 ) -> Result<HttpResponse> {
     let registered = state
         .accounts

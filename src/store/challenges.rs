@@ -217,8 +217,12 @@ mod tests {
         assert_eq!(store.take("b").await.unwrap(), None);
         assert_eq!(parse(&format!("{}|3|99", challenge.user)).map(|c| c.failures), Some(3));
         // A ceremony's token is not a challenge's, and the other way round.
-        store.put("c", challenge).await.unwrap();
         let expiry = store.expiry(Duration::from_secs(120));
+        let challenge = Challenge {
+            expires_at_ms: expiry,
+            ..challenge
+        };
+        store.put("c", challenge).await.unwrap();
         store.put_ceremony("c", "{\"a\":1}".into(), expiry).await.unwrap();
         assert_eq!(store.take("c").await.unwrap(), Some(challenge));
         assert_eq!(store.take_ceremony("c").await.unwrap().as_deref(), Some("{\"a\":1}"));

@@ -113,7 +113,7 @@ pub async fn verify(app: &TestApp, challenge: &str, field: &str, code: &str) -> 
 }
 
 /// The unverified claims of an access token.
-fn claims(access: &str) -> Value {
+pub fn claims(access: &str) -> Value {
     use base64::Engine as _;
     let payload = access.split('.').nth(1).unwrap();
     serde_json::from_slice(

@@ -13,7 +13,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use crate::backend_tests;
 use crate::helpers::{Backend, TestApp, Tokens, assert_error, expect_tokens, spawn_app_at_manual_clock};
 use crate::metrics::Snapshot;
-use crate::mfa::{PASSWORD, SEALING_KEY, bearer_json, enable};
+use crate::mfa::{PASSWORD, SEALING_KEY, bearer_json, claims, enable};
 
 /// The site the tests' pages are served from: the relying party is its host.
 const ORIGIN: &str = "https://app.example.test";
@@ -152,17 +152,6 @@ async fn sign_in(app: &TestApp, key: &mut Authenticator) -> reqwest::Response {
     sign_in_finish(app, &started["ceremony"], credential).await
 }
 
-fn claims(access: &str) -> Value {
-    use base64::Engine as _;
-    let payload = access.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 async fn event_names(app: &TestApp, access: &str) -> Vec<String> {
     let events = content(
         app.client
@@ -276,12 +265,12 @@ backend_tests! {
         assert!(started["options"].get("mediation").is_none(), "a modal prompt: {}", started["options"]);
         let credential = key.get(started["options"].clone());
         let signed_in = expect_tokens(sign_in_finish(&app, &started["ceremony"], credential).await).await;
-        let claims = claims(&signed_in.access);
-        assert_eq!(claims["amr"], json!(["hwk", "user"]), "{claims}");
-        assert_eq!(claims["acr"], json!("aal2"), "{claims}");
+        let said = claims(&signed_in.access);
+        assert_eq!(said["amr"], json!(["hwk", "user"]), "{said}");
+        assert_eq!(said["acr"], json!("aal2"), "{said}");
         // A refresh keeps what the sign-in proved.
         let again = expect_tokens(app.refresh(&signed_in.refresh).await).await;
-        assert_eq!(crate::passkeys::claims(&again.access)["amr"], json!(["hwk", "user"]));
+        assert_eq!(claims(&again.access)["amr"], json!(["hwk", "user"]));
         let me = content(app.me(&again.access).await).await;
         assert_eq!(me["email"], json!("ada@example.com"));
         let list = listed(&app, &again.access).await;
@@ -500,9 +489,9 @@ backend_tests! {
         let credential = key.get(started["options"].clone());
         let finish = json!({"ceremony": started["ceremony"], "credential": credential, "challenge": challenge});
         let signed_in = expect_tokens(app.post_json("/auth/passkeys/login/finish", &finish).await).await;
-        let claims = claims(&signed_in.access);
-        assert_eq!(claims["amr"], json!(["pwd", "hwk", "user"]), "{claims}");
-        assert_eq!(claims["acr"], json!("aal2"));
+        let said = claims(&signed_in.access);
+        assert_eq!(said["amr"], json!(["pwd", "hwk", "user"]), "{said}");
+        assert_eq!(said["acr"], json!("aal2"));
         // The challenge is used up.
         let code = factor.code(&app);
         assert_error(crate::mfa::verify(&app, &challenge, "code", &code).await, 401, "MFA_CHALLENGE_INVALID").await;

@@ -469,15 +469,15 @@ async fn no_secret_reaches_logs_or_spans_on(backend: Backend) {
         assert!(server_address.starts_with("127.0.0.1:"), "{server_address}");
         assert!(!attribute_values(&span).iter().any(|v| v.contains("sec@example.com")));
     }
+    let post = |path: &str, bearer: Option<&str>, body: Value| {
+        let mut request = client.post(url(path)).json(&body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
     // The second factor: its secret, URI, codes, recovery codes and the login challenge.
     {
-        let post = |path: &str, bearer: Option<&str>, body: Value| {
-            let mut request = client.post(url(path)).json(&body);
-            if let Some(token) = bearer {
-                request = request.bearer_auth(token);
-            }
-            request.send()
-        };
         let account = json!({"username": "Two", "email": "two@example.com", "password": PASSWORD});
         let registered: Value = post("/auth/register", None, account)
             .await
@@ -551,73 +551,48 @@ async fn no_secret_reaches_logs_or_spans_on(backend: Backend) {
     }
     // A passkey: the ceremonies' ids and challenges, and the session it signs in.
     {
+        let content = |response: reqwest::Response| async move {
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()["content"].clone()
+        };
         let account = json!({"username": "Key", "email": "key@example.com", "password": PASSWORD});
-        let registered: Value = client
-            .post(url("/auth/register"))
-            .json(&account)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let key_access = registered["content"]["access_token"].as_str().unwrap().to_string();
+        let registered = content(post("/auth/register", None, account).await.unwrap()).await;
+        let key_access = registered["access_token"].as_str().unwrap().to_string();
         let mut key = crate::passkeys::Authenticator::at("https://app.test");
-        let started: Value = client
-            .post(url("/auth/passkeys/register/start"))
-            .bearer_auth(&key_access)
-            .json(&json!({"password": PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let started = &started["content"];
+        let body = json!({"password": PASSWORD});
+        let started = content(
+            post("/auth/passkeys/register/start", Some(&key_access), body)
+                .await
+                .unwrap(),
+        )
+        .await;
         let credential = key.create(started["options"].clone());
         let finish = json!({"ceremony": started["ceremony"], "credential": credential});
-        let added = client
-            .post(url("/auth/passkeys/register/finish"))
-            .bearer_auth(&key_access)
-            .json(&finish)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(added.status(), 200);
-        secrets.extend([key_access, started["ceremony"].as_str().unwrap().to_string()]);
-        secrets.push(
-            started["options"]["publicKey"]["challenge"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
-        let login: Value = client
-            .post(url("/auth/passkeys/login/start"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let login = &login["content"];
+        content(
+            post("/auth/passkeys/register/finish", Some(&key_access), finish)
+                .await
+                .unwrap(),
+        )
+        .await;
+        let login = content(post("/auth/passkeys/login/start", None, json!({})).await.unwrap()).await;
         let assertion = key.get(login["options"].clone());
         let finish = json!({"ceremony": login["ceremony"], "credential": assertion});
-        let signed_in = client
-            .post(url("/auth/passkeys/login/finish"))
-            .json(&finish)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(signed_in.status(), 200);
+        let signed_in = post("/auth/passkeys/login/finish", None, finish).await.unwrap();
         let key_cookie = crate::helpers::refresh_cookie(&signed_in).unwrap();
-        let body: Value = signed_in.json().await.unwrap();
+        let body = content(signed_in).await;
+        for ceremony in [&started, &login] {
+            secrets.push(ceremony["ceremony"].as_str().unwrap().to_string());
+            secrets.push(
+                ceremony["options"]["publicKey"]["challenge"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
         secrets.extend([
+            key_access,
             key_cookie,
-            body["content"]["access_token"].as_str().unwrap().to_string(),
-        ]);
-        secrets.extend([
-            login["ceremony"].as_str().unwrap().to_string(),
-            login["options"]["publicKey"]["challenge"].as_str().unwrap().to_string(),
+            body["access_token"].as_str().unwrap().to_string(),
         ]);
         secrets.push(assertion["response"]["signature"].as_str().unwrap().to_string());
     }
