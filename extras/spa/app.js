@@ -215,7 +215,8 @@ function signedOutPage() {
         }
       },
     ),
-    form("Create an account with a passkey", [field("Name", "username", "text", "name"), field("Email", "email", "email", "email")], "Create account with a passkey", async ({ username, email }) => {
+    h("h3", {}, "Or with a passkey, and no password at all"),
+    form("Sign up with a passkey", [field("Name", "username", "text", "name"), field("Email", "email", "email", "email")], "Sign up with a passkey", async ({ username, email }) => {
       const content = await viaBrowser(() => api.passkeySignUp(username, email));
       if (content.access_token) {
         say("Account created: sign in with your passkey, no password needed.");

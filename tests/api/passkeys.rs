@@ -204,7 +204,7 @@ backend_tests! {
         let mut phone = Authenticator::new();
         sign_up(&app, &mut phone, "nopass@example.com").await;
         let forgot = crate::account_mail::forgot(&app, "nopass@example.com").await;
-        assert_eq!(forgot.status(), 200);
+        assert_eq!(forgot.status(), 202);
         let token = smtp.nth("nopass@example.com", "Reset your password", 1).await.token("reset-password");
         let reset = crate::account_mail::reset(&app, &token, "a brand new passphrase").await;
         assert_eq!(reset.status(), 200);

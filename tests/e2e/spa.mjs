@@ -382,7 +382,7 @@ try {
   await addKey.getByLabel("Password").fill(patPassword);
   await addKey.getByRole("button", { name: "Add a passkey" }).click();
   await k.getByText("Passkey added: you can sign in with it, no password needed.").waitFor();
-  await k.getByRole("table", { name: "Passkeys" }).getByRole("cell", { name: "Laptop" }).waitFor();
+  await k.getByRole("table", { name: "Passkeys" }).getByRole("cell", { name: "Laptop", exact: true }).waitFor();
   const { credentials } = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
   check(credentials.length === 1 && credentials[0].isResidentCredential, "a discoverable passkey is registered in the browser's authenticator");
   await k.screenshot({ path: join(env.ARTIFACTS, "passkey-added.png"), fullPage: true });
@@ -404,7 +404,7 @@ try {
   await removeKey.getByLabel("Password").fill(patPassword);
   await removeKey.getByRole("button", { name: "Remove" }).click();
   await k.getByText("Passkey removed.").waitFor();
-  check((await k.getByRole("table", { name: "Passkeys" }).getByRole("cell", { name: "Laptop" }).count()) === 0, "the passkey is removed from the account");
+  check((await k.getByRole("table", { name: "Passkeys" }).getByRole("cell", { name: "Laptop", exact: true }).count()) === 0, "the passkey is removed from the account");
   await k.getByRole("button", { name: "Sign out" }).click();
   await k.getByRole("form", { name: "Sign in" }).waitFor();
   // The browser still holds the credential; the service no longer accepts it.
@@ -422,10 +422,10 @@ try {
     options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
   });
   await q.goto(passkeyOrigin + "/");
-  const quinnForm = q.getByRole("form", { name: "Create an account with a passkey" });
+  const quinnForm = q.getByRole("form", { name: "Sign up with a passkey" });
   await quinnForm.getByLabel("Name").fill("Quinn");
   await quinnForm.getByLabel("Email").fill("quinn@example.com");
-  await quinnForm.getByRole("button", { name: "Create account with a passkey" }).click();
+  await quinnForm.getByRole("button", { name: "Sign up with a passkey" }).click();
   await q.getByRole("heading", { name: "Signed in as Quinn" }).waitFor();
   await q.getByRole("button", { name: "Sign out" }).click();
   await q.getByRole("button", { name: "Sign in with a passkey" }).click();
