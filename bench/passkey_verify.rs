@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         let mut timed = std::time::Duration::ZERO;
         for _ in 0..iterations {
             let started = Instant::now();
-            let (options, state) = rp.start_discoverable()?;
+            let (options, state) = rp.start_discoverable(false)?;
             let state_json = serde_json::to_string(&state)?;
             let options = serde_json::to_value(options)?;
             timed += started.elapsed();

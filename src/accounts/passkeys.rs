@@ -455,11 +455,16 @@ impl Accounts {
     /// Starts a sign-in with a passkey: with no challenge, the browser offers whichever of its
     /// passkeys for this site the user picks; with a login's challenge (its second step), only
     /// that user's passkeys.
-    pub async fn start_passkey_sign_in(&self, challenge: Option<String>) -> Result<Started<RequestChallengeResponse>> {
+    /// `conditional`: the options ask for autofill (`mediation: "conditional"`).
+    pub async fn start_passkey_sign_in(
+        &self,
+        challenge: Option<String>,
+        conditional: bool,
+    ) -> Result<Started<RequestChallengeResponse>> {
         let relying_party = self.relying_party()?;
         let (options, ceremony) = match challenge {
             None => {
-                let (options, state) = relying_party.start_discoverable().map_err(internal)?;
+                let (options, state) = relying_party.start_discoverable(conditional).map_err(internal)?;
                 (options, Ceremony::SignIn { state })
             }
             Some(challenge) => {

@@ -2,7 +2,7 @@
 //! `WEBAUTHN_RP_ORIGINS`, with the two changes a password-free sign-in needs. Registration
 //! asks for a discoverable credential (webauthn-rs' passkey registration discourages one,
 //! and without it the browser cannot offer the account when nobody typed it), and the
-//! discoverable sign-in is a modal prompt behind a button rather than only autofill.
+//! discoverable sign-in is a prompt behind a button unless the page asks for autofill.
 
 pub use webauthn_rs::prelude::{AuthenticationResult, PublicKeyCredential, RegisterPublicKeyCredential, WebauthnError};
 use webauthn_rs::prelude::{
@@ -70,10 +70,16 @@ impl RelyingParty {
     }
 
     /// Options for `navigator.credentials.get` with no account named: the browser offers the
-    /// passkeys it holds for this site.
-    pub fn start_discoverable(&self) -> Result<(RequestChallengeResponse, DiscoverableAuthentication), WebauthnError> {
+    /// passkeys it holds for this site, in a prompt, or with `conditional` among the
+    /// suggestions of an input marked `autocomplete="username webauthn"`.
+    pub fn start_discoverable(
+        &self,
+        conditional: bool,
+    ) -> Result<(RequestChallengeResponse, DiscoverableAuthentication), WebauthnError> {
         let (mut options, state) = self.webauthn.start_discoverable_authentication()?;
-        options.mediation = None;
+        if !conditional {
+            options.mediation = None;
+        }
         Ok((options, state))
     }
 

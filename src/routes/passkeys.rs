@@ -87,6 +87,11 @@ pub(super) struct LoginStartBody {
     /// A login's `MFA_REQUIRED` challenge, to answer it with a passkey; none for a sign-in
     /// with a passkey alone.
     challenge: Option<String>,
+    /// For a sign-in with a passkey alone: options for the browser's autofill
+    /// (`mediation: "conditional"`, an input with `autocomplete="username webauthn"`) rather
+    /// than a prompt.
+    #[serde(default)]
+    conditional: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -335,8 +340,13 @@ pub(super) async fn login_start(
     state: web::Data<AppState>,
     OptionalJsonBody(body): OptionalJsonBody<LoginStartBody>,
 ) -> Result<HttpResponse> {
-    let challenge = body.unwrap_or_default().challenge;
-    started(state.accounts.start_passkey_sign_in(challenge).await?)
+    let body = body.unwrap_or_default();
+    started(
+        state
+            .accounts
+            .start_passkey_sign_in(body.challenge, body.conditional)
+            .await?,
+    )
 }
 
 /// Finish a sign-in with a passkey

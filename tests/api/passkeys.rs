@@ -263,6 +263,10 @@ backend_tests! {
         assert_eq!(options["allowCredentials"], json!([]), "{options}");
         assert_eq!(options["userVerification"], json!("required"));
         assert!(started["options"].get("mediation").is_none(), "a modal prompt: {}", started["options"]);
+        // Or the browser's autofill, when the page asks for it.
+        let autofill = sign_in_start(&app, Some(json!({"conditional": true}))).await;
+        assert_eq!(autofill["options"]["mediation"], json!("conditional"));
+        assert_eq!(autofill["options"]["publicKey"]["allowCredentials"], json!([]));
         let credential = key.get(started["options"].clone());
         let signed_in = expect_tokens(sign_in_finish(&app, &started["ceremony"], credential).await).await;
         let said = claims(&signed_in.access);
@@ -285,7 +289,7 @@ backend_tests! {
         let count = |ceremony, outcome| metrics.get("auth_passkey_ceremonies_total", &[("ceremony", ceremony), ("outcome", outcome)]);
         assert_eq!(count("registration", "started"), 1.0);
         assert_eq!(count("registration", "success"), 1.0);
-        assert_eq!(count("sign_in", "started"), 1.0);
+        assert_eq!(count("sign_in", "started"), 2.0);
         assert_eq!(count("sign_in", "success"), 1.0);
     }
 
