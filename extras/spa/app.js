@@ -349,8 +349,9 @@ async function profilePage() {
   const sessions = await api.authed("GET", "/auth/sessions");
   const activity = await api.authed("GET", "/auth/events?limit=10");
   const passkeys = await api.authed("GET", "/auth/passkeys");
+  // An account made with a passkey alone has no password: its passkey session is the proof.
   const stepUp = () => [
-    field("Password", "password", "password", "current-password"),
+    ...(me.has_password ? [field("Password", "password", "password", "current-password")] : []),
     ...(me.mfa.totp ? [field("Code from the app, or a recovery code", "code", "text", "one-time-code")] : []),
   ];
   const proof = ({ password, code }) => ({ password, ...(code === undefined ? {} : proofOf(code)) });

@@ -431,14 +431,7 @@ impl Accounts {
         proof: Option<Proof>,
         client: &Client,
     ) -> Result<()> {
-        let has_password = !self
-            .users
-            .find_credentials_by_id(caller.user.id)
-            .await?
-            .ok_or(ApiError::InvalidAccessToken)?
-            .password_hash
-            .is_empty();
-        if !has_password {
+        if !caller.user.has_password {
             return if caller.by_passkey {
                 Ok(())
             } else {

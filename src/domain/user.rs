@@ -40,5 +40,7 @@ pub struct User {
     /// Whether the owner of `email` confirmed it by following a verification link.
     pub email_verified: bool,
     pub created_at: OffsetDateTime,
+    /// False for an account signed up with a passkey alone, until the reset mail sets one.
+    pub has_password: bool,
     pub second_factor: super::SecondFactor,
 }

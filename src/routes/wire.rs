@@ -22,6 +22,8 @@ pub(super) struct User {
     email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// False for an account signed up with a passkey alone (the reset mail sets a password).
+    has_password: bool,
     mfa: Mfa,
 }
 
@@ -44,6 +46,7 @@ impl From<&crate::domain::User> for User {
             email: user.email.clone(),
             email_verified: user.email_verified,
             created_at: user.created_at,
+            has_password: user.has_password,
             mfa: Mfa {
                 totp: user.second_factor.totp,
                 recovery_codes_left: user.second_factor.recovery_codes_left,

@@ -208,7 +208,8 @@ backend_tests! {
         let token = smtp.nth("nopass@example.com", "Reset your password", 1).await.token("reset-password");
         let reset = crate::account_mail::reset(&app, &token, "a brand new passphrase").await;
         assert_eq!(reset.status(), 200);
-        expect_tokens(app.login("nopass@example.com", "a brand new passphrase").await).await;
+        let with_password = expect_tokens(app.login("nopass@example.com", "a brand new passphrase").await).await;
+        assert_eq!(content(app.me(&with_password.access).await).await["has_password"], json!(true));
         expect_tokens(sign_in(&app, &mut phone).await).await;
         // A sign-in is no change: no mail for it.
         let mut other = Authenticator::new();
@@ -439,6 +440,7 @@ backend_tests! {
         let mut key = Authenticator::new();
         let session = sign_up(&app, &mut key, "pat@example.com").await;
         assert_eq!(claims(&session.access)["amr"], json!(["hwk", "user"]));
+        assert_eq!(content(app.me(&session.access).await).await["has_password"], json!(false));
         let first = listed(&app, &session.access).await[0]["id"].as_str().unwrap().to_string();
         // No password to guess: every password is refused as for an unknown account.
         assert_error(app.login("pat@example.com", "").await, 400, "VALIDATION_ERROR").await;

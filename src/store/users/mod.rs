@@ -106,6 +106,7 @@ impl UserRow {
                 email: self.email,
                 email_verified: self.email_verified_at.is_some(),
                 created_at: self.created_at,
+                has_password: !self.password_hash.is_empty(),
                 second_factor: SecondFactor {
                     totp: self.totp > 0,
                     recovery_codes_left: self.codes_left.clamp(0, i64::from(u32::MAX)) as u32,
@@ -215,6 +216,7 @@ impl UserStore {
                 email: user.email.as_str().to_string(),
                 email_verified: false,
                 created_at: now,
+                has_password: !user.password_hash.is_empty(),
                 second_factor: SecondFactor {
                     passkeys: u32::from(passkey.is_some()),
                     ..SecondFactor::default()
