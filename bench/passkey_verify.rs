@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         origins: vec!["https://app.example.com".into()],
     };
     let origin = Url::parse("https://app.example.com")?;
-    let rp = RelyingParty::new(&settings, "auth-api")?;
+    let rp = RelyingParty::new(&settings, "auth-api", std::time::Duration::from_secs(120))?;
     let mut key = SoftPasskey::new(true);
     let user = UserId::new();
     let (options, state) = rp.start_registration(user, "ada@example.com", "Ada", Vec::new())?;

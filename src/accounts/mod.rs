@@ -31,7 +31,7 @@ use crate::store::users::{EventCursor, MailRequest};
 use crate::store::{SessionStore, UserStore};
 
 pub use mfa::{RecoveryCodes, SecondFactors, Verification};
-pub use passkeys::{MAX_NAME_CHARS as MAX_PASSKEY_NAME_CHARS, PasskeyView, Started};
+pub use passkeys::{CEREMONY_TTL as PASSKEY_CEREMONY_TTL, PasskeyView, Started};
 pub use refresh::{Presented, Refreshed};
 pub use sessions::Caller;
 pub use sign_in::{CreateOrLogin, Login, NewAccount, Registered, SignedIn};

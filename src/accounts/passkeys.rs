@@ -26,10 +26,10 @@ use crate::error::{ApiError, Result};
 use crate::store::challenges::Challenge;
 use crate::store::users::{MailRequest, NewPasskey, NewUser, PasskeyRemoval, PasskeyUse, StoredPasskey, Trail};
 
-/// How long a started ceremony may wait for its finish.
-const CEREMONY_TTL: Duration = Duration::from_secs(120);
+/// How long a started ceremony may wait for its finish (and the browser's prompt with it).
+pub const CEREMONY_TTL: Duration = Duration::from_secs(120);
 /// Longest passkey name, in characters.
-pub const MAX_NAME_CHARS: usize = 64;
+const MAX_NAME_CHARS: usize = 64;
 
 /// A passkey as its owner sees it.
 pub struct PasskeyView {

@@ -19,8 +19,9 @@ pub struct RelyingParty {
 }
 
 impl RelyingParty {
-    /// `name`: what the browser shows as the site.
-    pub fn new(settings: &PasskeySettings, name: &str) -> anyhow::Result<Self> {
+    /// `name`: what the browser shows as the site; `timeout`: how long the browser's prompt
+    /// may wait, no longer than the server keeps the ceremony.
+    pub fn new(settings: &PasskeySettings, name: &str, timeout: std::time::Duration) -> anyhow::Result<Self> {
         let origins = settings
             .origins
             .iter()
@@ -31,7 +32,8 @@ impl RelyingParty {
             .ok_or_else(|| anyhow::anyhow!("WEBAUTHN_RP_ORIGINS names no origin"))?;
         let mut builder = WebauthnBuilder::new(&settings.rp_id, first)
             .map_err(|e| anyhow::anyhow!("WEBAUTHN_RP_ID does not suit {first}: {e}"))?
-            .rp_name(name);
+            .rp_name(name)
+            .timeout(timeout);
         for origin in others {
             builder = builder.append_allowed_origin(origin);
         }

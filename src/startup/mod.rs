@@ -104,6 +104,7 @@ impl Application {
             Some(rp) => Some(Arc::new(crate::auth::passkey::RelyingParty::new(
                 rp,
                 &settings.telemetry.service_name,
+                crate::accounts::PASSKEY_CEREMONY_TTL,
             )?)),
             None => {
                 tracing::warn!(

@@ -237,6 +237,8 @@ backend_tests! {
         assert_eq!(options["authenticatorSelection"]["residentKey"], json!("required"), "{options}");
         assert_eq!(options["authenticatorSelection"]["requireResidentKey"], json!(true), "{options}");
         assert_eq!(options["authenticatorSelection"]["userVerification"], json!("required"), "{options}");
+        // The browser's prompt waits no longer than the ceremony does.
+        assert_eq!(options["timeout"], json!(120_000), "{options}");
         assert_eq!(options["user"]["name"], json!("ada@example.com"));
         let mut key = Authenticator::new();
         let credential = key.create(started["options"].clone());
