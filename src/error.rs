@@ -76,6 +76,10 @@ pub enum ApiError {
     MfaNotEnabled,
     #[error("second factors are not configured")]
     MfaUnavailable,
+    #[error("invalid admin key")]
+    InvalidAdminKey,
+    #[error("no such user")]
+    NoSuchUser,
     #[error("passkeys are not configured")]
     PasskeysUnavailable,
     #[error("passkey ceremony unknown, used, expired or another user's")]
@@ -256,6 +260,8 @@ impl ApiError {
                 "HostError",
                 "second factors need KEYS_ENCRYPTION_KEY on this server",
             ),
+            InvalidAdminKey => ("INVALID_ADMIN_KEY", "AuthError", "this admin key is unknown or revoked"),
+            NoSuchUser => ("NO_SUCH_USER", "UserError", "no user has this id"),
             PasskeysUnavailable => (
                 "PASSKEYS_UNAVAILABLE",
                 "HostError",
@@ -345,7 +351,8 @@ impl ApiError {
             MfaCodeRequired => 403,
             MfaAlreadyEnabled | MfaNotEnabled => 409,
             MfaUnavailable => 404,
-            PasskeysUnavailable | PasskeyNotFound => 404,
+            PasskeysUnavailable | PasskeyNotFound | NoSuchUser => 404,
+            InvalidAdminKey => 401,
             PasskeyCeremonyInvalid | PasskeyInvalid => 400,
             PasskeyRefused => 401,
             PasskeyTaken | PasskeyLastWayIn => 409,

@@ -33,6 +33,21 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Keys of the admin listener (ADMIN_ADDR), in the database the settings name.
+    AdminKeys {
+        #[command(subcommand)]
+        action: AdminKeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminKeysAction {
+    /// Makes a key and prints it once (only its hash is stored).
+    Create { name: String },
+    /// Every key: name, created, revoked.
+    List,
+    /// Revokes a key: every instance refuses it within SESSION_CACHE_MS.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +118,52 @@ async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
             time(key.activates_at_ms),
             key.revoked_at_ms.map(time).unwrap_or_default()
         );
+    }
+    Ok(())
+}
+
+async fn admin_keys(settings: &Settings, action: AdminKeysAction) -> anyhow::Result<()> {
+    let clock = auth_api::clock::Clock::system();
+    let users = startup::connect_users(settings, Default::default(), &clock).await?;
+    if settings.run_migrations {
+        startup::migrate(&users).await?;
+    }
+    let time = |ms: i64| {
+        time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default()
+    };
+    match action {
+        AdminKeysAction::Create { name } => {
+            let key = auth_api::accounts::create_admin_key(&users, &name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.describe().2))?;
+            // The key alone on stdout, so that a script can take it; shown this once.
+            println!("{key}");
+            eprintln!(
+                "admin key {:?} created: keep it now, it is not shown again",
+                name.trim()
+            );
+        }
+        AdminKeysAction::List => {
+            println!("{:<32}  {:<20}  revoked", "name", "created");
+            for key in users.admin_keys().await? {
+                println!(
+                    "{:<32}  {:<20}  {}",
+                    key.name,
+                    time(key.created_at),
+                    key.revoked_at.map(time).unwrap_or_default()
+                );
+            }
+        }
+        AdminKeysAction::Revoke { name } => {
+            anyhow::ensure!(
+                users.revoke_admin_key(&name).await?,
+                "no live admin key is named {name:?}"
+            );
+            eprintln!("admin key {name:?} revoked");
+        }
     }
     Ok(())
 }
@@ -181,6 +242,7 @@ fn main() -> ExitCode {
                 startup::migrate(&users).await
             }
             Some(Command::Keys { action }) => keys(&settings, action).await,
+            Some(Command::AdminKeys { action }) => admin_keys(&settings, action).await,
             _ => Ok(Application::build(settings).await?.run_until_stopped().await?),
         }
     });

@@ -6,6 +6,7 @@
 //! Outcome metrics and security events are produced here and nowhere else. Time comes from
 //! the injected [`Clock`].
 
+mod admin;
 mod email;
 mod mfa;
 mod outcomes;
@@ -30,6 +31,7 @@ use crate::store::sessions::ClientInfo;
 use crate::store::users::{EventCursor, MailRequest};
 use crate::store::{SessionStore, UserStore};
 
+pub use admin::{AdminKeys, MAX_USERS_PAGE, UserAccount, create_admin_key};
 pub use mfa::{RecoveryCodes, SecondFactors, Verification};
 pub use passkeys::{CEREMONY_TTL as PASSKEY_CEREMONY_TTL, PasskeyView, Started};
 pub use refresh::{Presented, Refreshed};
@@ -50,6 +52,7 @@ pub struct Accounts {
     pub factors: SecondFactors,
     /// `None` when passkeys are off (no relying party).
     pub passkeys: Option<Arc<crate::auth::passkey::RelyingParty>>,
+    pub admin: AdminKeys,
 }
 
 /// Most events one page of `/auth/events` holds.

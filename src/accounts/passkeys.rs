@@ -358,13 +358,11 @@ impl Accounts {
 
     /// The caller's passkeys, oldest first.
     pub async fn passkeys(&self, caller: &Caller) -> Result<Vec<PasskeyView>> {
-        Ok(self
-            .users
-            .passkeys_of(caller.user.id)
-            .await?
-            .into_iter()
-            .map(view)
-            .collect())
+        self.passkeys_of(caller.user.id).await
+    }
+
+    pub(super) async fn passkeys_of(&self, user: UserId) -> Result<Vec<PasskeyView>> {
+        Ok(self.users.passkeys_of(user).await?.into_iter().map(view).collect())
     }
 
     pub async fn rename_passkey(&self, caller: &Caller, id: Uuid, name: Option<String>, client: &Client) -> Result<()> {

@@ -56,6 +56,8 @@ pub struct Settings {
     pub log_filter: Option<String>,
     /// `None` when metrics are off.
     pub metrics_addr: Option<SocketAddr>,
+    /// `ADMIN_ADDR`; `None` when there is no admin listener.
+    pub admin_addr: Option<SocketAddr>,
     pub telemetry: TelemetrySettings,
     pub cors_origins: Vec<String>,
     pub proxies: ProxySettings,
@@ -377,6 +379,11 @@ impl Settings {
                 Some("off") => None,
                 _ => Some(r.parse(&METRICS_ADDR)),
             },
+            admin_addr: match r.raw(&ADMIN_ADDR).as_deref() {
+                None | Some("off") => None,
+                // On a bad value the error is reported and this placeholder never serves.
+                _ => Some(r.parse_or(&ADMIN_ADDR, SocketAddr::from(([127, 0, 0, 1], 0)))),
+            },
             telemetry: TelemetrySettings {
                 export: r.raw(&OTEL_EXPORTER_OTLP_ENDPOINT).is_some()
                     || r.raw(&OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).is_some(),
@@ -418,6 +425,13 @@ impl Settings {
             r.errors
                 .push("RATE_LIMIT_IPV6_PREFIX: a prefix length from 1 to 128".into());
         }
+        if let Some(admin) = settings.admin_addr
+            && admin.port() != 0
+            && admin.port() == settings.host_addr.port()
+        {
+            r.errors
+                .push("ADMIN_ADDR: the admin listener never shares the API's port".into());
+        }
         if settings.cookie.same_site == SameSite::None && !settings.cookie.secure {
             r.errors
                 .push("COOKIE_SAMESITE: None requires COOKIE_SECURE=true (browsers drop such cookies)".into());
@@ -446,6 +460,18 @@ mod tests {
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_admin_listener_is_off_by_default_and_never_on_the_api_port() {
+        assert_eq!(settings(&[]).unwrap().admin_addr, None);
+        let on = settings(&[("ADMIN_ADDR", "127.0.0.1:9200")]).unwrap();
+        assert_eq!(on.admin_addr.map(|a| a.port()), Some(9200));
+        let err = settings(&[("ADMIN_ADDR", "127.0.0.1:3001")]).unwrap_err().to_string();
+        assert!(
+            err.contains("ADMIN_ADDR: the admin listener never shares the API's port"),
+            "{err}"
+        );
     }
 
     #[test]

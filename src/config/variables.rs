@@ -165,6 +165,8 @@ variables! {
         "seconds an idle keep-alive connection stays open";
     METRICS_ADDR = "127.0.0.1:9100",
         "address of the Prometheus /metrics listener (never the API port); `off` disables metrics";
+    ADMIN_ADDR = "off",
+        "address of the admin API listener (never the API port), answering only with a key from `auth-api admin-keys create`; `off`: no admin listener";
     OTEL_EXPORTER_OTLP_ENDPOINT = "(unset: no export)",
         "OTLP collector, e.g. http://collector:4317 (grpc) or http://collector:4318 (http/protobuf)";
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "(unset: OTEL_EXPORTER_OTLP_ENDPOINT)",

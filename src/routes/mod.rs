@@ -1,6 +1,7 @@
 //! The route table. Each area exposes `configure`; every resource answers 405 in the envelope
 //! for a method it does not serve, and the app answers 404 in the envelope for unknown paths.
 
+pub mod admin;
 mod auth;
 mod bearer;
 mod cookie;

@@ -19,8 +19,8 @@ use super::resource::{get, resource};
 use super::schema::{
     BadBody, CeremonyId, Common, DisplayName, EmailAddress, ErrorEnvelope, NeedsBearer, PasskeyName, PasswordText,
 };
-use super::wire::{SessionStarted, VerificationPending};
-use crate::accounts::{PasskeyView, Registered};
+use super::wire::{ListedPasskey, SessionStarted, VerificationPending};
+use crate::accounts::Registered;
 use crate::app_state::AppState;
 use crate::auth::passkey::{PublicKeyCredential, RegisterPublicKeyCredential};
 use crate::envelope::{self, Envelope};
@@ -117,37 +117,6 @@ pub(super) struct CeremonyStarted {
     /// Send it back to the matching finish within 2 minutes; it works once.
     #[schema(value_type = CeremonyId)]
     ceremony: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub(super) struct ListedPasskey {
-    id: Uuid,
-    name: String,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: time::OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    last_used_at: Option<time::OffsetDateTime>,
-    /// The authenticator may sync it to the owner's other devices (`amr` says `swk`).
-    backup_eligible: bool,
-    /// It is synced now.
-    backed_up: bool,
-}
-
-impl From<PasskeyView> for ListedPasskey {
-    fn from(p: PasskeyView) -> Self {
-        let at = |ms: i64| {
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        };
-        Self {
-            id: p.id,
-            name: p.name,
-            created_at: at(p.created_at_ms),
-            last_used_at: p.last_used_at_ms.map(at),
-            backup_eligible: p.backup_eligible,
-            backed_up: p.backed_up,
-        }
-    }
 }
 
 fn started<T: Serialize>(started: crate::accounts::Started<T>) -> Result<HttpResponse> {

@@ -205,3 +205,35 @@ pub(super) struct Revoked {
 pub(super) fn accepted(message: &'static str) -> HttpResponse {
     HttpResponse::Accepted().json(Envelope::new(StatusCode::ACCEPTED, message))
 }
+
+/// A passkey as its owner (or an operator) sees it.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ListedPasskey {
+    id: Uuid,
+    name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_used_at: Option<time::OffsetDateTime>,
+    /// The authenticator may sync it to the owner's other devices (`amr` says `swk`).
+    backup_eligible: bool,
+    /// It is synced now.
+    backed_up: bool,
+}
+
+impl From<crate::accounts::PasskeyView> for ListedPasskey {
+    fn from(p: crate::accounts::PasskeyView) -> Self {
+        let at = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        };
+        Self {
+            id: p.id,
+            name: p.name,
+            created_at: at(p.created_at_ms),
+            last_used_at: p.last_used_at_ms.map(at),
+            backup_eligible: p.backup_eligible,
+            backed_up: p.backed_up,
+        }
+    }
+}

@@ -41,6 +41,8 @@ pub struct Application {
     docs: bool,
     server: Server,
     metrics: Option<(u16, Server)>,
+    /// The admin listener, when `ADMIN_ADDR` is set.
+    admin: Option<(u16, Server)>,
     mail_sender: Option<crate::mail::Running>,
     draining: Arc<std::sync::atomic::AtomicBool>,
     shutdown_delay: std::time::Duration,
@@ -129,6 +131,7 @@ impl Application {
             clock,
             factors,
             passkeys,
+            admin: crate::accounts::AdminKeys::new(settings.session_cache),
         };
         let state = web::Data::new(AppState::new(&settings, accounts, ring));
         let body_limit = settings.body_limit;
@@ -141,6 +144,9 @@ impl Application {
             ip => ip.to_string(),
         };
         let app_state = state.clone();
+        let admin_state = state.clone();
+        let admin_limiter = limiters.general.clone();
+        let admin_proxies = Arc::new(settings.proxies.clone());
         let draining = state.draining.clone();
         let (origins, request_timeout) = (settings.cors_origins.clone(), settings.request_timeout);
         let header_limit = settings.header_limit;
@@ -192,6 +198,35 @@ impl Application {
             }
             None => None,
         };
+        let admin = match settings.admin_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).with_context(|| format!("cannot bind ADMIN_ADDR {addr}"))?;
+                let admin_port = listener.local_addr()?.port();
+                let server = HttpServer::new(move || {
+                    let proxies = admin_proxies.clone();
+                    App::new()
+                        .wrap(from_fn(catch_panic))
+                        .wrap(security_headers())
+                        .wrap(from_fn(move |req, next| client_ip::record(proxies.clone(), req, next)))
+                        .app_data(admin_state.clone())
+                        .app_data(web::PayloadConfig::new(body_limit))
+                        .service(
+                            web::scope("")
+                                .wrap(admin_limiter.layer())
+                                .configure(routes::admin::configure)
+                                .default_service(web::to(routes::not_found)),
+                        )
+                })
+                .listen(listener)?
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(settings.shutdown_timeout.as_secs())
+                .run();
+                tracing::info!(address = %addr.ip(), port = admin_port, "admin API listening");
+                Some((admin_port, server))
+            }
+            None => None,
+        };
         let mail_sender = sender.map(crate::mail::Sender::spawn);
         Ok(Self {
             port,
@@ -199,6 +234,7 @@ impl Application {
             docs: settings.docs,
             server,
             metrics,
+            admin,
             mail_sender,
             draining,
             shutdown_delay: settings.shutdown_delay,
@@ -207,6 +243,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Port of the admin listener, if there is one.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin.as_ref().map(|(port, _)| *port)
     }
 
     /// Port of the metrics listener, if metrics are on.
@@ -229,6 +270,7 @@ impl Application {
         let signal = shutdown_signal()?;
         // An actix Server only runs while polled: the metrics one gets its own task.
         let metrics = self.metrics.map(|(_, server)| (server.handle(), tokio::spawn(server)));
+        let admin = self.admin.map(|(_, server)| (server.handle(), tokio::spawn(server)));
         let docs = match self.docs {
             true => format!("{}/docs/", self.url),
             false => "off (DOCS_ENABLED=false)".into(),
@@ -251,6 +293,10 @@ impl Application {
         let result = self.server.await;
         if let Some(sender) = self.mail_sender {
             sender.stop().await;
+        }
+        if let Some((handle, task)) = admin {
+            handle.stop(true).await;
+            let _ = task.await;
         }
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;

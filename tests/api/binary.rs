@@ -429,6 +429,64 @@ fn keys_commands_rotate_list_and_revoke() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+crate::case!(sync admin_keys_commands_create_list_and_revoke);
+fn admin_keys_commands_create_list_and_revoke() {
+    let dir = std::env::temp_dir().join(format!("auth-api-admin-keys-{}", uuid::Uuid::new_v4()));
+    let run = |args: &[&str]| {
+        let output = binary()
+            .env("SQLITE_PATH", dir.join("auth.db"))
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .arg("admin-keys")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, key, err) = run(&["create", "support"]);
+    assert_eq!(code, Some(0), "{err}");
+    let key = key.trim();
+    assert!(
+        key.starts_with("aak_") && key.len() == 47,
+        "the key alone on stdout: {key}"
+    );
+    assert!(err.contains("not shown again"), "{err}");
+    let (code, _, _) = run(&["create", "support"]);
+    assert_eq!(code, Some(1), "a name is taken once");
+    let (code, list, _) = run(&["list"]);
+    assert_eq!(code, Some(0));
+    assert!(list.lines().nth(1).is_some_and(|l| l.starts_with("support")), "{list}");
+    assert!(!list.contains(key), "the list never shows a key");
+    // Only its hash is stored.
+    let db = std::fs::read(dir.join("auth.db")).unwrap();
+    assert!(
+        !db.windows(key.len()).any(|w| w == key.as_bytes()),
+        "the key is not in the database"
+    );
+    let (code, _, err) = run(&["revoke", "support"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, list, _) = run(&["list"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        list.lines().nth(1).is_some_and(|l| l.split_whitespace().count() == 3),
+        "revoked has a time: {list}"
+    );
+    let (code, out, _) = run(&["revoke", "support"]);
+    assert!(code == Some(1) && out.contains("no live admin key is named"), "{out}");
+    // Bad settings are status 2, as for every command.
+    let output = binary()
+        .env("ADMIN_ADDR", "nonsense")
+        .args(["admin-keys", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 crate::case!(embedded_mode_without_smtp_logs_each_link);
 /// Embedded mode without `SMTP_URL`: each mail is logged with its link, and the link works.
 async fn embedded_mode_without_smtp_logs_each_link() {

@@ -59,6 +59,8 @@ pub struct TestApp {
     pub address: String,
     /// The metrics listener, unless `METRICS_ADDR=off`.
     pub metrics_address: Option<String>,
+    /// The admin listener, when `ADMIN_ADDR` is set.
+    pub admin_address: Option<String>,
     pub client: reqwest::Client,
     /// The database URL of this test (external backend), for direct inspection.
     pub database_url: Option<String>,
@@ -313,7 +315,7 @@ async fn start(
         runtime.block_on(async move {
             match Application::build_with_clock(settings, app_clock).await {
                 Ok(app) => {
-                    let _ = ready.send(Ok((app.port(), app.metrics_port(), app.handle())));
+                    let _ = ready.send(Ok((app.port(), app.metrics_port(), app.admin_port(), app.handle())));
                     let _ = app.run_until_stopped().await;
                 }
                 Err(e) => {
@@ -322,10 +324,11 @@ async fn start(
             }
         });
     });
-    let (port, metrics_port, handle) = started.await.unwrap().expect("application builds");
+    let (port, metrics_port, admin_port, handle) = started.await.unwrap().expect("application builds");
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         metrics_address: metrics_port.map(|p| format!("http://127.0.0.1:{p}")),
+        admin_address: admin_port.map(|p| format!("http://127.0.0.1:{p}")),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -7,6 +7,7 @@ mod nginx;
 mod proxy;
 
 pub mod account_mail;
+mod admin;
 mod auth_routes;
 mod basics;
 pub mod binary;

@@ -7,12 +7,14 @@ use sqlx::{PgPool, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod admin;
 mod events;
 mod factors;
 mod mail;
 mod passkeys;
 mod statements;
 
+pub use admin::{AdminKey, UserFilter};
 pub use events::EventCursor;
 pub use factors::{PendingTotp, TotpFactor};
 pub use mail::{ClaimedMail, TokenUse};
@@ -82,6 +84,8 @@ macro_rules! select_user {
         )
     };
 }
+
+pub(crate) use select_user;
 
 /// A `users` row as both backends return it.
 #[derive(sqlx::FromRow)]
