@@ -115,6 +115,35 @@ backend_tests! {
     }
 }
 
+crate::case!(the_admin_listener_is_under_the_per_ip_limit);
+async fn the_admin_listener_is_under_the_per_ip_limit() {
+    let vars = [
+        ("ADMIN_ADDR", "127.0.0.1:0"),
+        ("RATE_LIMIT_PER_SECOND", "1"),
+        ("RATE_LIMIT_BURST", "3"),
+    ];
+    let app = spawn_app_with(Backend::Embedded, &vars).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            admin_get(&app, "/admin/users", Some("aak_guess"))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(
+        statuses.contains(&429),
+        "guessing keys meets the per-IP limit: {statuses:?}"
+    );
+    assert_error(
+        admin_get(&app, "/admin/users", Some("aak_guess")).await,
+        429,
+        "RATE_LIMITED",
+    )
+    .await;
+}
+
 async fn content_raw(response: reqwest::Response) -> Value {
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
