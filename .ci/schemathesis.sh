@@ -12,7 +12,9 @@ MIN_REQUESTS="${MIN_REQUESTS:-1000}"
 # shellcheck source=.ci/service.sh
 . .ci/service.sh
 # Limits far above the run's load: what is fuzzed is the contract, not the limiters.
-service_start fuzz "$binary" "$python" \
+SERVICE_PYTHON="$python"
+admin_port="$(free_port)"
+service_start fuzz "$binary" "$python" ADMIN_ADDR="127.0.0.1:$admin_port" \
   RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000 RATE_LIMIT_AUTH_PER_MINUTE=1000000 \
   LOGIN_MAX_FAILURES=1000000 MAX_SESSIONS_PER_USER=100000 MAIL_PER_ADDRESS_PER_HOUR=1000000 \
   ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 COOKIE_SECURE=false
@@ -42,7 +44,18 @@ include-operation-id = ["register", "create_or_login", "change", "reset", "verif
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
 TOML
 
+# The admin listener's document, with a key made by the CLI on the same database.
+admin_key="$(env -i PATH="$PATH" DATABASE_URL="${PG_URL%/*}/auth_fuzz_$$" REDIS_URL=redis://127.0.0.1:6379 \
+  KEYS_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" LOG_FORMAT=json RUST_LOG=warn \
+  "$binary" admin-keys create fuzzing 2>/dev/null)"
+[ -n "$admin_key" ] || { echo "FAIL: auth-api admin-keys create made no key" >&2; exit 1; }
+
 status=0
+"$st" --no-color run "http://127.0.0.1:$admin_port/openapi.json" -H "Authorization: Bearer $admin_key" \
+  --checks all --max-examples "${MAX_EXAMPLES:-60}" --workers 2 --seed "${SEED:-20261202}" \
+  --request-timeout 10 --suppress-health-check too_slow >"$work/schemathesis-admin.log" 2>&1 || status=$?
+tail -15 "$work/schemathesis-admin.log"
+[ "$status" -eq 0 ] || cp "$work/schemathesis-admin.log" "${SCHEMATHESIS_LOG:-/tmp/schemathesis-admin.log}"
 "$st" --config-file "$work/schemathesis.toml" --no-color run "$base/openapi.json" \
   --checks all --max-examples "${MAX_EXAMPLES:-60}" --workers 2 --seed "${SEED:-20261202}" \
   --request-timeout 10 --report ndjson --report-ndjson-path "$work/events.ndjson" \

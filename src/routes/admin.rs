@@ -67,6 +67,7 @@ pub(super) struct UserQuery {
     /// Only users with (or without) a confirmed TOTP factor.
     mfa: Option<bool>,
     /// Users per page, 1 to 100 (50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// The `next` of the previous page.
     after: Option<Uuid>,
