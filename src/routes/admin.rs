@@ -3,7 +3,6 @@
 //! OpenAPI document at `/openapi.json`, and nothing of the public API.
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
@@ -11,6 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::bearer::bearer_token;
 use super::resource::{get, resource};
 use super::schema::{Common, ErrorEnvelope};
 use super::wire::{Event, ListedPasskey, ListedSession, User};
@@ -39,21 +39,8 @@ impl FromRequest for Operator {
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered in startup")
             .clone();
-        let key = admin_key(req).map(str::to_owned);
+        let key = bearer_token(req).map(str::to_owned);
         Box::pin(async move { Ok(Operator(state.accounts.authenticate_admin(&key?).await?)) })
-    }
-}
-
-fn admin_key(req: &HttpRequest) -> Result<&str> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::ProtectedRoute)?
-        .to_str()
-        .map_err(|_| ApiError::InvalidAuthHeader)?;
-    match value.trim().split_once(' ') {
-        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => Ok(key.trim()),
-        _ => Err(ApiError::InvalidAuthHeader),
     }
 }
 

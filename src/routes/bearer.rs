@@ -35,8 +35,9 @@ impl FromRequest for Authenticated {
     }
 }
 
-/// The token of the `Authorization` header.
-fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+/// The token of the `Authorization` header (an access token, or on the admin listener an
+/// admin key).
+pub(super) fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
