@@ -32,8 +32,7 @@ impl Clock {
     /// Now, to the microsecond (what both databases keep).
     pub fn now(&self) -> OffsetDateTime {
         let now = match &self.0 {
-            Some(ms) => OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms.load(Ordering::Relaxed)) * 1_000_000)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            Some(ms) => at_ms(ms.load(Ordering::Relaxed)),
             None => OffsetDateTime::now_utc(),
         };
         now.replace_nanosecond(now.nanosecond() / 1000 * 1000).unwrap_or(now)
@@ -57,6 +56,11 @@ impl Clock {
 
 fn ms_of(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Milliseconds since the epoch as a time (the epoch itself for a value out of range).
+pub fn at_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]

@@ -98,12 +98,6 @@ async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
             anyhow::ensure!(manager.revoke(&kid).await?, "no live key has kid {kid}");
         }
     }
-    let time = |ms: i64| {
-        time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-            .unwrap_or_default()
-    };
     println!(
         "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  revoked",
         "kid", "alg", "state", "created", "signs from"
@@ -128,12 +122,6 @@ async fn admin_keys(settings: &Settings, action: AdminKeysAction) -> anyhow::Res
     if settings.run_migrations {
         startup::migrate(&users).await?;
     }
-    let time = |ms: i64| {
-        time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-            .unwrap_or_default()
-    };
     match action {
         AdminKeysAction::Create { name } => {
             let key = auth_api::accounts::create_admin_key(&users, &name)
@@ -166,6 +154,14 @@ async fn admin_keys(settings: &Settings, action: AdminKeysAction) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// A stored time (ms since the epoch) as the tables print it: RFC 3339, to the second.
+fn time(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 fn main() -> ExitCode {

@@ -223,15 +223,12 @@ pub(super) struct ListedPasskey {
 
 impl From<crate::accounts::PasskeyView> for ListedPasskey {
     fn from(p: crate::accounts::PasskeyView) -> Self {
-        let at = |ms: i64| {
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        };
+        use crate::clock::at_ms;
         Self {
             id: p.id,
             name: p.name,
-            created_at: at(p.created_at_ms),
-            last_used_at: p.last_used_at_ms.map(at),
+            created_at: at_ms(p.created_at_ms),
+            last_used_at: p.last_used_at_ms.map(at_ms),
             backup_eligible: p.backup_eligible,
             backed_up: p.backed_up,
         }

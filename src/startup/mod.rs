@@ -146,12 +146,12 @@ impl Application {
         let app_state = state.clone();
         let admin_state = state.clone();
         let admin_limiter = limiters.general.clone();
-        let admin_proxies = Arc::new(settings.proxies.clone());
         let draining = state.draining.clone();
         let (origins, request_timeout) = (settings.cors_origins.clone(), settings.request_timeout);
         let header_limit = settings.header_limit;
         let docs = settings.docs;
         let proxies = Arc::new(settings.proxies.clone());
+        let admin_proxies = proxies.clone();
         let server = HttpServer::new(move || {
             let proxies = proxies.clone();
             App::new()

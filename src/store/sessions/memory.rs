@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::model::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, timestamp};
+use super::model::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy};
 use crate::auth::refresh_token::TokenHash;
-use crate::clock::Clock;
+use crate::clock::{Clock, at_ms};
 use crate::domain::{Assurance, UserId};
 use crate::store::StoreError;
 
@@ -271,9 +271,9 @@ impl MemorySessionStore {
             .filter_map(|id| state.sessions.get(id).filter(|s| s.expires_ms() > now).map(|s| (id, s)))
             .map(|(id, s)| SessionInfo {
                 id: *id,
-                created_at: timestamp(s.created_ms),
-                last_used_at: timestamp(s.last_used_ms),
-                expires_at: timestamp(s.expires_ms()),
+                created_at: at_ms(s.created_ms),
+                last_used_at: at_ms(s.last_used_ms),
+                expires_at: at_ms(s.expires_ms()),
                 user_agent: s.client.user_agent.clone(),
                 ip: s.client.ip.clone(),
             })

@@ -70,13 +70,3 @@ pub struct SessionInfo {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
 }
-
-/// A session's assurance from its stored code.
-pub(super) fn assurance_of(code: Option<&str>) -> Assurance {
-    Assurance::from_code(code)
-}
-
-/// Milliseconds since the epoch as a timestamp (for display only).
-pub(super) fn timestamp(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}

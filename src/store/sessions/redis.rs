@@ -17,10 +17,9 @@ use std::time::Duration;
 use bb8_redis::redis::{self, Script};
 use uuid::Uuid;
 
-use super::model::{
-    ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy, assurance_of, timestamp,
-};
+use super::model::{ClientInfo, CreatedSession, REMEMBER_EXPIRED_MS, Rotation, SessionInfo, SessionPolicy};
 use crate::auth::refresh_token::TokenHash;
+use crate::clock::at_ms;
 use crate::domain::{Assurance, UserId};
 use crate::store::redis_pool::RedisClient;
 use crate::store::{Dependency, StoreError};
@@ -131,7 +130,7 @@ impl RedisSessionStore {
                 )),
             }
         };
-        let assurance = assurance_of(reply.get(4).map(String::as_str));
+        let assurance = Assurance::from_code(reply.get(4).map(String::as_str));
         Ok(match reply.first().map(String::as_str) {
             Some("rotated") => {
                 let (session_id, user_id) = ids()?;
@@ -249,9 +248,9 @@ impl RedisSessionStore {
                 let (created, used, idle, abs) = (ms(&row[0])?, ms(&row[1])?, ms(&row[2])?, ms(&row[3])?);
                 Some(SessionInfo {
                     id,
-                    created_at: timestamp(created),
-                    last_used_at: timestamp(used),
-                    expires_at: timestamp(idle.min(abs)),
+                    created_at: at_ms(created),
+                    last_used_at: at_ms(used),
+                    expires_at: at_ms(idle.min(abs)),
                     user_agent: text(&row[4]),
                     ip: text(&row[5]),
                 })
