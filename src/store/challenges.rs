@@ -42,6 +42,13 @@ enum Backend {
     Memory(Arc<Mutex<HashMap<String, (String, i64)>>>),
 }
 
+/// Whether a read takes the value or leaves it.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Take,
+    Keep,
+}
+
 /// What a pending step is: each kind has its own keys, so a token of one is never taken as
 /// the other.
 #[derive(Debug, Clone, Copy)]
@@ -75,34 +82,23 @@ impl ChallengeStore {
     /// Takes the challenge `token` names: it is gone for every other caller. `None` when it is
     /// unknown, already taken or expired.
     pub async fn take(&self, token: &str) -> Result<Option<Challenge>, StoreError> {
-        let Some(value) = self.take_value(Kind::Challenge, token).await? else {
-            return Ok(None);
-        };
-        let challenge = parse(&value)
-            .ok_or_else(|| StoreError::Failed(Dependency::SessionStore, anyhow::anyhow!("malformed challenge")))?;
-        Ok(Some(challenge).filter(|c| c.expires_at_ms > self.clock.now_ms()))
+        let value = self.value(Kind::Challenge, token, Read::Take).await?;
+        self.live_challenge(value)
     }
 
     /// The challenge `token` names, left in place (a passkey ceremony is bound to it before
     /// its second step takes it).
     pub async fn peek(&self, token: &str) -> Result<Option<Challenge>, StoreError> {
-        let value = match &self.backend {
-            Backend::Redis { client, prefix } => {
-                let key = key(prefix, Kind::Challenge, token);
-                client
-                    .run(|mut c| async move { redis::cmd("GET").arg(key).query_async::<Option<String>>(&mut c).await })
-                    .await?
-            }
-            Backend::Memory(map) => map
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key("", Kind::Challenge, token))
-                .map(|(value, _)| value.clone()),
-        };
-        Ok(value
-            .as_deref()
-            .and_then(parse)
-            .filter(|c| c.expires_at_ms > self.clock.now_ms()))
+        let value = self.value(Kind::Challenge, token, Read::Keep).await?;
+        self.live_challenge(value)
+    }
+
+    /// The challenge a stored value holds, unless it has expired.
+    fn live_challenge(&self, value: Option<String>) -> Result<Option<Challenge>, StoreError> {
+        let Some(value) = value else { return Ok(None) };
+        let challenge = parse(&value)
+            .ok_or_else(|| StoreError::Failed(Dependency::SessionStore, anyhow::anyhow!("malformed challenge")))?;
+        Ok(Some(challenge).filter(|c| c.expires_at_ms > self.clock.now_ms()))
     }
 
     /// Stores a passkey ceremony's state (opaque text) under `token` until `expires_at_ms`.
@@ -113,7 +109,7 @@ impl ChallengeStore {
 
     /// Takes the ceremony `token` names, once; `None` when it is unknown, taken or expired.
     pub async fn take_ceremony(&self, token: &str) -> Result<Option<String>, StoreError> {
-        let Some(value) = self.take_value(Kind::Ceremony, token).await? else {
+        let Some(value) = self.value(Kind::Ceremony, token, Read::Take).await? else {
             return Ok(None);
         };
         let (expires_at_ms, state) = value
@@ -153,19 +149,28 @@ impl ChallengeStore {
         }
     }
 
-    async fn take_value(&self, kind: Kind, token: &str) -> Result<Option<String>, StoreError> {
+    /// The value under `token`, taken (`GETDEL`, or removed under the map's lock) or left.
+    async fn value(&self, kind: Kind, token: &str, read: Read) -> Result<Option<String>, StoreError> {
         match &self.backend {
             Backend::Redis { client, prefix } => {
                 let key = key(prefix, kind, token);
+                let command = match read {
+                    Read::Take => "GETDEL",
+                    Read::Keep => "GET",
+                };
                 client
-                    .run(|mut c| async move { redis::cmd("GETDEL").arg(key).query_async(&mut c).await })
+                    .run(|mut c| async move { redis::cmd(command).arg(key).query_async(&mut c).await })
                     .await
             }
-            Backend::Memory(map) => Ok(map
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key("", kind, token))
-                .map(|(value, _)| value)),
+            Backend::Memory(map) => {
+                let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+                let key = key("", kind, token);
+                Ok(match read {
+                    Read::Take => map.remove(&key),
+                    Read::Keep => map.get(&key).cloned(),
+                }
+                .map(|(value, _)| value))
+            }
         }
     }
 
