@@ -21,7 +21,7 @@ use crate::store::users::{TotpFactor, Trail};
 /// How long the second step of a login may wait.
 const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 /// Wrong codes one challenge takes before it is dead.
-pub(super) const CHALLENGE_ATTEMPTS: u32 = 5;
+const CHALLENGE_ATTEMPTS: u32 = 5;
 
 /// What second factors need beside the stores.
 #[derive(Clone)]
@@ -277,20 +277,28 @@ impl Accounts {
                 Ok(signed_in)
             }
             checked => {
-                let failures = challenge.failures + 1;
                 let mut events = vec![self.failed_proof(user, &checked, client)];
-                if failures < CHALLENGE_ATTEMPTS {
-                    challenges
-                        .put(&input.challenge, Challenge { failures, ..challenge })
-                        .await?;
-                } else {
-                    tracing::warn!(user_id = %user, "second-factor challenge ended after too many wrong codes");
-                }
+                self.challenge_failed(&input.challenge, challenge).await?;
                 events.extend(self.count_failure(&email, Some(user), "wrong_code", client).await?);
                 self.audit.record(&events).await?;
                 Err(ApiError::MfaCodeInvalid)
             }
         }
+    }
+
+    /// Counts a wrong answer (a code, a recovery code or a passkey) against the challenge
+    /// `token`: it lives on with one failure more, or ends at the last allowed one.
+    pub(super) async fn challenge_failed(&self, token: &str, challenge: Challenge) -> Result<()> {
+        let failures = challenge.failures + 1;
+        if failures < CHALLENGE_ATTEMPTS {
+            self.factors
+                .challenges
+                .put(token, Challenge { failures, ..challenge })
+                .await?;
+        } else {
+            tracing::warn!(user_id = %challenge.user, "second-factor challenge ended after too many wrong answers");
+        }
+        Ok(())
     }
 
     /// The confirmed factor of `user`, if there is one.

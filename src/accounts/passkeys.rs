@@ -23,7 +23,6 @@ use crate::auth::passkey::{
 use crate::auth::refresh_token::{TokenHash, random_token};
 use crate::domain::{Assurance, Client, Email, EventName, KeyKind, MailKind, Proof, UserId, Username};
 use crate::error::{ApiError, Result};
-use crate::store::challenges::Challenge;
 use crate::store::users::{MailRequest, NewPasskey, NewUser, PasskeyRemoval, PasskeyUse, StoredPasskey, Trail};
 
 /// How long a started ceremony may wait for its finish (and the browser's prompt with it).
@@ -661,18 +660,6 @@ impl Accounts {
             }])
             .await?;
         Ok(ApiError::PasskeyRefused)
-    }
-
-    /// A failed second step with a passkey counts against the challenge as a wrong code does.
-    async fn challenge_failed(&self, token: &str, challenge: Challenge) -> Result<()> {
-        let failures = challenge.failures + 1;
-        if failures < super::mfa::CHALLENGE_ATTEMPTS {
-            self.factors
-                .challenges
-                .put(token, Challenge { failures, ..challenge })
-                .await?;
-        }
-        Ok(())
     }
 }
 
