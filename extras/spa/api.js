@@ -109,6 +109,14 @@ const fromB64 = (text) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/
 const toB64 = (buffer) =>
   buffer ? btoa(String.fromCharCode(...new Uint8Array(buffer))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "") : null;
 const withIds = (list) => (list ?? []).map((c) => ({ ...c, id: fromB64(c.id) }));
+/** A credential as the service reads it: `response` holds its binary fields, encoded. */
+const asJson = (credential, response) => ({
+  id: credential.id,
+  rawId: toB64(credential.rawId),
+  type: credential.type,
+  response,
+  extensions: credential.getClientExtensionResults(),
+});
 
 async function created(options) {
   const publicKey = {
@@ -118,17 +126,11 @@ async function created(options) {
     excludeCredentials: withIds(options.publicKey.excludeCredentials),
   };
   const credential = await navigator.credentials.create({ publicKey });
-  return {
-    id: credential.id,
-    rawId: toB64(credential.rawId),
-    type: credential.type,
-    response: {
-      attestationObject: toB64(credential.response.attestationObject),
-      clientDataJSON: toB64(credential.response.clientDataJSON),
-      transports: credential.response.getTransports?.() ?? [],
-    },
-    extensions: credential.getClientExtensionResults(),
-  };
+  return asJson(credential, {
+    attestationObject: toB64(credential.response.attestationObject),
+    clientDataJSON: toB64(credential.response.clientDataJSON),
+    transports: credential.response.getTransports?.() ?? [],
+  });
 }
 
 async function asserted(options) {
@@ -138,18 +140,12 @@ async function asserted(options) {
     allowCredentials: withIds(options.publicKey.allowCredentials),
   };
   const credential = await navigator.credentials.get({ publicKey });
-  return {
-    id: credential.id,
-    rawId: toB64(credential.rawId),
-    type: credential.type,
-    response: {
-      authenticatorData: toB64(credential.response.authenticatorData),
-      clientDataJSON: toB64(credential.response.clientDataJSON),
-      signature: toB64(credential.response.signature),
-      userHandle: toB64(credential.response.userHandle),
-    },
-    extensions: credential.getClientExtensionResults(),
-  };
+  return asJson(credential, {
+    authenticatorData: toB64(credential.response.authenticatorData),
+    clientDataJSON: toB64(credential.response.clientDataJSON),
+    signature: toB64(credential.response.signature),
+    userHandle: toB64(credential.response.userHandle),
+  });
 }
 
 /**

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, assert_error, spawn_app_with};
+use crate::helpers::{Backend, TestApp, assert_error, content, spawn_app_with};
 
 async fn spawn_admin_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[("ADMIN_ADDR", "127.0.0.1:0"), ("SESSION_CACHE_MS", "0")]).await
@@ -23,13 +23,6 @@ async fn admin_get(app: &TestApp, path: &str, key: Option<&str>) -> reqwest::Res
         request = request.bearer_auth(key);
     }
     request.send().await.unwrap()
-}
-
-async fn content(response: reqwest::Response) -> Value {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    body["content"].clone()
 }
 
 backend_tests! {

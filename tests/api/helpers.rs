@@ -493,6 +493,14 @@ pub fn set_cookie(response: &Response) -> Option<String> {
 }
 
 /// Asserts status and error code of an envelope; returns the body.
+/// The `content` of a 200 answer (the body is shown when the status is another).
+pub async fn content(response: Response) -> Value {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["content"].clone()
+}
+
 pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
     let actual = response.status().as_u16();
     let body: Value = response.json().await.expect("an envelope body");

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::helpers::{
-    Backend, TestApp, Tokens, assert_error, expect_tokens, refresh_cookie, spawn_app_at_manual_clock, spawn_app_with,
-    spawn_sibling,
+    Backend, TestApp, Tokens, assert_error, content, expect_tokens, refresh_cookie, spawn_app_at_manual_clock,
+    spawn_app_with, spawn_sibling,
 };
 use crate::metrics::Snapshot;
 
@@ -47,12 +47,6 @@ pub async fn bearer_json(app: &TestApp, method: reqwest::Method, path: &str, acc
         .send()
         .await
         .expect("request sent")
-}
-
-async fn content(response: Response) -> Value {
-    assert_eq!(response.status(), 200, "expected 200");
-    let body: Value = response.json().await.unwrap();
-    body["content"].clone()
 }
 
 /// Enrols and confirms a factor for the signed-in `tokens`; the clock then moves to the next

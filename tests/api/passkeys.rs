@@ -11,7 +11,7 @@ use webauthn_authenticator_rs::prelude::{CreationChallengeResponse, RequestChall
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, Tokens, assert_error, expect_tokens, spawn_app_at_manual_clock};
+use crate::helpers::{Backend, TestApp, Tokens, assert_error, content, expect_tokens, spawn_app_at_manual_clock};
 use crate::metrics::Snapshot;
 use crate::mfa::{PASSWORD, SEALING_KEY, bearer_json, claims, enable};
 
@@ -91,13 +91,6 @@ impl Authenticator {
         assertion["response"]["userHandle"] = json!(handle);
         assertion
     }
-}
-
-async fn content(response: reqwest::Response) -> Value {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    body["content"].clone()
 }
 
 async fn post(app: &TestApp, access: &str, path: &str, body: Value) -> reqwest::Response {
