@@ -56,6 +56,7 @@ impl Audit {
                 event.id = %e.id,
                 event.reason = e.reason,
                 event.trace_id = e.trace_id.as_deref(),
+                event.actor = e.actor.as_deref(),
                 user.id = user.as_deref(),
                 session.id = session.as_deref(),
                 client.address = e.ip.as_deref(),

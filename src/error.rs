@@ -80,6 +80,8 @@ pub enum ApiError {
     InvalidAdminKey,
     #[error("no such user")]
     NoSuchUser,
+    #[error("account disabled")]
+    AccountDisabled,
     #[error("passkeys are not configured")]
     PasskeysUnavailable,
     #[error("passkey ceremony unknown, used, expired or another user's")]
@@ -262,6 +264,11 @@ impl ApiError {
             ),
             InvalidAdminKey => ("INVALID_ADMIN_KEY", "AuthError", "this admin key is unknown or revoked"),
             NoSuchUser => ("NO_SUCH_USER", "UserError", "no user has this id"),
+            AccountDisabled => (
+                "ACCOUNT_DISABLED",
+                "AuthError",
+                "this account is disabled: contact support",
+            ),
             PasskeysUnavailable => (
                 "PASSKEYS_UNAVAILABLE",
                 "HostError",
@@ -358,7 +365,7 @@ impl ApiError {
             PasskeyTaken | PasskeyLastWayIn => 409,
             EmailTaken | EmailAlreadyVerified => 409,
             InvalidResetToken | ExpiredResetToken | InvalidVerifyToken | ExpiredVerifyToken => 400,
-            EmailNotVerified => 403,
+            EmailNotVerified | AccountDisabled => 403,
             // Switched off by configuration: not offered here, and no server fault to alert on.
             MailDisabled => 404,
             Validation { .. } => 400,

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod app_state;
 pub mod audit;
 pub mod auth;
+pub mod cli;
 pub mod client_ip;
 pub mod clock;
 pub mod config;

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use auth_api::cli::{UsersAction, time};
 use auth_api::config::{FILE_SECRETS, Settings, VARIABLES};
 use auth_api::startup::keys::KeyManager;
 use auth_api::startup::{self, Application};
@@ -37,6 +38,12 @@ enum Command {
     AdminKeys {
         #[command(subcommand)]
         action: AdminKeysAction,
+    },
+    /// Act on accounts without the admin listener (break-glass): the admin API's actions,
+    /// recorded with the actor `cli:<login>`.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
     },
 }
 
@@ -156,12 +163,9 @@ async fn admin_keys(settings: &Settings, action: AdminKeysAction) -> anyhow::Res
     Ok(())
 }
 
-/// A stored time (ms since the epoch) as the tables print it: RFC 3339, to the second.
-fn time(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
+async fn users(settings: &Settings, action: UsersAction) -> anyhow::Result<()> {
+    let assembled = startup::assemble(settings, auth_api::clock::Clock::system()).await?;
+    auth_api::cli::users(&assembled.accounts, action).await
 }
 
 fn main() -> ExitCode {
@@ -220,13 +224,19 @@ fn main() -> ExitCode {
         };
     }
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
-    let telemetry = {
-        let _context = runtime.enter();
-        match telemetry::init(&settings) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("auth-api: cannot set up telemetry: {e:#}");
-                return ExitCode::FAILURE;
+    let telemetry = match &cli.command {
+        Some(Command::Keys { .. } | Command::AdminKeys { .. } | Command::Users { .. }) => {
+            telemetry::init_for_command();
+            None
+        }
+        _ => {
+            let _context = runtime.enter();
+            match telemetry::init(&settings) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    eprintln!("auth-api: cannot set up telemetry: {e:#}");
+                    return ExitCode::FAILURE;
+                }
             }
         }
     };
@@ -239,6 +249,7 @@ fn main() -> ExitCode {
             }
             Some(Command::Keys { action }) => keys(&settings, action).await,
             Some(Command::AdminKeys { action }) => admin_keys(&settings, action).await,
+            Some(Command::Users { action }) => users(&settings, action).await,
             _ => Ok(Application::build(settings).await?.run_until_stopped().await?),
         }
     });
@@ -246,10 +257,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "auth-api stopped");
+
             ExitCode::FAILURE
         }
     };
     // Flush spans and log lines only now, so those of the last requests are written too.
-    telemetry.shutdown();
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     code
 }

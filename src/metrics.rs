@@ -60,10 +60,26 @@ pub struct Metrics {
     pub mfa_verifications: IntCounterVec,
     /// Passkey ceremonies by ceremony and outcome.
     pub passkey_ceremonies: IntCounterVec,
+    /// Operators' actions on accounts, by action and outcome.
+    pub admin_actions: IntCounterVec,
 }
 
 /// What became of a presented second factor (its method is one of `Proof::METHODS`).
 pub const MFA_OUTCOMES: &[&str] = &["success", "invalid", "replayed", "error"];
+
+/// What an operator can do to an account (the admin listener and `auth-api users`).
+pub const ADMIN_ACTIONS: &[&str] = &[
+    "disable",
+    "enable",
+    "sign_out",
+    "erase",
+    "reset_mfa",
+    "send_verification",
+    "mark_verified",
+];
+/// What became of an operator's action: done, no such user or session, refused (a bad value,
+/// or nothing to do), or a failure.
+pub const ADMIN_OUTCOMES: &[&str] = &["success", "not_found", "refused", "error"];
 
 /// Passkey ceremonies: registering one, signing up with one (no password), signing in with
 /// one alone, or as a login's second step.
@@ -88,6 +104,7 @@ const LOGIN_OUTCOMES: &[&str] = &[
     "invalid_request",
     "locked",
     "unverified",
+    "disabled",
     "mfa_required",
     "rate_limited",
     "error",
@@ -104,6 +121,8 @@ const REVOKE_REASONS: &[&str] = &[
     "user_gone",
     "mfa_enabled",
     "mfa_disabled",
+    "admin",
+    "disabled",
 ];
 const VALIDATION_OUTCOMES: &[&str] = &["valid", "expired", "invalid"];
 const POOL_STATES: &[&str] = &["idle", "in_use"];
@@ -291,6 +310,13 @@ impl Metrics {
                 ["ceremony", "outcome"],
                 PASSKEY_CEREMONIES,
                 PASSKEY_OUTCOMES,
+            ),
+            admin_actions: counter_pairs(
+                "auth_admin_actions_total",
+                "Operators' actions on accounts (disable, enable, sign_out, erase, reset_mfa, send_verification, mark_verified), by outcome",
+                ["action", "outcome"],
+                ADMIN_ACTIONS,
+                ADMIN_OUTCOMES,
             ),
             registry,
         };

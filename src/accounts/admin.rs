@@ -10,18 +10,48 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use time::OffsetDateTime;
+use uuid::Uuid;
+
 use super::{Accounts, PasskeyView};
 use crate::auth::refresh_token::random_token;
-use crate::domain::{SecurityEvent, User, UserId};
+use crate::domain::{Client, Disabled, EventName, MailKind, SecurityEvent, User, UserId};
 use crate::error::{ApiError, Result};
 use crate::store::UserStore;
 use crate::store::sessions::SessionInfo;
-use crate::store::users::UserFilter;
+use crate::store::users::{Erased, MailRequest, Trail, UserFilter};
 
 /// Most users one page of the admin search holds.
 pub const MAX_USERS_PAGE: u32 = 100;
 /// Events shown with one user.
 const RECENT_EVENTS: u32 = 20;
+/// Longest reason an operator may give for disabling an account.
+const MAX_REASON: usize = 200;
+
+/// Who acts, and from which request: the admin key's name (or `cli:<login>`), and the request's
+/// trace. The operator's own address and browser are logged, not written into the user's
+/// trail: the user's activity list names the actor instead.
+pub struct Operator {
+    pub name: String,
+    pub client: Client,
+}
+
+impl Operator {
+    fn event(&self, accounts: &Accounts, name: EventName, user: UserId) -> SecurityEvent {
+        let client = Client {
+            trace_id: self.client.trace_id.clone(),
+            ..Client::default()
+        };
+        accounts.audit.event(name, &client).user(user).actor(&self.name)
+    }
+}
+
+/// What resetting a user's second factors removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactorsReset {
+    pub totp: bool,
+    pub recovery_codes: u64,
+}
 
 /// The live keys as last read, and when (ms).
 type LiveKeys = Arc<Vec<(String, [u8; 32])>>;
@@ -128,5 +158,247 @@ impl Accounts {
             passkeys,
             events,
         })
+    }
+
+    /// Counts an operator's `action` by its result, and logs it with the operator's address.
+    fn acted<T>(&self, action: &'static str, operator: &Operator, user: UserId, result: &Result<T>) {
+        let outcome = match result {
+            Ok(_) => "success",
+            Err(ApiError::NoSuchUser | ApiError::SessionNotFound) => "not_found",
+            Err(
+                ApiError::Validation { .. }
+                | ApiError::EmailAlreadyVerified
+                | ApiError::MailDisabled
+                | ApiError::RateLimited { .. },
+            ) => "refused",
+            Err(_) => "error",
+        };
+        self.metrics.admin_actions.with_label_values(&[action, outcome]).inc();
+        tracing::info!(
+            target: crate::audit::TARGET,
+            admin_action = action,
+            outcome,
+            actor = operator.name.as_str(),
+            actor.address = operator.client.ip.as_deref(),
+            user.id = %user,
+            "admin action"
+        );
+    }
+
+    /// Disables `user` (until `until`, or until enabled) and ends every session it has; how
+    /// many ended. Every instance refuses its access tokens within `SESSION_CACHE_MS` and its
+    /// refresh tokens at once; login, second steps, passkeys and links refuse it too.
+    pub async fn disable_user(
+        &self,
+        operator: &Operator,
+        user: UserId,
+        until: Option<OffsetDateTime>,
+        reason: Option<String>,
+    ) -> Result<u32> {
+        let result = async {
+            let now = self.clock.now_ms();
+            let until_ms = until.map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+            if until_ms.is_some_and(|until| until <= now) {
+                return Err(ApiError::validation("until", "until must be in the future"));
+            }
+            let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+            if reason
+                .as_ref()
+                .is_some_and(|r| r.chars().count() > MAX_REASON || r.chars().any(char::is_control))
+            {
+                return Err(ApiError::validation(
+                    "reason",
+                    "a reason is at most 200 characters, no control characters",
+                ));
+            }
+            let disabled = Disabled {
+                since_ms: now,
+                until_ms,
+                reason,
+            };
+            let events = [operator.event(self, EventName::UserDisabled, user)];
+            let trail = Trail {
+                events: &events,
+                notice: None,
+            };
+            if !self.users.set_disabled(user, Some(&disabled), trail).await? {
+                return Err(ApiError::NoSuchUser);
+            }
+            self.audit.announce(&events);
+            // After the row: a login that read the row before it may still open a session
+            // here, and the next request of that session finds the account disabled.
+            let revoked = self.sessions.revoke_all(user, None).await?;
+            self.revoked_by(operator, "disabled", revoked, user, None).await?;
+            Ok(revoked)
+        }
+        .await;
+        self.acted("disable", operator, user, &result);
+        result
+    }
+
+    /// Lets `user` sign in again (idempotent).
+    pub async fn enable_user(&self, operator: &Operator, user: UserId) -> Result<()> {
+        let result = async {
+            let events = [operator.event(self, EventName::UserEnabled, user)];
+            let trail = Trail {
+                events: &events,
+                notice: None,
+            };
+            if !self.users.set_disabled(user, None, trail).await? {
+                return Err(ApiError::NoSuchUser);
+            }
+            self.audit.announce(&events);
+            Ok(())
+        }
+        .await;
+        self.acted("enable", operator, user, &result);
+        result
+    }
+
+    /// Ends one session of `user`, or all of them; how many ended.
+    pub async fn sign_out_user(&self, operator: &Operator, user: UserId, session: Option<Uuid>) -> Result<u32> {
+        let result = async {
+            if self.users.find_credentials_by_id(user).await?.is_none() {
+                return Err(ApiError::NoSuchUser);
+            }
+            let revoked = match session {
+                Some(id) if self.sessions.revoke(user, id).await? => 1,
+                Some(_) => return Err(ApiError::SessionNotFound),
+                None => self.sessions.revoke_all(user, None).await?,
+            };
+            self.revoked_by(operator, "admin", revoked, user, session).await?;
+            Ok(revoked)
+        }
+        .await;
+        self.acted("sign_out", operator, user, &result);
+        result
+    }
+
+    /// Erases `user` (GDPR art. 17): sessions, then the row with its factors, passkeys, links
+    /// and mails; its events stay without address or browser. What was removed.
+    pub async fn erase_user(&self, operator: &Operator, user: UserId) -> Result<(Erased, u32)> {
+        let result = async {
+            if self.users.find_credentials_by_id(user).await?.is_none() {
+                return Err(ApiError::NoSuchUser);
+            }
+            // Sessions first: a refresh between the two finds the user gone and ends them too.
+            let sessions = self.sessions.revoke_all(user, None).await?;
+            self.metrics
+                .sessions_revoked
+                .with_label_values(&["admin"])
+                .inc_by(u64::from(sessions));
+            let erased = operator.event(self, EventName::UserErased, user);
+            let done = self.users.erase(user, &erased).await?.ok_or(ApiError::NoSuchUser)?;
+            self.audit.announce(&[erased]);
+            Ok((done, sessions))
+        }
+        .await;
+        self.acted("erase", operator, user, &result);
+        result
+    }
+
+    /// Removes the TOTP factor and recovery codes of `user` (locked out of them), and mails
+    /// the owner when there was one. Passkeys stay: each is removed by its owner.
+    pub async fn reset_user_factors(&self, operator: &Operator, user: UserId) -> Result<FactorsReset> {
+        let result = async {
+            let events = [operator.event(self, EventName::MfaDisabled, user).reason("mfa_reset")];
+            let notice = self.notice(MailKind::MfaDisabled, &operator.client);
+            let trail = Trail {
+                events: &events,
+                notice: notice.as_ref(),
+            };
+            let (totp, codes) = self
+                .users
+                .reset_factors(user, trail)
+                .await?
+                .ok_or(ApiError::NoSuchUser)?;
+            if totp + codes > 0 {
+                self.told(&notice);
+                self.audit.announce(&events);
+            }
+            Ok(FactorsReset {
+                totp: totp > 0,
+                recovery_codes: codes,
+            })
+        }
+        .await;
+        self.acted("reset_mfa", operator, user, &result);
+        result
+    }
+
+    /// Mails `user` a new verification link, within the per-address limit every mail to it
+    /// keeps (its inbox is not flooded by anyone).
+    pub async fn send_verification(&self, operator: &Operator, user: UserId) -> Result<()> {
+        let result = async {
+            if !self.mail.enabled() {
+                return Err(ApiError::MailDisabled);
+            }
+            let found = self
+                .users
+                .find_credentials_by_id(user)
+                .await?
+                .ok_or(ApiError::NoSuchUser)?;
+            if found.user.email_verified {
+                return Err(ApiError::EmailAlreadyVerified);
+            }
+            let client = Client {
+                trace_id: operator.client.trace_id.clone(),
+                ..Client::default()
+            };
+            let request = MailRequest::new(MailKind::EmailVerify, &found.user.email, Some(user), &client);
+            if !self.mail.queue(&self.users, &request).await? {
+                return Err(ApiError::RateLimited { retry_after_secs: 3600 });
+            }
+            Ok(())
+        }
+        .await;
+        self.acted("send_verification", operator, user, &result);
+        result
+    }
+
+    /// Confirms the address of `user` on the operator's word.
+    pub async fn mark_verified(&self, operator: &Operator, user: UserId) -> Result<()> {
+        let result = async {
+            let events = [operator.event(self, EventName::EmailVerified, user).reason("admin")];
+            let trail = Trail {
+                events: &events,
+                notice: None,
+            };
+            match self.users.mark_verified(user, trail).await? {
+                None => Err(ApiError::NoSuchUser),
+                Some(false) => Err(ApiError::EmailAlreadyVerified),
+                Some(true) => {
+                    self.audit.announce(&events);
+                    Ok(())
+                }
+            }
+        }
+        .await;
+        self.acted("mark_verified", operator, user, &result);
+        result
+    }
+
+    /// Counts `count` sessions of `user` an operator ended, and records the event.
+    async fn revoked_by(
+        &self,
+        operator: &Operator,
+        reason: &'static str,
+        count: u32,
+        user: UserId,
+        session: Option<Uuid>,
+    ) -> Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        self.metrics
+            .sessions_revoked
+            .with_label_values(&[reason])
+            .inc_by(u64::from(count));
+        let event = operator.event(self, EventName::SessionRevoked, user).reason(reason);
+        let event = match session {
+            Some(session) => event.session(session),
+            None => event,
+        };
+        Ok(self.audit.record(&[event]).await?)
     }
 }

@@ -13,12 +13,16 @@ impl Accounts {
         if !looks_valid(token) {
             return Err(ApiError::InvalidVerifyToken);
         }
+        let hash = TokenHash::of(token);
+        if let TokenUse::Used(user, ()) = self.users.peek_token(MailKind::EmailVerify, hash.as_bytes()).await? {
+            self.refuse_if_disabled(user).await?;
+        }
         let verified = [self.audit.event(EventName::EmailVerified, client)];
         let trail = Trail {
             events: &verified,
             notice: None,
         };
-        match self.users.verify_email(TokenHash::of(token).as_bytes(), trail).await? {
+        match self.users.verify_email(hash.as_bytes(), trail).await? {
             TokenUse::Unknown => Err(ApiError::InvalidVerifyToken),
             TokenUse::Expired => Err(ApiError::ExpiredVerifyToken),
             TokenUse::Used(user, ()) => {

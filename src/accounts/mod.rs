@@ -31,7 +31,7 @@ use crate::store::sessions::ClientInfo;
 use crate::store::users::{EventCursor, MailRequest};
 use crate::store::{SessionStore, UserStore};
 
-pub use admin::{AdminKeys, MAX_USERS_PAGE, UserAccount, create_admin_key};
+pub use admin::{AdminKeys, FactorsReset, MAX_USERS_PAGE, Operator, UserAccount, create_admin_key};
 pub use mfa::{RecoveryCodes, SecondFactors, Verification};
 pub use passkeys::{CEREMONY_TTL as PASSKEY_CEREMONY_TTL, PasskeyView, Started};
 pub use refresh::{Presented, Refreshed};
@@ -103,21 +103,32 @@ impl Accounts {
         }))
     }
 
-    /// The user `id` if it still exists. A user deleted behind the service's back (an
-    /// operator's SQL, an erasure) keeps no session: the first request that finds it gone ends
-    /// them all, on whichever instance sees it, so no refresh token of that user mints
-    /// another access token.
+    /// The user `id` if it still exists and is not disabled. A user deleted behind the
+    /// service's back (an operator's SQL) or disabled keeps no session: the first request that
+    /// finds it so ends them all, on whichever instance sees it, so no refresh token of that
+    /// user mints another access token (a session opened while it was being disabled included).
     async fn existing_user(&self, id: UserId, client: impl FnOnce() -> Client) -> Result<Option<User>> {
         let user = self.users.find_by_id(id).await?;
-        if user.is_none() {
-            let client = &client();
-            let revoked = self.sessions.revoke_all(id, None).await?;
-            if revoked > 0 {
-                tracing::warn!(user_id = %id, revoked, "sessions of a user that no longer exists: revoked");
-                self.revoked("user_gone", revoked, id, None, client).await?;
-            }
+        let reason = match &user {
+            None => "user_gone",
+            Some(user) if user.is_disabled(self.clock.now_ms()) => "disabled",
+            Some(_) => return Ok(user),
+        };
+        let revoked = self.sessions.revoke_all(id, None).await?;
+        if revoked > 0 {
+            tracing::warn!(user_id = %id, revoked, reason, "sessions of a user that is gone or disabled: revoked");
+            self.revoked(reason, revoked, id, None, &client()).await?;
         }
-        Ok(user)
+        Ok(None)
+    }
+
+    /// `ACCOUNT_DISABLED` when `user` is disabled now (read from the store, not remembered).
+    async fn refuse_if_disabled(&self, user: UserId) -> Result<()> {
+        let found = self.users.find_credentials_by_id(user).await?;
+        match found {
+            Some(found) if found.user.is_disabled(self.clock.now_ms()) => Err(ApiError::AccountDisabled),
+            _ => Ok(()),
+        }
     }
 
     /// A notice of `kind` (a change to the account) to the account's own address (the store

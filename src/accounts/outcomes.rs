@@ -19,6 +19,7 @@ pub(super) fn login<T>(metrics: &Metrics, result: &Result<T>) {
         Err(ApiError::UserNotFound) => "invalid_credentials",
         Err(ApiError::AccountLocked { .. }) => "locked",
         Err(ApiError::EmailNotVerified) => "unverified",
+        Err(ApiError::AccountDisabled) => "disabled",
         Err(ApiError::MfaRequired { .. }) => "mfa_required",
         // No credential was checked: a body that is not a login at all.
         Err(e) if not_a_request(e) => "invalid_request",

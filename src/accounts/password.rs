@@ -120,7 +120,7 @@ impl Accounts {
         match self.users.peek_token(MailKind::PasswordReset, hash.as_bytes()).await? {
             TokenUse::Unknown => return Err(ApiError::InvalidResetToken),
             TokenUse::Expired => return Err(ApiError::ExpiredResetToken),
-            TokenUse::Used(..) => {}
+            TokenUse::Used(user, ()) => self.refuse_if_disabled(user).await?,
         }
         let password_hash = self.hasher.hash(password.secret()).await?;
         let sessions = &self.sessions;

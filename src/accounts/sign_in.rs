@@ -152,6 +152,11 @@ impl Accounts {
         match self.check_password(&email, &password).await? {
             Ok(user) => {
                 // Only now, after the password check: without it the answer reveals nothing.
+                if user.is_disabled(self.clock.now_ms()) {
+                    self.throttle.succeeded(&email).await?;
+                    self.audit.record(&[failed("disabled").user(user.id)]).await?;
+                    return Err(ApiError::AccountDisabled);
+                }
                 if self.mail.require_verified_email() && !user.email_verified {
                     self.throttle.succeeded(&email).await?;
                     self.audit.record(&[failed("unverified").user(user.id)]).await?;
@@ -195,6 +200,11 @@ impl Accounts {
     /// Opens a refresh session for `user`, evicting the oldest beyond `MAX_SESSIONS_PER_USER`;
     /// its access tokens say `assurance`.
     pub(super) async fn start_session(&self, user: User, client: &Client, assurance: Assurance) -> Result<SignedIn> {
+        // Every way in ends here (password, second step, passkey): a disabled account gets no
+        // session, whichever check before this one it passed.
+        if user.is_disabled(self.clock.now_ms()) {
+            return Err(ApiError::AccountDisabled);
+        }
         let refresh_token = random_token();
         let session = self
             .sessions

@@ -34,10 +34,13 @@ pub enum EventName {
     PasskeyRemoved,
     PasskeyFailed,
     PasskeyCloneDetected,
+    UserDisabled,
+    UserEnabled,
+    UserErased,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 23] = [
+    pub const ALL: [EventName; 26] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -61,6 +64,9 @@ impl EventName {
         Self::PasskeyRemoved,
         Self::PasskeyFailed,
         Self::PasskeyCloneDetected,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::UserErased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +94,9 @@ impl EventName {
             Self::PasskeyRemoved => "passkey.removed",
             Self::PasskeyFailed => "passkey.failed",
             Self::PasskeyCloneDetected => "passkey.clone_detected",
+            Self::UserDisabled => "user.disabled",
+            Self::UserEnabled => "user.enabled",
+            Self::UserErased => "user.erased",
         }
     }
 
@@ -124,6 +133,8 @@ pub struct SecurityEvent {
     /// revocation uses the labels of `auth_sessions_revoked_total`).
     pub reason: Option<&'static str>,
     pub trace_id: Option<String>,
+    /// Who did it when an operator did: the admin key's name, or `cli:<login>`.
+    pub actor: Option<String>,
 }
 
 impl SecurityEvent {
@@ -142,6 +153,7 @@ impl SecurityEvent {
                 .then(|| super::user_agent::describe(client.user_agent.as_deref())),
             reason: None,
             trace_id: client.trace_id.clone(),
+            actor: None,
         }
     }
 
@@ -155,6 +167,11 @@ impl SecurityEvent {
         self
     }
 
+    pub fn actor(mut self, actor: &str) -> Self {
+        self.actor = Some(actor.to_string());
+        self
+    }
+
     pub fn reason(mut self, reason: &'static str) -> Self {
         self.reason = Some(reason);
         self
@@ -162,7 +179,7 @@ impl SecurityEvent {
 }
 
 /// Every reason an event may carry, so the stored text maps back to the same static string.
-pub const REASONS: [&str; 27] = [
+pub const REASONS: [&str; 30] = [
     "invalid_credentials",
     "unverified",
     "locked",
@@ -190,6 +207,9 @@ pub const REASONS: [&str; 27] = [
     "unknown_passkey",
     "counter_regression",
     "passkey_removed",
+    "admin",
+    "disabled",
+    "mfa_reset",
 ];
 
 /// The static reason `text` names, if it is one.

@@ -18,6 +18,6 @@ pub use event::{Client, EventName, SecurityEvent, reason_of};
 pub use mail::MailKind;
 pub use password::{LoginPassword, NewPassword};
 pub use second_factor::{Proof, SecondFactor};
-pub use user::{User, UserId};
+pub use user::{Disabled, User, UserId};
 pub use username::Username;
 pub use validation::ValidationError;

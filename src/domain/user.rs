@@ -43,4 +43,25 @@ pub struct User {
     /// False for an account signed up with a passkey alone, until the reset mail sets one.
     pub has_password: bool,
     pub second_factor: super::SecondFactor,
+    /// Set by an operator: the account signs in nowhere while it holds.
+    pub disabled: Option<Disabled>,
+}
+
+/// An operator's disabling of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disabled {
+    /// ms since the Unix epoch.
+    pub since_ms: i64,
+    /// When it ends by itself (ms); `None`: when an operator enables the account.
+    pub until_ms: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl User {
+    /// Whether the account is disabled at `now_ms`.
+    pub fn is_disabled(&self, now_ms: i64) -> bool {
+        self.disabled
+            .as_ref()
+            .is_some_and(|d| d.until_ms.is_none_or(|until| now_ms < until))
+    }
 }

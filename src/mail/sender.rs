@@ -219,7 +219,8 @@ impl Sender {
     }
 
     /// The account the mail is for, or `None` when there is nothing to send: no such account
-    /// (a reset asked for an unknown address), or an address already verified.
+    /// (a reset asked for an unknown address), an address already verified, or a link for a
+    /// disabled account.
     async fn recipient(&self, mail: &ClaimedMail) -> Result<Option<User>, crate::store::StoreError> {
         let user = match mail.user_id {
             Some(id) => self.users.find_by_id(id).await?,
@@ -228,7 +229,13 @@ impl Sender {
                 Err(_) => None,
             },
         };
-        Ok(user.filter(|user| !(mail.kind == MailKind::EmailVerify && user.email_verified)))
+        let now = self.users.clock().now_ms();
+        Ok(user.filter(|user| match mail.kind {
+            MailKind::EmailVerify => !user.email_verified && !user.is_disabled(now),
+            // A disabled account gets no link it could not use; notices still reach it.
+            MailKind::PasswordReset => !user.is_disabled(now),
+            _ => true,
+        }))
     }
 
     async fn finish(&self, mail: &ClaimedMail, state: &'static str, error: Option<&str>) -> &'static str {

@@ -6,15 +6,18 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use super::bearer::bearer_token;
+use super::json::OptionalJsonBody;
+use super::request::client;
 use super::resource::{get, resource};
-use super::schema::{Common, ErrorEnvelope};
-use super::wire::{Event, ListedPasskey, ListedSession, User};
-use crate::accounts::MAX_USERS_PAGE;
+use super::schema::{BadBody, Common, ErrorEnvelope};
+use super::wire::{Event, ListedPasskey, ListedSession, Revoked, User, accepted};
+use crate::accounts::{MAX_USERS_PAGE, Operator};
 use crate::app_state::AppState;
 use crate::domain::UserId;
 use crate::envelope::{self, Envelope};
@@ -23,14 +26,25 @@ use crate::store::users::UserFilter;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/admin/users", "GET, HEAD").route(get().to(list_users)))
-        .service(resource("/admin/users/{id}", "GET, HEAD").route(get().to(show_user)))
+        .service(
+            resource("/admin/users/{id}", "GET, HEAD, DELETE")
+                .route(get().to(show_user))
+                .route(web::delete().to(erase_user)),
+        )
+        .service(resource("/admin/users/{id}/disable", "POST").route(web::post().to(disable_user)))
+        .service(resource("/admin/users/{id}/enable", "POST").route(web::post().to(enable_user)))
+        .service(resource("/admin/users/{id}/sessions", "DELETE").route(web::delete().to(sign_out_user)))
+        .service(resource("/admin/users/{id}/sessions/{session}", "DELETE").route(web::delete().to(sign_out_session)))
+        .service(resource("/admin/users/{id}/reset-mfa", "POST").route(web::post().to(reset_mfa)))
+        .service(resource("/admin/users/{id}/send-verification", "POST").route(web::post().to(send_verification)))
+        .service(resource("/admin/users/{id}/verify-email", "POST").route(web::post().to(verify_email)))
         .service(resource("/openapi.json", "GET, HEAD").route(get().to(openapi)));
 }
 
-/// The operator an admin key names.
-pub struct Operator(pub String);
+/// The operator an admin key names, and the request it acts through.
+pub struct Admin(pub Operator);
 
-impl FromRequest for Operator {
+impl FromRequest for Admin {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -40,7 +54,58 @@ impl FromRequest for Operator {
             .expect("AppState is registered in startup")
             .clone();
         let key = bearer_token(req).map(str::to_owned);
-        Box::pin(async move { Ok(Operator(state.accounts.authenticate_admin(&key?).await?)) })
+        let client = client(req);
+        Box::pin(async move {
+            let name = state.accounts.authenticate_admin(&key?).await?;
+            Ok(Admin(Operator { name, client }))
+        })
+    }
+}
+
+/// The user id of the path.
+fn user_id(path: &str) -> Result<UserId> {
+    Uuid::parse_str(path)
+        .map(UserId::from_uuid)
+        .map_err(|_| ApiError::validation("id", "id must be a user UUID"))
+}
+
+/// A user as an operator sees it: the profile, and whether it is disabled.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AdminUser {
+    #[serde(flatten)]
+    user: User,
+    /// Set while the account is disabled.
+    disabled: Option<DisabledView>,
+}
+
+/// Why and until when an account is disabled.
+#[derive(Serialize, ToSchema)]
+pub(super) struct DisabledView {
+    #[serde(with = "time::serde::rfc3339")]
+    since: OffsetDateTime,
+    /// Null: until an operator enables it.
+    #[serde(with = "time::serde::rfc3339::option")]
+    until: Option<OffsetDateTime>,
+    reason: Option<String>,
+}
+
+impl AdminUser {
+    fn of(user: &crate::domain::User, now_ms: i64) -> Self {
+        let at = |ms: i64| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok();
+        Self {
+            user: User::from(user),
+            disabled: user
+                .disabled
+                .as_ref()
+                .filter(|_| user.is_disabled(now_ms))
+                .and_then(|d| {
+                    Some(DisabledView {
+                        since: at(d.since_ms)?,
+                        until: d.until_ms.and_then(at),
+                        reason: d.reason.clone(),
+                    })
+                }),
+        }
     }
 }
 
@@ -53,6 +118,8 @@ pub(super) struct UserQuery {
     verified: Option<bool>,
     /// Only users with (or without) a confirmed TOTP factor.
     mfa: Option<bool>,
+    /// Only users disabled (or not) now.
+    disabled: Option<bool>,
     /// Users per page, 1 to 100 (50).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
@@ -63,7 +130,7 @@ pub(super) struct UserQuery {
 /// A page of users, oldest first.
 #[derive(Serialize, ToSchema)]
 pub(super) struct UserPage {
-    users: Vec<User>,
+    users: Vec<AdminUser>,
     /// Pass as `after` for the next page; null on the last one. Users created meanwhile come
     /// at the end: a page never moves.
     next: Option<Uuid>,
@@ -72,7 +139,7 @@ pub(super) struct UserPage {
 /// One user's account: no secret, no hash.
 #[derive(Serialize, ToSchema)]
 pub(super) struct UserAccount {
-    user: User,
+    user: AdminUser,
     sessions: Vec<ListedSession>,
     passkeys: Vec<ListedPasskey>,
     /// The newest 20 security events.
@@ -90,11 +157,11 @@ pub(super) struct UserAccount {
         Common))]
 pub(super) async fn list_users(
     state: web::Data<AppState>,
-    _operator: Operator,
+    _admin: Admin,
     query: Result<web::Query<UserQuery>, actix_web::Error>,
 ) -> Result<HttpResponse> {
     let query = query
-        .map_err(|_| ApiError::validation("query", "email_prefix, verified (true/false), mfa (true/false), limit (1-100) and after (a user id) are the parameters"))?
+        .map_err(|_| ApiError::validation("query", "email_prefix, verified, mfa and disabled (true/false), limit (1-100) and after (a user id) are the parameters"))?
         .into_inner();
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_USERS_PAGE).contains(&limit) {
@@ -104,6 +171,7 @@ pub(super) async fn list_users(
         email_prefix: query.email_prefix.map(|p| p.trim().to_lowercase()),
         verified: query.verified,
         mfa: query.mfa,
+        disabled: query.disabled,
     };
     let users = state
         .accounts
@@ -112,8 +180,9 @@ pub(super) async fn list_users(
     let next = (users.len() == limit as usize)
         .then(|| users.last().map(|u| u.id.as_uuid()))
         .flatten();
+    let now = state.accounts.clock.now_ms();
     Ok(envelope::ok(UserPage {
-        users: users.iter().map(User::from).collect(),
+        users: users.iter().map(|u| AdminUser::of(u, now)).collect(),
         next,
     }))
 }
@@ -131,13 +200,12 @@ pub(super) async fn list_users(
         Common))]
 pub(super) async fn show_user(
     state: web::Data<AppState>,
-    _operator: Operator,
+    _admin: Admin,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let id = Uuid::parse_str(&path).map_err(|_| ApiError::validation("id", "id must be a user UUID"))?;
-    let account = state.accounts.user_account(UserId::from_uuid(id)).await?;
+    let account = state.accounts.user_account(user_id(&path)?).await?;
     Ok(envelope::ok(UserAccount {
-        user: User::from(&account.user),
+        user: AdminUser::of(&account.user, state.accounts.clock.now_ms()),
         sessions: account
             .sessions
             .into_iter()
@@ -146,6 +214,245 @@ pub(super) async fn show_user(
         passkeys: account.passkeys.into_iter().map(ListedPasskey::from).collect(),
         events: account.events.into_iter().map(Event::from).collect(),
     }))
+}
+
+/// How long and why an account is disabled.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DisableBody {
+    /// When it ends by itself (RFC 3339, in the future); left out: until enabled.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    until: Option<OffsetDateTime>,
+    /// For operators (at most 200 characters); never shown to the user.
+    reason: Option<String>,
+}
+
+/// What disabling did.
+#[derive(Serialize, ToSchema)]
+pub(super) struct DisabledUser {
+    user: AdminUser,
+    /// Sessions ended.
+    revoked: u32,
+}
+
+/// Disable a user
+///
+/// Ends every session at once and refuses login, refresh, second steps, passkeys and mailed
+/// links on every instance within `SESSION_CACHE_MS`, until `until` or until enabled.
+#[utoipa::path(post, path = "/admin/users/{id}/disable", operation_id = "admin_disable", tag = "admin", security(("admin_key" = [])),
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    request_body(content = Option<DisableBody>, description = "Optional: `until` and `reason`"),
+    responses(
+        (status = 200, body = Envelope<DisabledUser>),
+        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
+        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        BadBody, Common))]
+pub(super) async fn disable_user(
+    state: web::Data<AppState>,
+    Admin(operator): Admin,
+    path: web::Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<DisableBody>,
+) -> Result<HttpResponse> {
+    let id = user_id(&path)?;
+    let (until, reason) = body.map_or((None, None), |b| (b.until, b.reason));
+    let revoked = state.accounts.disable_user(&operator, id, until, reason).await?;
+    let account = state.accounts.user_account(id).await?;
+    Ok(envelope::ok(DisabledUser {
+        user: AdminUser::of(&account.user, state.accounts.clock.now_ms()),
+        revoked,
+    }))
+}
+
+/// Enable a user
+///
+/// The user may sign in again (their ended sessions stay ended).
+#[utoipa::path(post, path = "/admin/users/{id}/enable", operation_id = "admin_enable", tag = "admin", security(("admin_key" = [])),
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    responses(
+        (status = 200, body = Envelope<AdminUser>),
+        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
+        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn enable_user(
+    state: web::Data<AppState>,
+    Admin(operator): Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = user_id(&path)?;
+    state.accounts.enable_user(&operator, id).await?;
+    let account = state.accounts.user_account(id).await?;
+    Ok(envelope::ok(AdminUser::of(
+        &account.user,
+        state.accounts.clock.now_ms(),
+    )))
+}
+
+/// Sign a user out everywhere
+///
+/// Ends every session: refresh tokens at once, access tokens within `SESSION_CACHE_MS`.
+#[utoipa::path(delete, path = "/admin/users/{id}/sessions", operation_id = "admin_sign_out", tag = "admin", security(("admin_key" = [])),
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    responses(
+        (status = 200, body = Envelope<Revoked>),
+        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
+        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn sign_out_user(
+    state: web::Data<AppState>,
+    Admin(operator): Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let revoked = state.accounts.sign_out_user(&operator, user_id(&path)?, None).await?;
+    Ok(envelope::ok(Revoked { revoked }))
+}
+
+/// End one session of a user
+#[utoipa::path(delete, path = "/admin/users/{id}/sessions/{session}", operation_id = "admin_sign_out_session", tag = "admin", security(("admin_key" = [])),
+    params(("id" = uuid::Uuid, Path, description = "A user id"), ("session" = uuid::Uuid, Path, description = "One of the user's session ids")),
+    responses(
+        (status = 200, body = Envelope<Revoked>),
+        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
+        (status = 404, description = "`NO_SUCH_USER` or `SESSION_NOT_FOUND`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn sign_out_session(
+    state: web::Data<AppState>,
+    Admin(operator): Admin,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let (id, session) = path.into_inner();
+    let session =
+        Uuid::parse_str(&session).map_err(|_| ApiError::validation("session", "session must be a session UUID"))?;
+    let revoked = state
+        .accounts
+        .sign_out_user(&operator, user_id(&id)?, Some(session))
+        .await?;
+    Ok(envelope::ok(Revoked { revoked }))
+}
+
+/// What erasing a user removed.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ErasedUser {
+    /// The user's row (always 1).
+    users: u32,
+    sessions: u32,
+    passkeys: u64,
+    totp_factors: u64,
+    recovery_codes: u64,
+    /// Mails to the user or its address, sent or not.
+    mails: u64,
+    /// Unused reset and verification links.
+    link_tokens: u64,
+    /// Security events kept with their ids and names, without address or browser.
+    events_anonymised: u64,
+}
+
+/// Erase a user (GDPR art. 17)
+///
+/// The row, sessions, factors, passkeys, mails and links go; no text column keeps the address.
+/// The user's security events stay, without address or browser.
+#[utoipa::path(delete, path = "/admin/users/{id}", operation_id = "admin_erase", tag = "admin", security(("admin_key" = [])),
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    responses(
+        (status = 200, body = Envelope<ErasedUser>),
+        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
+        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn erase_user(
+    state: web::Data<AppState>,
+    Admin(operator): Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let (erased, sessions) = state.accounts.erase_user(&operator, user_id(&path)?).await?;
+    Ok(envelope::ok(ErasedUser {
+        users: 1,
+        sessions,
+        passkeys: erased.passkeys,
+        totp_factors: erased.totp_factors,
+        recovery_codes: erased.recovery_codes,
+        mails: erased.mails,
+        link_tokens: erased.link_tokens,
+        events_anonymised: erased.events_anonymised,
+    }))
+}
+
+/// What resetting second factors removed.
+#[derive(Serialize, ToSchema)]
+pub(super) struct FactorsReset {
+    /// An authenticator (TOTP) was removed.
+    totp: bool,
+    recovery_codes: u64,
+}
+
+/// Reset a user's second factors
+///
+/// Removes the authenticator and recovery codes (passkeys stay) and mails the user.
+#[utoipa::path(post, path = "/admin/users/{id}/reset-mfa", operation_id = "admin_reset_mfa", tag = "admin", security(("admin_key" = [])),
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    responses(
+        (status = 200, body = Envelope<FactorsReset>),
+        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
+        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn reset_mfa(
+    state: web::Data<AppState>,
+    Admin(operator): Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let reset = state.accounts.reset_user_factors(&operator, user_id(&path)?).await?;
+    Ok(envelope::ok(FactorsReset {
+        totp: reset.totp,
+        recovery_codes: reset.recovery_codes,
+    }))
+}
+
+/// Send a verification link
+#[utoipa::path(post, path = "/admin/users/{id}/send-verification", operation_id = "admin_send_verification", tag = "admin", security(("admin_key" = [])),
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    responses(
+        (status = 202, description = "Queued", body = Envelope<String>),
+        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
+        (status = 404, description = "`NO_SUCH_USER`, or `MAIL_DISABLED`", body = ErrorEnvelope),
+        (status = 409, description = "`EMAIL_ALREADY_VERIFIED`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn send_verification(
+    state: web::Data<AppState>,
+    Admin(operator): Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    state.accounts.send_verification(&operator, user_id(&path)?).await?;
+    Ok(accepted("a verification link is on its way"))
+}
+
+/// Mark the email verified
+///
+/// On the operator's word: the user's unused verification links end.
+#[utoipa::path(post, path = "/admin/users/{id}/verify-email", operation_id = "admin_verify_email", tag = "admin", security(("admin_key" = [])),
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    responses(
+        (status = 200, body = Envelope<AdminUser>),
+        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
+        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
+        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        (status = 409, description = "`EMAIL_ALREADY_VERIFIED`", body = ErrorEnvelope),
+        Common))]
+pub(super) async fn verify_email(
+    state: web::Data<AppState>,
+    Admin(operator): Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = user_id(&path)?;
+    state.accounts.mark_verified(&operator, id).await?;
+    let account = state.accounts.user_account(id).await?;
+    Ok(envelope::ok(AdminUser::of(
+        &account.user,
+        state.accounts.clock.now_ms(),
+    )))
 }
 
 /// The admin listener's OpenAPI document.
@@ -160,7 +467,7 @@ pub(super) async fn openapi() -> HttpResponse {
         description = "The operator's API, on its own listener (ADMIN_ADDR), with an admin key from `auth-api admin-keys create` as `Authorization: Bearer`. Bodies are the envelope `{success, status, content}`.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    paths(list_users, show_user),
+    paths(list_users, show_user, disable_user, enable_user, sign_out_user, sign_out_session, erase_user, reset_mfa, send_verification, verify_email),
     modifiers(&AdminKey),
     tags((name = "admin", description = "Users, as support and security teams see them")),
 )]

@@ -157,8 +157,8 @@ impl ListedSession {
 pub(super) struct Event {
     id: Uuid,
     /// `user.registered`, `login.succeeded`, `login.failed`, `login.locked`, `session.revoked`,
-    /// `refresh.reuse_detected`, `password.changed`, `password.reset_requested`,
-    /// `password.reset`, `email.verification_sent` or `email.verified`.
+    /// `password.changed`, `email.verified`, `mfa.enabled`, `passkey.added`, `user.disabled` …
+    /// (the README's "Security events" lists them all).
     #[schema(example = "login.succeeded")]
     name: &'static str,
     #[serde(with = "time::serde::rfc3339")]
@@ -171,6 +171,8 @@ pub(super) struct Event {
     ip: Option<String>,
     /// The client's browser and OS family, e.g. "Firefox on Linux".
     browser: Option<String>,
+    /// Set when an operator did it: the admin key's name, or `cli:<login>`.
+    actor: Option<String>,
 }
 
 impl From<SecurityEvent> for Event {
@@ -183,6 +185,7 @@ impl From<SecurityEvent> for Event {
             session_id: event.session_id,
             ip: event.ip,
             browser: event.browser,
+            actor: event.actor,
         }
     }
 }

@@ -57,82 +57,15 @@ impl Application {
 
     /// [`Self::build`], with every timeline the service keeps itself read from `clock`.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        let metrics = Arc::new(Metrics::new());
-        let users = connect_users(&settings, metrics.clone(), &clock).await?;
-        if settings.run_migrations {
-            migrate(&users).await?;
-        }
-        let sessions = connect_sessions(&settings, metrics.clone(), &clock)?;
-        let (throttle, challenges) = match (&settings.sessions, sessions.redis_client()) {
-            (SessionSettings::Redis { key_prefix, .. }, Some(client)) => (
-                LoginThrottle::redis(client.clone(), key_prefix.clone(), settings.lockout.clone()),
-                ChallengeStore::redis(client.clone(), key_prefix.clone(), clock.clone()),
-            ),
-            _ => (
-                LoginThrottle::memory(settings.lockout.clone(), clock.clone()),
-                ChallengeStore::memory(clock.clone()),
-            ),
-        };
-        let limiters = Limiters::new(&settings.rate_limits, metrics.clone());
-        let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
-        let audit = Audit::new(users.clone(), metrics.clone(), clock.clone());
-        audit.spawn_cleanup(settings.security_events_retention);
-        let key_manager = keys::KeyManager::start(&settings, &users, metrics.clone(), audit.clone()).await?;
-        let factors = SecondFactors {
-            // The signing keys' sealing key when there are signing keys; HS256 reads its own.
-            sealing: match &key_manager {
-                Some(manager) => Some(manager.sealing()),
-                None => keys::sealing_key(&settings)?.map(Arc::new),
-            },
-            issuer: settings.mfa_issuer.clone(),
-            challenges,
-        };
-        let tokens = match &key_manager {
-            Some(manager) => {
-                manager.spawn_reloads();
-                AccessTokens::with_ring(&settings.tokens, manager.ring.clone())
-            }
-            None => AccessTokens::shared(&settings.tokens),
-        }
-        .with_clock(clock.clone());
-        let (mailer, sender) = crate::mail::Sender::new(&settings.mail, users.clone(), metrics.clone(), audit.clone())?;
-        if sender.is_none() {
-            tracing::warn!(
-                "SMTP_URL is unset: password reset and email verification are off (their routes answer 404 MAIL_DISABLED)"
-            );
-        }
-        log_backends(&settings);
-        let passkeys = match &settings.passkeys {
-            Some(rp) => Some(Arc::new(crate::auth::passkey::RelyingParty::new(
-                rp,
-                &settings.telemetry.service_name,
-                crate::accounts::PASSKEY_CEREMONY_TTL,
-            )?)),
-            None => {
-                tracing::warn!(
-                    "PUBLIC_APP_URL names an address, not a domain: passkeys are off (set WEBAUTHN_RP_ID and WEBAUTHN_RP_ORIGINS)"
-                );
-                None
-            }
-        };
-
+        let Assembled {
+            accounts,
+            limiters,
+            ring,
+            sender,
+        } = assemble(&settings, clock).await?;
+        let metrics = accounts.metrics.clone();
         let http_metrics = metrics.http_middleware();
         let metrics_on = settings.metrics_addr.is_some();
-        let ring = key_manager.as_ref().map(|manager| manager.ring.clone());
-        let accounts = Accounts {
-            users,
-            sessions,
-            hasher,
-            tokens,
-            throttle,
-            mail: mailer,
-            metrics,
-            audit,
-            clock,
-            factors,
-            passkeys,
-            admin: crate::accounts::AdminKeys::new(settings.session_cache),
-        };
         let state = web::Data::new(AppState::new(&settings, accounts, ring));
         let body_limit = settings.body_limit;
         let listener =
@@ -304,6 +237,98 @@ impl Application {
         }
         result
     }
+}
+
+/// What the API and the `users` command act through, with what only the listeners use.
+pub struct Assembled {
+    pub accounts: Accounts,
+    limiters: Limiters,
+    ring: Option<Arc<crate::auth::keys::KeyRing>>,
+    sender: Option<crate::mail::Sender>,
+}
+
+/// Connects the stores (migrating when configured) and builds the flows over them.
+pub async fn assemble(settings: &Settings, clock: Clock) -> anyhow::Result<Assembled> {
+    let metrics = Arc::new(Metrics::new());
+    let users = connect_users(settings, metrics.clone(), &clock).await?;
+    if settings.run_migrations {
+        migrate(&users).await?;
+    }
+    let sessions = connect_sessions(settings, metrics.clone(), &clock)?;
+    let (throttle, challenges) = match (&settings.sessions, sessions.redis_client()) {
+        (SessionSettings::Redis { key_prefix, .. }, Some(client)) => (
+            LoginThrottle::redis(client.clone(), key_prefix.clone(), settings.lockout.clone()),
+            ChallengeStore::redis(client.clone(), key_prefix.clone(), clock.clone()),
+        ),
+        _ => (
+            LoginThrottle::memory(settings.lockout.clone(), clock.clone()),
+            ChallengeStore::memory(clock.clone()),
+        ),
+    };
+    let limiters = Limiters::new(&settings.rate_limits, metrics.clone());
+    let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
+    let audit = Audit::new(users.clone(), metrics.clone(), clock.clone());
+    audit.spawn_cleanup(settings.security_events_retention);
+    let key_manager = keys::KeyManager::start(settings, &users, metrics.clone(), audit.clone()).await?;
+    let factors = SecondFactors {
+        // The signing keys' sealing key when there are signing keys; HS256 reads its own.
+        sealing: match &key_manager {
+            Some(manager) => Some(manager.sealing()),
+            None => keys::sealing_key(settings)?.map(Arc::new),
+        },
+        issuer: settings.mfa_issuer.clone(),
+        challenges,
+    };
+    let tokens = match &key_manager {
+        Some(manager) => {
+            manager.spawn_reloads();
+            AccessTokens::with_ring(&settings.tokens, manager.ring.clone())
+        }
+        None => AccessTokens::shared(&settings.tokens),
+    }
+    .with_clock(clock.clone());
+    let (mailer, sender) = crate::mail::Sender::new(&settings.mail, users.clone(), metrics.clone(), audit.clone())?;
+    if sender.is_none() {
+        tracing::warn!(
+            "SMTP_URL is unset: password reset and email verification are off (their routes answer 404 MAIL_DISABLED)"
+        );
+    }
+    log_backends(settings);
+    let passkeys = match &settings.passkeys {
+        Some(rp) => Some(Arc::new(crate::auth::passkey::RelyingParty::new(
+            rp,
+            &settings.telemetry.service_name,
+            crate::accounts::PASSKEY_CEREMONY_TTL,
+        )?)),
+        None => {
+            tracing::warn!(
+                "PUBLIC_APP_URL names an address, not a domain: passkeys are off (set WEBAUTHN_RP_ID and WEBAUTHN_RP_ORIGINS)"
+            );
+            None
+        }
+    };
+
+    let ring = key_manager.as_ref().map(|manager| manager.ring.clone());
+    let accounts = Accounts {
+        users,
+        sessions,
+        hasher,
+        tokens,
+        throttle,
+        mail: mailer,
+        metrics,
+        audit,
+        clock,
+        factors,
+        passkeys,
+        admin: crate::accounts::AdminKeys::new(settings.session_cache),
+    };
+    Ok(Assembled {
+        accounts,
+        limiters,
+        ring,
+        sender,
+    })
 }
 
 /// Resolves on the first SIGTERM or SIGINT; the handlers are registered when this returns.

@@ -72,6 +72,18 @@ const EXPORT_LEVEL: Level = Level::INFO;
 
 /// Installs the global subscriber. Must run inside a tokio runtime context
 /// (`Runtime::enter`): the gRPC exporter binds its channel to that runtime.
+/// For a command that prints a table (`keys`, `admin-keys`, `users`): warnings and errors as
+/// plain lines on stderr, so that stdout holds the table alone; nothing is exported.
+pub fn init_for_command() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_max_level(Level::WARN)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
 pub fn init(all: &Settings) -> anyhow::Result<Telemetry> {
     let (format, settings) = (all.log_format, &all.telemetry);
     // Spans are only built when something receives them; without an exporter a request still

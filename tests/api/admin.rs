@@ -1,13 +1,79 @@
 //! The admin listener: off unless `ADMIN_ADDR` is set, never on the API port, answering only
 //! with a live admin key; user search with stable keyset pages, and one user's account.
 
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, assert_error, content, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, assert_error, content, expect_tokens, spawn_app_at_manual_clock, spawn_app_with, spawn_sibling,
+};
+
+/// Every admin route, with an id of no user.
+const ROUTES: [(&str, &str); 10] = [
+    ("GET", "/admin/users"),
+    ("GET", "/admin/users/{id}"),
+    ("DELETE", "/admin/users/{id}"),
+    ("POST", "/admin/users/{id}/disable"),
+    ("POST", "/admin/users/{id}/enable"),
+    ("DELETE", "/admin/users/{id}/sessions"),
+    ("DELETE", "/admin/users/{id}/sessions/{id}"),
+    ("POST", "/admin/users/{id}/reset-mfa"),
+    ("POST", "/admin/users/{id}/send-verification"),
+    ("POST", "/admin/users/{id}/verify-email"),
+];
+
+const PASSWORD: &str = "correct horse battery";
+/// Mail goes nowhere (a closed port): mails stay queued, as a slow SMTP server leaves them.
+const NO_SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:9");
+
+/// `method path` on the admin listener with `key`, and a JSON `body` when given.
+async fn admin(app: &TestApp, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> reqwest::Response {
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = app
+        .client
+        .request(method, format!("{}{path}", app.admin_address.as_ref().unwrap()));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+/// A live key named `name` on `app`'s stores.
+async fn key_for(app: &TestApp, name: &str) -> String {
+    auth_api::accounts::create_admin_key(&users_store(app).await, name)
+        .await
+        .unwrap()
+}
+
+/// The id of the user with `email`, through the admin search.
+async fn id_of(app: &TestApp, key: &str, email: &str) -> String {
+    let page = content(admin_get(app, &format!("/admin/users?email_prefix={email}"), Some(key)).await).await;
+    page["users"][0]["id"].as_str().unwrap().to_string()
+}
 
 async fn spawn_admin_app(backend: Backend) -> TestApp {
-    spawn_app_with(backend, &[("ADMIN_ADDR", "127.0.0.1:0"), ("SESSION_CACHE_MS", "0")]).await
+    spawn_app_with(
+        backend,
+        &[("ADMIN_ADDR", "127.0.0.1:0"), ("SESSION_CACHE_MS", "0"), SESSIONS],
+    )
+    .await
+}
+
+/// Several sessions per user, as a user with a laptop and a phone has.
+const SESSIONS: (&str, &str) = ("MAX_SESSIONS_PER_USER", "5");
+
+/// `id` as a literal of the app's database (SQLite keeps UUIDs as 16 bytes).
+fn uuid_literal(app: &TestApp, id: &str) -> String {
+    match app.database_url {
+        Some(_) => format!("'{id}'"),
+        None => format!("X'{}'", id.replace('-', "")),
+    }
 }
 
 async fn users_store(app: &TestApp) -> auth_api::store::UserStore {
@@ -31,11 +97,17 @@ backend_tests! {
         let users = users_store(&app).await;
         let key = auth_api::accounts::create_admin_key(&users, "support").await.unwrap();
         let tokens = app.signed_up("ada@example.com").await;
-        for path in ["/admin/users", "/admin/users/00000000-0000-0000-0000-000000000000"] {
-            assert_error(admin_get(&app, path, None).await, 401, "PROTECTED_ROUTE").await;
-            assert_error(admin_get(&app, path, Some("aak_wrong")).await, 401, "INVALID_ADMIN_KEY").await;
+        let nobody = uuid::Uuid::now_v7().to_string();
+        for (method, path) in ROUTES {
+            let path = &path.replace("{id}", &nobody);
+            assert_error(admin(&app, method, path, None, None).await, 401, "PROTECTED_ROUTE").await;
+            assert_error(admin(&app, method, path, Some("aak_wrong"), None).await, 401, "INVALID_ADMIN_KEY").await;
             // A user's access token is no admin key.
-            assert_error(admin_get(&app, path, Some(&tokens.access)).await, 401, "INVALID_ADMIN_KEY").await;
+            assert_error(admin(&app, method, path, Some(&tokens.access), None).await, 401, "INVALID_ADMIN_KEY").await;
+            // With the key, an unknown user is 404 (the list is every user: 200).
+            let answer = admin(&app, method, path, Some(&key), None).await;
+            let expected = if path == "/admin/users" { 200 } else { 404 };
+            assert_eq!(answer.status(), expected, "{method} {path}");
         }
         let basic = app
             .client
@@ -50,12 +122,175 @@ backend_tests! {
         let doc = content_raw(admin_get(&app, "/openapi.json", None).await).await;
         assert!(doc["paths"]["/admin/users"].is_object(), "{doc}");
         assert!(doc["components"]["securitySchemes"]["admin_key"].is_object());
-        // Revoked: refused at once here (SESSION_CACHE_MS=0).
+        // Revoked: refused at once here (SESSION_CACHE_MS=0), on every route.
         assert!(users.revoke_admin_key("support").await.unwrap());
-        assert_error(admin_get(&app, "/admin/users", Some(&key)).await, 401, "INVALID_ADMIN_KEY").await;
+        for (method, path) in ROUTES {
+            let path = &path.replace("{id}", &nobody);
+            assert_error(admin(&app, method, path, Some(&key), None).await, 401, "INVALID_ADMIN_KEY").await;
+        }
         // Nothing of the admin API on the API's port.
-        assert_error(app.client.get(app.url("/admin/users")).bearer_auth(&key).send().await.unwrap(), 404, "NOT_FOUND").await;
+        let live = key_for(&app, "support-2").await;
+        for (method, path) in ROUTES {
+            let path = &path.replace("{id}", &nobody);
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let answer = app.client.request(method, app.url(path)).bearer_auth(&live).send().await.unwrap();
+            assert_error(answer, 404, "NOT_FOUND").await;
+        }
     }
+
+    async fn disabling_ends_every_session_and_refuses_every_way_in_until_enabled(backend: Backend) {
+        let app = spawn_admin_app(backend).await;
+        let key = key_for(&app, "security-oncall").await;
+        let first = app.signed_up("mallory@example.com").await;
+        let second = expect_tokens(app.login("mallory@example.com", PASSWORD).await).await;
+        app.signed_up("bystander@example.com").await;
+        let id = id_of(&app, &key, "mallory").await;
+
+        let body = json!({"reason": "spam from this account", "until": "2999-01-01T00:00:00Z"});
+        let done = content(admin(&app, "POST", &format!("/admin/users/{id}/disable"), Some(&key), Some(body)).await).await;
+        assert_eq!(done["revoked"], json!(2), "{done}");
+        assert_eq!(done["user"]["disabled"]["reason"], json!("spam from this account"));
+        assert_eq!(done["user"]["disabled"]["until"], json!("2999-01-01T00:00:00Z"));
+        for tokens in [&first, &second] {
+            assert_error(app.me(&tokens.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+            assert_eq!(app.refresh(&tokens.refresh).await.status(), 401);
+        }
+        // The right password learns it is disabled; a wrong one learns nothing.
+        assert_error(app.login("mallory@example.com", PASSWORD).await, 403, "ACCOUNT_DISABLED").await;
+        assert_error(app.login("mallory@example.com", "not the password").await, 401, "USER_NOT_FOUND").await;
+        let create_or_login = app.post_json("/auth", &json!({"email": "mallory@example.com", "password": PASSWORD})).await;
+        assert_error(create_or_login, 403, "ACCOUNT_DISABLED").await;
+        // Found by the filter, and said so; the user's trail names the operator.
+        let page = content(admin_get(&app, "/admin/users?disabled=true", Some(&key)).await).await;
+        let emails: Vec<&str> = page["users"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+        assert_eq!(emails, ["mallory@example.com"]);
+        let account = content(admin_get(&app, &format!("/admin/users/{id}"), Some(&key)).await).await;
+        assert_eq!(account["sessions"], json!([]));
+        let disabled = account["events"].as_array().unwrap().iter().find(|e| e["name"] == "user.disabled").unwrap().clone();
+        assert_eq!(disabled["actor"], json!("security-oncall"));
+        assert_eq!(disabled["ip"], Value::Null, "the operator's address is not in the user's trail");
+        let ended = account["events"].as_array().unwrap().iter().find(|e| e["name"] == "session.revoked").unwrap().clone();
+        assert_eq!((ended["reason"].clone(), ended["actor"].clone()), (json!("disabled"), json!("security-oncall")));
+        // Bad values are refused, and nothing changes.
+        for bad in [json!({"until": "2001-01-01T00:00:00Z"}), json!({"reason": "x".repeat(201)}), json!({"until": "soon"}), json!({"other": 1})] {
+            let answer = admin(&app, "POST", &format!("/admin/users/{id}/disable"), Some(&key), Some(bad)).await;
+            assert_error(answer, 400, "VALIDATION_ERROR").await;
+        }
+
+        let enabled = content(admin(&app, "POST", &format!("/admin/users/{id}/enable"), Some(&key), None).await).await;
+        assert_eq!(enabled["disabled"], Value::Null);
+        let back = expect_tokens(app.login("mallory@example.com", PASSWORD).await).await;
+        assert_eq!(app.me(&back.access).await.status(), 200);
+        let page = content(admin_get(&app, "/admin/users?disabled=false", Some(&key)).await).await;
+        assert_eq!(page["users"].as_array().unwrap().len(), 2);
+    }
+
+    async fn an_operator_signs_a_user_out_everywhere_or_of_one_session(backend: Backend) {
+        let app = spawn_admin_app(backend).await;
+        let key = key_for(&app, "support").await;
+        let laptop = app.signed_up("ada@example.com").await;
+        let phone = expect_tokens(app.login("ada@example.com", PASSWORD).await).await;
+        let tablet = expect_tokens(app.login("ada@example.com", PASSWORD).await).await;
+        let id = id_of(&app, &key, "ada").await;
+        let account = content(admin_get(&app, &format!("/admin/users/{id}"), Some(&key)).await).await;
+        let sessions = account["sessions"].as_array().unwrap().clone();
+        assert_eq!(sessions.len(), 3);
+        // The stolen laptop's session: the oldest.
+        let stolen = sessions[0]["id"].as_str().unwrap();
+        let one = admin(&app, "DELETE", &format!("/admin/users/{id}/sessions/{stolen}"), Some(&key), None).await;
+        assert_eq!(content(one).await["revoked"], json!(1));
+        assert_eq!(app.refresh(&laptop.refresh).await.status(), 401);
+        assert_eq!(app.me(&phone.access).await.status(), 200, "the others live on");
+        let again = admin(&app, "DELETE", &format!("/admin/users/{id}/sessions/{stolen}"), Some(&key), None).await;
+        assert_error(again, 404, "SESSION_NOT_FOUND").await;
+        let all = admin(&app, "DELETE", &format!("/admin/users/{id}/sessions"), Some(&key), None).await;
+        assert_eq!(content(all).await["revoked"], json!(2));
+        for tokens in [&phone, &tablet] {
+            assert_error(app.me(&tokens.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+        }
+        // Signed out is not disabled.
+        expect_tokens(app.login("ada@example.com", PASSWORD).await).await;
+    }
+
+    async fn erasure_leaves_no_trace_of_the_address_and_keeps_the_event_ids(backend: Backend) {
+        let app = spawn_app_with(backend, &[("ADMIN_ADDR", "127.0.0.1:0"), ("SESSION_CACHE_MS", "0"), SESSIONS, NO_SMTP]).await;
+        let key = key_for(&app, "dpo").await;
+        let email = "erase.me@example.com";
+        let tokens = app.signed_up(email).await;
+        let browser = app
+            .client
+            .post(app.url("/auth/login"))
+            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        expect_tokens(browser).await;
+        assert_eq!(app.login(email, "a wrong guess").await.status(), 401);
+        assert_eq!(app.post_json("/auth/password/forgot", &json!({"email": email})).await.status(), 202);
+        app.signed_up("stays@example.com").await;
+        let id = id_of(&app, &key, "erase.me").await;
+        let before = content(admin_get(&app, &format!("/admin/users/{id}"), Some(&key)).await).await;
+        let event_ids: Vec<Value> = before["events"].as_array().unwrap().iter().map(|e| e["id"].clone()).collect();
+        assert!(event_ids.len() >= 4, "{before}");
+        assert!(columns_holding(&app, email).await.len() >= 2, "the address is in users and the outbox before");
+
+        let erased = content(admin(&app, "DELETE", &format!("/admin/users/{id}"), Some(&key), None).await).await;
+        assert_eq!(erased["users"], json!(1));
+        assert_eq!(erased["sessions"], json!(2));
+        assert!(erased["mails"].as_u64().unwrap() >= 2, "verification and reset mails: {erased}");
+        assert_eq!(erased["events_anonymised"].as_u64().unwrap() as usize, event_ids.len(), "{erased}");
+        assert_eq!(columns_holding(&app, email).await, Vec::<String>::new(), "no text column holds the address");
+        // The events stay, under their ids, without address or browser.
+        let kept = count(&app, &format!(
+                "select id from security_events where user_id = {} and ip is null and browser is null",
+                uuid_literal(&app, &id)
+            ))
+            .await;
+        assert_eq!(kept, event_ids.len() + 1, "the events and user.erased");
+        assert_eq!(app.refresh(&tokens.refresh).await.status(), 401);
+        assert_error(app.login(email, PASSWORD).await, 401, "USER_NOT_FOUND").await;
+        assert_error(admin_get(&app, &format!("/admin/users/{id}"), Some(&key)).await, 404, "NO_SUCH_USER").await;
+        assert_error(admin(&app, "DELETE", &format!("/admin/users/{id}"), Some(&key), None).await, 404, "NO_SUCH_USER").await;
+        // The address may register again: a new account.
+        app.signed_up(email).await;
+    }
+
+    async fn an_operator_resets_second_factors_and_confirms_an_address(backend: Backend) {
+        let vars = [("ADMIN_ADDR", "127.0.0.1:0"), ("SESSION_CACHE_MS", "0"), NO_SMTP];
+        let app = crate::mfa::spawn_mfa_app(backend, &vars).await;
+        let key = key_for(&app, "support").await;
+        let tokens = app.signed_up("lost.phone@example.com").await;
+        crate::mfa::enable(&app, &tokens).await;
+        assert_error(app.login("lost.phone@example.com", PASSWORD).await, 401, "MFA_REQUIRED").await;
+        let id = id_of(&app, &key, "lost.phone").await;
+        let reset = content(admin(&app, "POST", &format!("/admin/users/{id}/reset-mfa"), Some(&key), None).await).await;
+        assert_eq!(reset, json!({"totp": true, "recovery_codes": 10}));
+        expect_tokens(app.login("lost.phone@example.com", PASSWORD).await).await;
+        let notices = count(&app, &format!("select id from mail_outbox where kind = 'mfa_disabled' and user_id = {}", uuid_literal(&app, &id))).await;
+        assert_eq!(notices, 1, "the owner is told");
+        let again = content(admin(&app, "POST", &format!("/admin/users/{id}/reset-mfa"), Some(&key), None).await).await;
+        assert_eq!(again, json!({"totp": false, "recovery_codes": 0}));
+
+        let sent = admin(&app, "POST", &format!("/admin/users/{id}/send-verification"), Some(&key), None).await;
+        assert_eq!(sent.status(), 202);
+        let verified = content(admin(&app, "POST", &format!("/admin/users/{id}/verify-email"), Some(&key), None).await).await;
+        assert_eq!(verified["email_verified"], json!(true));
+        let twice = admin(&app, "POST", &format!("/admin/users/{id}/verify-email"), Some(&key), None).await;
+        assert_error(twice, 409, "EMAIL_ALREADY_VERIFIED").await;
+        let needless = admin(&app, "POST", &format!("/admin/users/{id}/send-verification"), Some(&key), None).await;
+        assert_error(needless, 409, "EMAIL_ALREADY_VERIFIED").await;
+        let account = content(admin_get(&app, &format!("/admin/users/{id}"), Some(&key)).await).await;
+        let names: Vec<(&str, &str)> = account["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["actor"] == json!("support"))
+            .map(|e| (e["name"].as_str().unwrap(), e["reason"].as_str().unwrap_or("")))
+            .collect();
+        assert_eq!(names, [("email.verified", "admin"), ("mfa.disabled", "mfa_reset")]);
+    }
+
 
     async fn users_are_found_and_paged_in_a_stable_order(backend: Backend) {
         let app = spawn_admin_app(backend).await;
@@ -106,6 +341,181 @@ backend_tests! {
         assert_error(unknown, 404, "NO_SUCH_USER").await;
         assert_error(admin_get(&app, "/admin/users/nope", Some(&key)).await, 400, "VALIDATION_ERROR").await;
     }
+}
+
+/// How many rows `select` returns on the app's database.
+async fn count(app: &TestApp, select: &str) -> usize {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(format!("select count(*) from ({select}) as counted"));
+    let (n,): (i64,) = match &app.database_url {
+        Some(url) => {
+            let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query_as(sql).fetch_one(&mut db).await.unwrap()
+        }
+        None => {
+            let path = app.sqlite_path().unwrap();
+            let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query_as(sql).fetch_one(&mut db).await.unwrap()
+        }
+    };
+    n as usize
+}
+
+/// `table.column` of every text column of the app's database that holds `needle`.
+async fn columns_holding(app: &TestApp, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(url) = &app.database_url {
+        use sqlx::{Connection, Row};
+        let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+        let columns = sqlx::query(
+            "select table_name::text, column_name::text from information_schema.columns \
+             where table_schema = 'public' and data_type in ('text', 'character varying')",
+        )
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+        for column in columns {
+            let (table, name): (String, String) = (column.get(0), column.get(1));
+            let sql = format!("select count(*) from \"{table}\" where position(lower($1) in lower(\"{name}\")) > 0");
+            let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(needle)
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+            if count > 0 {
+                found.push(format!("{table}.{name}"));
+            }
+        }
+        return found;
+    }
+    use sqlx::{Connection, Row};
+    let path = app.sqlite_path().unwrap();
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let tables: Vec<String> = sqlx::query("select name from sqlite_master where type = 'table'")
+        .fetch_all(&mut db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for table in tables {
+        let columns = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select name, type from pragma_table_info('{table}')"
+        )))
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+        for column in columns {
+            let (name, kind): (String, String) = (column.get(0), column.get(1));
+            if !kind.eq_ignore_ascii_case("text") {
+                continue;
+            }
+            let sql = format!("select count(*) from \"{table}\" where instr(lower(\"{name}\"), lower($1)) > 0");
+            let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(needle)
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+            if count > 0 {
+                found.push(format!("{table}.{name}"));
+            }
+        }
+    }
+    found
+}
+
+crate::case!(disabling_on_one_instance_holds_on_all_three_within_the_cache_window needs External);
+/// Three instances on one PostgreSQL + Redis: a disable on A ends the sessions B and C remember
+/// within `SESSION_CACHE_MS`, and refuses logins and refreshes on them at once.
+async fn disabling_on_one_instance_holds_on_all_three_within_the_cache_window() {
+    let vars = [("ADMIN_ADDR", "127.0.0.1:0"), ("SESSION_CACHE_MS", "1000"), SESSIONS];
+    let a = spawn_app_with(Backend::External, &vars).await;
+    let b = spawn_sibling(&a, &vars).await;
+    let c = spawn_sibling(&a, &vars).await;
+    let key = key_for(&a, "security-oncall").await;
+    let on_b = b.signed_up("taken.over@example.com").await;
+    let on_c = expect_tokens(c.login("taken.over@example.com", PASSWORD).await).await;
+    for (app, tokens) in [(&b, &on_b), (&c, &on_c)] {
+        assert_eq!(
+            app.me(&tokens.access).await.status(),
+            200,
+            "each instance remembers its session"
+        );
+    }
+    let id = id_of(&a, &key, "taken.over").await;
+    let disabled_at = Instant::now();
+    let done = content(admin(&a, "POST", &format!("/admin/users/{id}/disable"), Some(&key), None).await).await;
+    assert_eq!(done["revoked"], json!(2));
+    // At once: refreshes and logins, on every instance.
+    assert_eq!(b.refresh(&on_b.refresh).await.status(), 401);
+    assert_eq!(c.refresh(&on_c.refresh).await.status(), 401);
+    for app in [&a, &b, &c] {
+        assert_error(
+            app.login("taken.over@example.com", PASSWORD).await,
+            403,
+            "ACCOUNT_DISABLED",
+        )
+        .await;
+    }
+    // Within the cache window: the access tokens the others remember.
+    let window = Duration::from_millis(1000) + Duration::from_millis(30);
+    tokio::time::sleep(window.saturating_sub(disabled_at.elapsed())).await;
+    for (app, tokens) in [(&b, &on_b), (&c, &on_c), (&b, &on_c), (&c, &on_b)] {
+        assert_error(app.me(&tokens.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+    }
+    content(admin(&a, "POST", &format!("/admin/users/{id}/enable"), Some(&key), None).await).await;
+    for app in [&b, &c] {
+        let back = expect_tokens(app.login("taken.over@example.com", PASSWORD).await).await;
+        assert_eq!(app.me(&back.access).await.status(), 200);
+    }
+}
+
+crate::case!(a_disabling_with_an_end_ends_by_itself);
+/// `until` needs no operator to come back: the account signs in again once it has passed.
+async fn a_disabling_with_an_end_ends_by_itself() {
+    let app = spawn_app_at_manual_clock(
+        Backend::Embedded,
+        &[("ADMIN_ADDR", "127.0.0.1:0"), ("SESSION_CACHE_MS", "0")],
+    )
+    .await;
+    let key = key_for(&app, "support").await;
+    app.signed_up("cooling.off@example.com").await;
+    let id = id_of(&app, &key, "cooling.off").await;
+    let until = app.clock.now() + time::Duration::hours(24);
+    let until = until.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let body = json!({"until": until, "reason": "cooling off"});
+    content(
+        admin(
+            &app,
+            "POST",
+            &format!("/admin/users/{id}/disable"),
+            Some(&key),
+            Some(body),
+        )
+        .await,
+    )
+    .await;
+    assert_error(
+        app.login("cooling.off@example.com", PASSWORD).await,
+        403,
+        "ACCOUNT_DISABLED",
+    )
+    .await;
+    app.clock.advance(Duration::from_secs(23 * 3600));
+    assert_error(
+        app.login("cooling.off@example.com", PASSWORD).await,
+        403,
+        "ACCOUNT_DISABLED",
+    )
+    .await;
+    app.clock.advance(Duration::from_secs(3600));
+    expect_tokens(app.login("cooling.off@example.com", PASSWORD).await).await;
+    let page = content(admin_get(&app, "/admin/users?disabled=true", Some(&key)).await).await;
+    assert_eq!(page["users"], json!([]));
 }
 
 crate::case!(the_admin_listener_is_under_the_per_ip_limit);

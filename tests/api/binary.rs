@@ -475,8 +475,8 @@ fn admin_keys_commands_create_list_and_revoke() {
         list.lines().nth(1).is_some_and(|l| l.split_whitespace().count() == 3),
         "revoked has a time: {list}"
     );
-    let (code, out, _) = run(&["revoke", "support"]);
-    assert!(code == Some(1) && out.contains("no live admin key is named"), "{out}");
+    let (code, _, err) = run(&["revoke", "support"]);
+    assert!(code == Some(1) && err.contains("no live admin key is named"), "{err}");
     // Bad settings are status 2, as for every command.
     let output = binary()
         .env("ADMIN_ADDR", "nonsense")

@@ -23,6 +23,7 @@ struct EventRow {
     browser: Option<String>,
     reason: Option<String>,
     trace_id: Option<String>,
+    actor: Option<String>,
 }
 
 impl EventRow {
@@ -37,6 +38,7 @@ impl EventRow {
             browser: self.browser,
             reason: self.reason.as_deref().and_then(reason_of),
             trace_id: self.trace_id,
+            actor: self.actor,
         })
     }
 }
@@ -83,7 +85,7 @@ impl UserStore {
             .call("security_events.select", async {
                 on_pool!(&self.backend, |pool| {
                     sqlx::query_as(
-                        "select id, at, name, user_id, session_id, ip, browser, reason, trace_id \
+                        "select id, at, name, user_id, session_id, ip, browser, reason, trace_id, actor \
                          from security_events where user_id = $1 and (at < $2 or (at = $2 and id < $3)) \
                          order by at desc, id desc limit $4",
                     )

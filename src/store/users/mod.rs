@@ -14,7 +14,7 @@ mod mail;
 mod passkeys;
 mod statements;
 
-pub use admin::{AdminKey, UserFilter};
+pub use admin::{AdminKey, Erased, UserFilter};
 pub use events::EventCursor;
 pub use factors::{PendingTotp, TotpFactor};
 pub use mail::{ClaimedMail, TokenUse};
@@ -25,7 +25,7 @@ pub use statements::{MailRequest, Trail};
 use super::recent::Recent;
 use super::{Dependency, StoreError, bounded, sql_error};
 use crate::clock::Clock;
-use crate::domain::{Email, SecondFactor, User, UserId, Username};
+use crate::domain::{Disabled, Email, SecondFactor, User, UserId, Username};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -76,6 +76,7 @@ macro_rules! select_user {
     ($filter:literal) => {
         concat!(
             "select id, username, email, password_hash, email_verified_at, created_at, \
+             disabled_at, disabled_until, disabled_reason, \
              (select count(*) from mfa_totp t where t.user_id = users.id and t.confirmed_at is not null) as totp, \
              (select count(*) from mfa_recovery_codes r where r.user_id = users.id and r.used_at is null) as codes_left, \
              (select count(*) from passkeys p where p.user_id = users.id) as passkeys \
@@ -99,6 +100,9 @@ struct UserRow {
     totp: i64,
     codes_left: i64,
     passkeys: i64,
+    disabled_at: Option<i64>,
+    disabled_until: Option<i64>,
+    disabled_reason: Option<String>,
 }
 
 impl UserRow {
@@ -116,6 +120,11 @@ impl UserRow {
                     recovery_codes_left: self.codes_left.clamp(0, i64::from(u32::MAX)) as u32,
                     passkeys: self.passkeys.clamp(0, i64::from(u32::MAX)) as u32,
                 },
+                disabled: self.disabled_at.map(|since_ms| Disabled {
+                    since_ms,
+                    until_ms: self.disabled_until,
+                    reason: self.disabled_reason,
+                }),
             },
             password_hash: self.password_hash,
         }
@@ -164,6 +173,11 @@ impl UserStore {
             Backend::Sqlite(pool) => (pool.size(), pool.num_idle() as u32),
         };
         (idle, size.saturating_sub(idle))
+    }
+
+    /// The time this store writes with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn backend(&self) -> &Backend {
@@ -225,6 +239,7 @@ impl UserStore {
                     passkeys: u32::from(passkey.is_some()),
                     ..SecondFactor::default()
                 },
+                disabled: None,
             }),
             Err(StoreError::Failed(_, e)) if passkeys::is_taken_credential(&e) => Err(InsertError::PasskeyTaken),
             Err(StoreError::Failed(_, e)) if is_unique_violation(&e) => Err(InsertError::EmailTaken),

@@ -103,8 +103,8 @@ pub(super) const END_RESET_LINKS: [&str; 2] = [
 ];
 
 pub(super) const INSERT_EVENT: &str = "insert into security_events \
-     (id, at, name, user_id, session_id, ip, browser, reason, trace_id) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+     (id, at, name, user_id, session_id, ip, browser, reason, trace_id, actor) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// `$sql` (one of the mail inserts) with the request's values bound as `$1`..`$8`.
 macro_rules! mail_insert {
@@ -139,6 +139,7 @@ macro_rules! event_insert {
             .bind(event.browser.as_deref())
             .bind(event.reason)
             .bind(event.trace_id.as_deref())
+            .bind(event.actor.as_deref())
     }};
 }
 pub(super) use event_insert;
