@@ -256,6 +256,60 @@ backend_tests! {
         app.signed_up(email).await;
     }
 
+    async fn the_users_command_acts_on_the_same_accounts_as_the_admin_api(backend: Backend) {
+        let app = spawn_admin_app(backend).await;
+        let email = "cli.user@example.com";
+        let tokens = app.signed_up(email).await;
+        app.signed_up("other@example.com").await;
+        let (code, out, err) = users_command(&app, &["list", "--email-prefix", "cli"]).await;
+        assert_eq!(code, Some(0), "{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() == 2 && lines[0].starts_with("id ") && lines[1].contains(email), "a header and one user on stdout: {out}");
+        let id = lines[1].split_whitespace().next().unwrap().to_string();
+        let (code, out, _) = users_command(&app, &["show", email]).await;
+        assert_eq!(code, Some(0));
+        assert!(out.contains("sessions:") && out.contains("user.registered"), "{out}");
+
+        let (code, _, err) = users_command(&app, &["disable", email, "--reason", "stolen laptop"]).await;
+        assert_eq!(code, Some(0), "{err}");
+        assert_error(app.me(&tokens.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+        assert_eq!(app.refresh(&tokens.refresh).await.status(), 401);
+        assert_error(app.login(email, PASSWORD).await, 403, "ACCOUNT_DISABLED").await;
+        let (_, out, _) = users_command(&app, &["list", "--disabled", "true"]).await;
+        assert!(out.contains(email), "{out}");
+        let (code, _, err) = users_command(&app, &["enable", &id]).await;
+        assert_eq!(code, Some(0), "{err}");
+        let back = expect_tokens(app.login(email, PASSWORD).await).await;
+
+        let (code, _, err) = users_command(&app, &["sign-out", email]).await;
+        match backend {
+            // The sessions are in Redis: the command ends them.
+            Backend::External => {
+                assert_eq!(code, Some(0), "{err}");
+                assert_eq!(app.refresh(&back.refresh).await.status(), 401);
+            }
+            // In the server's process, out of the command's reach: it says so and fails.
+            Backend::Embedded => {
+                assert_eq!(code, Some(1));
+                assert!(err.contains("admin API"), "{err}");
+            }
+        }
+        let (code, _, err) = users_command(&app, &["reset-mfa", email]).await;
+        assert!(code == Some(0) && err.contains("authenticator none"), "{err}");
+        let (code, _, _) = users_command(&app, &["erase", email]).await;
+        assert_eq!(code, Some(2), "erasing needs --yes");
+        let (code, out, err) = users_command(&app, &["erase", email, "--yes"]).await;
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["user", "1"]), "{out}");
+        assert_error(app.login(email, PASSWORD).await, 401, "USER_NOT_FOUND").await;
+        let (code, _, err) = users_command(&app, &["show", &id]).await;
+        assert!(code == Some(1) && err.contains("no user has this id"), "{err}");
+        let (code, _, _) = users_command(&app, &["list", "--limit", "0"]).await;
+        assert_eq!(code, Some(2));
+        let actions = count(&app, "select id from security_events where actor = 'cli:ops-test'").await;
+        assert!(actions >= 3, "disabled, enabled, erased by cli:ops-test: {actions}");
+    }
+
     async fn an_operator_resets_second_factors_and_confirms_an_address(backend: Backend) {
         let vars = [("ADMIN_ADDR", "127.0.0.1:0"), ("SESSION_CACHE_MS", "0"), NO_SMTP];
         let app = crate::mfa::spawn_mfa_app(backend, &vars).await;
@@ -341,6 +395,24 @@ backend_tests! {
         assert_error(unknown, 404, "NO_SUCH_USER").await;
         assert_error(admin_get(&app, "/admin/users/nope", Some(&key)).await, 400, "VALIDATION_ERROR").await;
     }
+}
+
+/// `auth-api users ARGS` on `app`'s stores, as the login `ops-test`: (status, stdout, stderr).
+async fn users_command(app: &TestApp, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut command = crate::binary::binary();
+    command
+        .envs(app.command_env())
+        .env("USER", "ops-test")
+        .arg("users")
+        .args(args);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// How many rows `select` returns on the app's database.

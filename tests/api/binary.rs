@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use auth_api::config::VARIABLES;
 
-fn binary() -> Command {
+pub fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_auth-api"));
     // A clean environment: nothing from the developer's shell or .env leaks in.
     command

@@ -282,6 +282,11 @@ impl TestApp {
         sqlx::query(statement).execute(&mut db).await.unwrap().rows_affected()
     }
 
+    /// The variables of a command run on this app's stores (`auth-api users …`).
+    pub fn command_env(&self) -> Vec<(String, String)> {
+        test_env(&self.storage_env, &[]).into_iter().collect()
+    }
+
     /// The SQLite file of an embedded app.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         self.storage_env
