@@ -416,7 +416,7 @@ def check(prom: Prometheus, at: float, window: str) -> list:
                     print(f"ok  {dash['title']} / variable {var['name']}: {sorted(found)}")
                 values["$" + var["name"]] = var["allValue"]
         for panel in dash["panels"]:
-            for target in panel["targets"]:
+            for target in panel.get("targets", []):
                 expr = target["expr"]
                 for name, value in sorted(values.items(), key=lambda kv: -len(kv[0])):
                     expr = expr.replace(name, value)

@@ -172,6 +172,21 @@ def overview() -> list:
             "Registrations, sign-ins with a passkey alone and second steps: started, then success or why not; cloned is a counter that went back, a copied key in use (AuthApiPasskeyCloneDetected).",
             stack=True,
         ),
+        row("Operators"),
+        panel(
+            "Admin actions by action and outcome",
+            [(f"sum by (action, outcome) (increase(auth_admin_actions_total{{{SELECTOR}}}[{RATE}]))", "{{action}} {{outcome}}")],
+            "short",
+            "What operators did to accounts through the admin API or `auth-api users`: disable, enable, sign_out, erase, reset_mfa, send_verification, mark_verified. Who did it is the event's actor (AuthApiAdminActionsUnusual past 20 in 15 minutes).",
+            stack=True,
+        ),
+        panel(
+            "Accounts disabled, enabled and erased",
+            [(f'sum by (name) (increase(auth_security_events_total{{{SELECTOR}, name=~"user.disabled|user.enabled|user.erased"}}[{RATE}]))', "{{name}}")],
+            "short",
+            "The account changes operators made, from the security trail.",
+            stack=True,
+        ),
         panel(
             "Security events by name",
             [(f"sum by (name) (rate(auth_security_events_total{{{SELECTOR}}}[{RATE}]))", "{{name}}")],
@@ -267,10 +282,22 @@ def variables() -> list:
     ]
 
 
+def row(title: str) -> dict:
+    """A row heading: the panels after it start on a new line under it."""
+    return {"type": "row", "title": title, "collapsed": False, "panels": []}
+
+
 def dashboard(uid: str, title: str, panels: list) -> dict:
+    y, column = 0, 0
     for i, p in enumerate(panels):
         p["id"] = i + 1
-        p["gridPos"] = {"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i // 2) * 8}
+        if p["type"] == "row":
+            y += 8 if column else 0
+            p["gridPos"] = {"h": 1, "w": 24, "x": 0, "y": y}
+            y, column = y + 1, 0
+            continue
+        p["gridPos"] = {"h": 8, "w": 12, "x": column * 12, "y": y}
+        y, column = (y + 8, 0) if column else (y, 1)
     return {
         "uid": uid,
         "title": title,

@@ -223,7 +223,8 @@ pub(super) struct DisableBody {
     /// When it ends by itself (RFC 3339, in the future); left out: until enabled.
     #[serde(default, with = "time::serde::rfc3339::option")]
     until: Option<OffsetDateTime>,
-    /// For operators (at most 200 characters); never shown to the user.
+    /// For operators (at most 200 characters, no control characters); never shown to the user.
+    #[schema(max_length = 200)]
     reason: Option<String>,
 }
 

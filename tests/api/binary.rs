@@ -423,9 +423,10 @@ fn keys_commands_rotate_list_and_revoke() {
     let revoked = rows(&revoked);
     assert_eq!(revoked[0], (first[0].0.clone(), "revoked".to_string()));
 
-    // The error is logged (JSON on stdout, like every line of the service).
-    let (ok, out, _) = keys(&["revoke", "no-such-kid"]);
-    assert!(!ok && out.contains("no live key has kid no-such-kid"), "{out}");
+    // The error is on stderr: stdout holds tables only.
+    let (ok, out, err) = keys(&["revoke", "no-such-kid"]);
+    assert!(!ok && err.contains("no live key has kid no-such-kid"), "{err}");
+    assert_eq!(out, "", "no table after a failure");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
