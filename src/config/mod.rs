@@ -264,11 +264,21 @@ impl Settings {
         let redis_url = r.secret(&REDIS_URL);
         let embedded = redis_url.is_none() && matches!(database, DatabaseSettings::Sqlite { .. });
         let sessions = match redis_url {
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => SessionSettings::Redis {
-                url: store_url(&mut r, &REDIS_URL, url, &REDIS_PASSWORD),
-                key_prefix: r.parse(&REDIS_KEY_PREFIX),
-                pool_max: r.positive(&REDIS_POOL_MAX),
-            },
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                let key_prefix: String = r.parse(&REDIS_KEY_PREFIX);
+                // The service puts a hash tag of its own in each key; a brace in the prefix would
+                // become the tag and put every key of every user in one slot of a cluster.
+                if key_prefix.contains(['{', '}']) {
+                    r.errors.push(
+                        "REDIS_KEY_PREFIX: must not contain `{` or `}` (the service sets the keys' hash tags)".into(),
+                    );
+                }
+                SessionSettings::Redis {
+                    url: store_url(&mut r, &REDIS_URL, url, &REDIS_PASSWORD),
+                    key_prefix,
+                    pool_max: r.positive(&REDIS_POOL_MAX),
+                }
+            }
             Some(_) => {
                 r.errors.push("REDIS_URL: expected a redis:// or rediss:// URL".into());
                 SessionSettings::Memory
@@ -460,6 +470,25 @@ mod tests {
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_redis_key_prefix_with_a_brace_is_refused() {
+        let redis = [
+            ("DATABASE_URL", "postgres://u@db/auth"),
+            ("REDIS_URL", "redis://cache"),
+            ("KEYS_ENCRYPTION_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        ];
+        let with = |prefix| {
+            let mut vars = redis.to_vec();
+            vars.push(("REDIS_KEY_PREFIX", prefix));
+            settings(&vars)
+        };
+        assert!(with("tenant-a:").is_ok(), "{:?}", with("tenant-a:").err());
+        for bad in ["{auth}:", "auth:}", "a{b"] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("REDIS_KEY_PREFIX: must not contain"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -52,7 +52,7 @@ variables! {
     REDIS_PASSWORD = "(none)",
         "the Redis password, when REDIS_URL holds none: any characters, no URL encoding";
     REDIS_KEY_PREFIX = "auth:",
-        "prefix of every Redis key";
+        "prefix of every Redis key (no `{` or `}`: the service sets the hash tags)";
     REDIS_POOL_MAX = "16",
         "most Redis connections";
     STORE_TIMEOUT_MS = "1000",

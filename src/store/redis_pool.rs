@@ -67,10 +67,35 @@ pub fn is_transport_error(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }
 
-/// Whether `e` is Redis saying it cannot serve yet (loading its dataset after a restart, a
-/// failover in progress): the store is unavailable for now, the connection itself is fine.
-pub fn is_not_ready(e: &RedisError) -> bool {
-    matches!(e.retry_method(), redis::RetryMethod::WaitAndRetry)
+/// What a Redis error means for the request (503 or 500) and for its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The store cannot serve now: 503, and the connection is replaced when `replace`.
+    Unavailable { replace: bool },
+    /// Our bug or bad data: 500.
+    Failed,
+}
+
+/// Sorts a Redis error. Replaced: a transport failure, and a server that is no longer (or not
+/// yet) the primary (`READONLY`, a demoted primary; `MASTERDOWN`, a replica without its
+/// primary), because redialling reaches the new one. Kept: a server that cannot serve for the
+/// moment (`LOADING` after a restart, `TRYAGAIN` and `CLUSTERDOWN` during a failover or a
+/// resharding, `NOREPLICAS` under `min-replicas-to-write`).
+pub fn verdict(e: &RedisError) -> Verdict {
+    if is_transport_error(e) {
+        return Verdict::Unavailable { replace: true };
+    }
+    match e.code() {
+        Some("READONLY" | "MASTERDOWN") => Verdict::Unavailable { replace: true },
+        Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "NOREPLICAS") => Verdict::Unavailable { replace: false },
+        _ => Verdict::Failed,
+    }
+}
+
+/// Whether `e` says a command touched keys of several slots, or of another node: keys that
+/// should share a hash tag do not, a bug to fix rather than an outage.
+pub fn is_slot_bug(e: &RedisError) -> bool {
+    e.code() == Some("CROSSSLOT") || e.to_string().contains("non local key")
 }
 
 /// A lazily connecting pool and the timeout of every call made through it.
@@ -111,12 +136,18 @@ impl RedisClient {
         let mut pooled = self.pool.get().await.map_err(unavailable)?;
         match tokio::time::timeout(self.timeout, call(pooled.inner.clone())).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if is_transport_error(&e) => {
-                pooled.broken = true;
-                Err(unavailable(e))
-            }
-            Ok(Err(e)) if is_not_ready(&e) => Err(unavailable(e)),
-            Ok(Err(e)) => Err(StoreError::Failed(Dependency::SessionStore, e.into())),
+            Ok(Err(e)) => match verdict(&e) {
+                Verdict::Unavailable { replace } => {
+                    pooled.broken |= replace;
+                    Err(unavailable(e))
+                }
+                Verdict::Failed => {
+                    if is_slot_bug(&e) {
+                        tracing::error!(error = %e, "a Redis call spans hash slots: keys of one operation must share a hash tag");
+                    }
+                    Err(StoreError::Failed(Dependency::SessionStore, e.into()))
+                }
+            },
             Err(elapsed) => {
                 pooled.broken = true;
                 Err(unavailable(elapsed))
@@ -131,5 +162,50 @@ impl RedisClient {
             state.idle_connections,
             state.connections.saturating_sub(state.idle_connections),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error a server's reply line makes.
+    fn reply(line: &str) -> RedisError {
+        let value = redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap();
+        value.extract_error().unwrap_err()
+    }
+
+    #[test]
+    fn a_failover_or_a_busy_server_is_a_503_and_a_demoted_primary_is_redialled() {
+        let replaced = Verdict::Unavailable { replace: true };
+        let kept = Verdict::Unavailable { replace: false };
+        for (line, expected) in [
+            ("READONLY You can't write against a read only replica.", replaced),
+            (
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+                replaced,
+            ),
+            ("LOADING Redis is loading the dataset in memory", kept),
+            ("TRYAGAIN Multiple keys request during rehashing of slot", kept),
+            ("CLUSTERDOWN The cluster is down", kept),
+            ("NOREPLICAS Not enough good replicas to write.", kept),
+            ("CROSSSLOT Keys in request don't hash to the same slot", Verdict::Failed),
+            ("ERR Error running script: wrong number of arguments", Verdict::Failed),
+            (
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+                Verdict::Failed,
+            ),
+        ] {
+            assert_eq!(verdict(&reply(line)), expected, "{line}");
+        }
+        assert!(is_slot_bug(&reply(
+            "CROSSSLOT Keys in request don't hash to the same slot"
+        )));
+        assert!(is_slot_bug(&reply(
+            "ERR Script attempted to access a non local key in a cluster node script: x"
+        )));
+        assert!(!is_slot_bug(&reply(
+            "READONLY You can't write against a read only replica."
+        )));
     }
 }
