@@ -48,7 +48,7 @@ PASSWORD = "correct horse battery staple"
 
 # Every label value the dashboards break counters down by; the workload must move each one.
 EXPECTED_OUTCOMES = {
-    "auth_logins_total": ("outcome", ["success", "invalid_credentials", "invalid_request", "locked", "unverified", "mfa_required", "rate_limited", "error"]),
+    "auth_logins_total": ("outcome", ["success", "invalid_credentials", "invalid_request", "locked", "unverified", "disabled", "mfa_required", "rate_limited", "error"]),
     "auth_registrations_total": ("outcome", ["success", "email_taken", "invalid", "error"]),
     "auth_refresh_total": ("outcome", ["success", "grace_replay", "expired", "invalid", "reused", "error"]),
     "auth_sessions_revoked_total": ("reason", ["logout", "reuse", "evicted", "user", "password_change", "password_reset"]),
@@ -57,6 +57,7 @@ EXPECTED_OUTCOMES = {
     "auth_emails_total": ("outcome", ["queued", "throttled", "sent", "failed", "dead", "skipped"]),
     "auth_password_resets_total": ("outcome", ["requested", "throttled", "completed", "invalid_token", "expired_token"]),
     "auth_mfa_verifications_total": ("outcome", ["success", "invalid", "replayed"]),
+    "auth_admin_actions_total": ("action", ["disable", "enable"]),
     "auth_security_events_total": ("name", [
         "user.registered", "login.succeeded", "login.failed", "login.locked", "session.revoked",
         "refresh.reuse_detected", "password.changed", "password.reset_requested", "password.reset",
@@ -286,7 +287,35 @@ def mfa_workload(api: Api, mailbox: Mailbox) -> None:
     api.expect(401, "POST", "/auth/mfa/verify", body={"challenge": denied["mfa"]["challenge"], "code": code})  # replayed
 
 
-def workload(api: Api, redis: subprocess.Popen, db_link: Cuttable, mailbox: Mailbox, metrics_port: int) -> None:
+class Admin:
+    """The admin listener, with a key the CLI made."""
+
+    def __init__(self, port: int, key: str):
+        self.port, self.key = port, key
+
+    def expect(self, status: int, method: str, path: str):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request(method, path, headers={"Authorization": f"Bearer {self.key}"})
+        resp = conn.getresponse()
+        content = json.loads(resp.read()).get("content")
+        conn.close()
+        if resp.status != status:
+            raise SystemExit(f"workload: admin {method} {path} answered {resp.status}, expected {status}")
+        return content
+
+
+def admin_workload(api: Api, admin: Admin) -> None:
+    """An operator disables an account (its login answers `disabled`), then enables it."""
+    ada = admin.expect(200, "GET", "/admin/users?email_prefix=ada")["users"][0]["id"]
+    admin.expect(200, "POST", f"/admin/users/{ada}/disable")
+    api.login("ada@example.com", status=403)  # disabled
+    admin.expect(200, "POST", f"/admin/users/{ada}/enable")
+    api.login("ada@example.com")
+
+
+def workload(
+    api: Api, admin: Admin, redis: subprocess.Popen, db_link: Cuttable, mailbox: Mailbox, metrics_port: int
+) -> None:
     """Every outcome the dashboards show, in an order where each step's precondition holds."""
     reg = {"username": "Ada", "email": "ada@example.com", "password": PASSWORD}
     # REQUIRE_VERIFIED_EMAIL=true: no session until the mailed link is followed.
@@ -321,6 +350,7 @@ def workload(api: Api, redis: subprocess.Popen, db_link: Cuttable, mailbox: Mail
 
     mfa_workload(api, mailbox)
     mail_workload(api, mailbox, metrics_port)
+    admin_workload(api, admin)
 
     # LOGIN_MAX_FAILURES=2: two wrong passwords, then the email is locked.
     api.login("eve@example.com", "wrong password", 401)
@@ -464,7 +494,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="auth-api-dashboards-"))
     database = f"auth_dashboards_{os.getpid()}"
     procs = []
-    api_port, metrics_port, redis_port, prom_port, smtp_port = (free_port() for _ in range(5))
+    api_port, metrics_port, redis_port, prom_port, smtp_port, admin_port = (free_port() for _ in range(6))
     try:
         redis = subprocess.Popen(
             ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
@@ -483,6 +513,7 @@ def main() -> int:
             **os.environ,
             "HOST_ADDR": f"127.0.0.1:{api_port}",
             "METRICS_ADDR": f"127.0.0.1:{metrics_port}",
+            "ADMIN_ADDR": f"127.0.0.1:{admin_port}",
             "DATABASE_URL": db_url,
             "REDIS_URL": f"redis://127.0.0.1:{redis_port}",
             "KEYS_ENCRYPTION_KEY": KEYS_KEY,
@@ -549,7 +580,10 @@ def main() -> int:
         )
 
         started = time.time()
-        workload(api, redis, db_link, mailbox, metrics_port)
+        key = subprocess.run(
+            [args.binary, "admin-keys", "create", "dashboards"], env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        workload(api, Admin(admin_port, key), redis, db_link, mailbox, metrics_port)
         time.sleep(4)  # a few more scrapes and rule evaluations after the last request
         at = time.time()
         window = f"{int(at - started) + 10}s"

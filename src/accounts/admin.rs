@@ -349,7 +349,9 @@ impl Accounts {
             if !self.mail.queue(&self.users, &request).await? {
                 return Err(ApiError::RateLimited { retry_after_secs: 3600 });
             }
-            Ok(())
+            // The mail's delivery records `email.verification_sent`; this records who asked.
+            let asked = operator.event(self, EventName::EmailVerificationRequested, user);
+            Ok(self.audit.record(&[asked]).await?)
         }
         .await;
         self.acted("send_verification", operator, user, &result);

@@ -37,10 +37,11 @@ pub enum EventName {
     UserDisabled,
     UserEnabled,
     UserErased,
+    EmailVerificationRequested,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 26] = [
+    pub const ALL: [EventName; 27] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -67,6 +68,7 @@ impl EventName {
         Self::UserDisabled,
         Self::UserEnabled,
         Self::UserErased,
+        Self::EmailVerificationRequested,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +99,7 @@ impl EventName {
             Self::UserDisabled => "user.disabled",
             Self::UserEnabled => "user.enabled",
             Self::UserErased => "user.erased",
+            Self::EmailVerificationRequested => "email.verification_requested",
         }
     }
 

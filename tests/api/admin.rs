@@ -30,7 +30,13 @@ const PASSWORD: &str = "correct horse battery";
 const NO_SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:9");
 
 /// `method path` on the admin listener with `key`, and a JSON `body` when given.
-async fn admin(app: &TestApp, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> reqwest::Response {
+pub async fn admin(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> reqwest::Response {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
     let mut request = app
         .client
@@ -45,14 +51,14 @@ async fn admin(app: &TestApp, method: &str, path: &str, key: Option<&str>, body:
 }
 
 /// A live key named `name` on `app`'s stores.
-async fn key_for(app: &TestApp, name: &str) -> String {
+pub async fn key_for(app: &TestApp, name: &str) -> String {
     auth_api::accounts::create_admin_key(&users_store(app).await, name)
         .await
         .unwrap()
 }
 
 /// The id of the user with `email`, through the admin search.
-async fn id_of(app: &TestApp, key: &str, email: &str) -> String {
+pub async fn id_of(app: &TestApp, key: &str, email: &str) -> String {
     let page = content(admin_get(app, &format!("/admin/users?email_prefix={email}"), Some(key)).await).await;
     page["users"][0]["id"].as_str().unwrap().to_string()
 }
@@ -256,6 +262,22 @@ backend_tests! {
         app.signed_up(email).await;
     }
 
+    async fn a_challenge_issued_before_the_disabling_opens_no_session(backend: Backend) {
+        let vars = [("ADMIN_ADDR", "127.0.0.1:0"), ("SESSION_CACHE_MS", "0")];
+        let app = crate::mfa::spawn_mfa_app(backend, &vars).await;
+        let key = key_for(&app, "support").await;
+        let tokens = app.signed_up("two.steps@example.com").await;
+        let factor = crate::mfa::enable(&app, &tokens).await;
+        let challenge = crate::mfa::challenge(&app, "two.steps@example.com").await;
+        let id = id_of(&app, &key, "two.steps").await;
+        content(admin(&app, "POST", &format!("/admin/users/{id}/disable"), Some(&key), None).await).await;
+        let code = factor.code(&app);
+        assert_error(crate::mfa::verify(&app, &challenge, "code", &code).await, 403, "ACCOUNT_DISABLED").await;
+        let recovery = &factor.recovery_codes[0];
+        let challenge = crate::mfa::challenge(&app, "two.steps@example.com").await;
+        assert_error(crate::mfa::verify(&app, &challenge, "recovery_code", recovery).await, 403, "ACCOUNT_DISABLED").await;
+    }
+
     async fn the_users_command_acts_on_the_same_accounts_as_the_admin_api(backend: Backend) {
         let app = spawn_admin_app(backend).await;
         let email = "cli.user@example.com";
@@ -342,7 +364,10 @@ backend_tests! {
             .filter(|e| e["actor"] == json!("support"))
             .map(|e| (e["name"].as_str().unwrap(), e["reason"].as_str().unwrap_or("")))
             .collect();
-        assert_eq!(names, [("email.verified", "admin"), ("mfa.disabled", "mfa_reset")]);
+        assert_eq!(
+            names,
+            [("email.verified", "admin"), ("email.verification_requested", ""), ("mfa.disabled", "mfa_reset")]
+        );
     }
 
 
@@ -543,6 +568,23 @@ async fn disabling_on_one_instance_holds_on_all_three_within_the_cache_window() 
     for app in [&b, &c] {
         let back = expect_tokens(app.login("taken.over@example.com", PASSWORD).await).await;
         assert_eq!(app.me(&back.access).await.status(), 200);
+        assert_eq!(
+            admin_get(app, "/admin/users", Some(&key)).await.status(),
+            200,
+            "each remembers the key"
+        );
+    }
+    // A revoked key: refused by every instance within the same window.
+    assert!(users_store(&a).await.revoke_admin_key("security-oncall").await.unwrap());
+    let revoked = Instant::now();
+    tokio::time::sleep(window.saturating_sub(revoked.elapsed())).await;
+    for app in [&a, &b, &c] {
+        assert_error(
+            admin_get(app, "/admin/users", Some(&key)).await,
+            401,
+            "INVALID_ADMIN_KEY",
+        )
+        .await;
     }
 }
 

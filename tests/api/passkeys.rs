@@ -504,6 +504,22 @@ backend_tests! {
         crate::mfa::challenge(&app, "bob@example.com").await;
     }
 
+    async fn a_disabled_account_signs_in_with_no_passkey(backend: Backend) {
+        let app = spawn_passkey_app(backend, &[("ADMIN_ADDR", "127.0.0.1:0"), ("SESSION_CACHE_MS", "0")]).await;
+        let mut key = Authenticator::new();
+        let tokens = sign_up(&app, &mut key, "pat@example.com").await;
+        expect_tokens(sign_in(&app, &mut key).await).await;
+        let admin_key = crate::admin::key_for(&app, "support").await;
+        let id = crate::admin::id_of(&app, &admin_key, "pat").await;
+        let path = format!("/admin/users/{id}/disable");
+        content(crate::admin::admin(&app, "POST", &path, Some(&admin_key), None).await).await;
+        assert_error(app.me(&tokens.access).await, 401, "INVALID_ACCESS_TOKEN").await;
+        assert_error(sign_in(&app, &mut key).await, 403, "ACCOUNT_DISABLED").await;
+        let path = format!("/admin/users/{id}/enable");
+        content(crate::admin::admin(&app, "POST", &path, Some(&admin_key), None).await).await;
+        expect_tokens(sign_in(&app, &mut key).await).await;
+    }
+
     async fn the_finish_routes_are_under_the_per_ip_auth_limit(backend: Backend) {
         let app = spawn_passkey_app(backend, &[("RATE_LIMIT_AUTH_PER_MINUTE", "3")]).await;
         let mut last = None;
