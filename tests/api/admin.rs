@@ -269,13 +269,15 @@ backend_tests! {
         let tokens = app.signed_up("two.steps@example.com").await;
         let factor = crate::mfa::enable(&app, &tokens).await;
         let challenge = crate::mfa::challenge(&app, "two.steps@example.com").await;
+        let other = crate::mfa::challenge(&app, "two.steps@example.com").await;
         let id = id_of(&app, &key, "two.steps").await;
         content(admin(&app, "POST", &format!("/admin/users/{id}/disable"), Some(&key), None).await).await;
         let code = factor.code(&app);
         assert_error(crate::mfa::verify(&app, &challenge, "code", &code).await, 403, "ACCOUNT_DISABLED").await;
         let recovery = &factor.recovery_codes[0];
-        let challenge = crate::mfa::challenge(&app, "two.steps@example.com").await;
-        assert_error(crate::mfa::verify(&app, &challenge, "recovery_code", recovery).await, 403, "ACCOUNT_DISABLED").await;
+        assert_error(crate::mfa::verify(&app, &other, "recovery_code", recovery).await, 403, "ACCOUNT_DISABLED").await;
+        // A login now is refused after its password, before any challenge.
+        assert_error(app.login("two.steps@example.com", PASSWORD).await, 403, "ACCOUNT_DISABLED").await;
     }
 
     async fn the_users_command_acts_on_the_same_accounts_as_the_admin_api(backend: Backend) {
