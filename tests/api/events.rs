@@ -332,8 +332,9 @@ backend_tests! {
         assert_eq!(seen.len(), ada_stored + 1, "every event of Ada's, and the login just made");
         for event in &seen {
             let keys: BTreeSet<&str> = event.as_object().unwrap().keys().map(String::as_str).collect();
-            assert_eq!(keys, BTreeSet::from(["id", "name", "at", "reason", "session_id", "ip", "browser"]));
+            assert_eq!(keys, BTreeSet::from(["id", "name", "at", "reason", "session_id", "ip", "browser", "actor"]));
             assert_eq!(event["ip"], "127.0.0.1");
+            assert_eq!(event["actor"], Value::Null, "Ada's own doings name no operator");
         }
         assert_eq!(seen.last().unwrap()["name"], "user.registered", "oldest last");
         assert_eq!(seen.first().unwrap()["name"], "login.succeeded", "newest first");
