@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Validates every deployment artefact with its field's own tools (there is no Docker engine or
-# cluster here), then tests the dashboards and alert rules against a real Prometheus.
+# cluster here), then tests the dashboards and alert rules against a real Prometheus, and that
+# alerts reach a real Alertmanager.
 # Usage: deploy/validate.sh <auth-api release binary>
 # Tools are installed into $AUTH_API_TOOLS (default /var/tmp/auth-api-tools) when missing.
 set -euo pipefail
@@ -24,6 +25,9 @@ if [ "$(cat "$VENV/pins" 2>/dev/null)" != "$PINS" ]; then
 fi
 if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   apt-get install -y --no-install-recommends prometheus >/dev/null
+fi
+if ! command -v prometheus-alertmanager >/dev/null; then
+  apt-get install -y --no-install-recommends prometheus-alertmanager >/dev/null
 fi
 PY="$VENV/bin/python"
 COMPOSE="$("$PY" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')"
@@ -138,3 +142,6 @@ done
 
 sub "dashboards and alert rules against a real Prometheus scraping a real instance"
 "$PY" deploy/check_dashboards.py --binary "$binary"
+
+sub "alerts fire and resolve through a real Alertmanager (Redis stopped, then started)"
+"$PY" deploy/check_alerts.py --binary "$binary"
