@@ -44,14 +44,20 @@ impl Accounts {
             Presented::CrossSite => return Err(ApiError::CsrfRejected),
             Presented::Missing => return Err(ApiError::NoRefreshCookie),
             Presented::Empty => return Err(ApiError::NoRefreshToken),
-            Presented::Token(token) if refresh_token::looks_valid(&token) => token,
-            Presented::Token(_) => return Err(ApiError::InvalidRefreshToken),
+            Presented::Token(token) => token,
         };
-        let successor = refresh_token::random_token();
+        // A token of another shape (one issued before refresh tokens named their user) is
+        // unknown: its holder logs in again.
+        let Some(user) = refresh_token::user_of(&presented).filter(|_| refresh_token::looks_like_refresh(&presented))
+        else {
+            return Err(ApiError::InvalidRefreshToken);
+        };
+        let successor = refresh_token::refresh_token(user);
         let sealed = refresh_token::seal(&successor, &presented);
         let rotation = self
             .sessions
             .rotate(
+                user,
                 TokenHash::of(&presented),
                 TokenHash::of(&successor),
                 &sealed,
@@ -106,10 +112,13 @@ impl Accounts {
     pub async fn logout(&self, presented: Presented, client: &Client) -> Result<()> {
         let token = match presented {
             Presented::CrossSite => return Err(ApiError::CsrfRejected),
-            Presented::Token(token) if refresh_token::looks_valid(&token) => token,
+            Presented::Token(token) if refresh_token::looks_like_refresh(&token) => token,
             _ => return Ok(()),
         };
-        if let Some((session, user)) = self.sessions.revoke_by_token(TokenHash::of(&token)).await? {
+        let Some(owner) = refresh_token::user_of(&token) else {
+            return Ok(());
+        };
+        if let Some((session, user)) = self.sessions.revoke_by_token(owner, TokenHash::of(&token)).await? {
             self.revoked("logout", 1, user, Some(session), client).await?;
         }
         Ok(())

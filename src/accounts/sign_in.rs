@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{Accounts, outcomes, session_client};
 use crate::auth::access_token::IssuedToken;
-use crate::auth::refresh_token::{TokenHash, random_token};
+use crate::auth::refresh_token::{TokenHash, refresh_token};
 use crate::domain::{
     Assurance, Client, Email, EventName, LoginPassword, MailKind, NewPassword, SecurityEvent, User, UserId, Username,
 };
@@ -205,7 +205,7 @@ impl Accounts {
         if user.is_disabled(self.clock.now_ms()) {
             return Err(ApiError::AccountDisabled);
         }
-        let refresh_token = random_token();
+        let refresh_token = refresh_token(user.id);
         let session = self
             .sessions
             .create(

@@ -77,6 +77,28 @@ backend_tests! {
         assert!(!message.contains("cycled"), "a token never issued was not cycled: {message}");
     }
 
+    async fn a_token_whose_user_was_altered_or_of_the_old_form_is_unknown(backend: Backend) {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let app = spawn_app(backend).await;
+        let tokens = app.signed_up("shape@example.com").await;
+        assert_eq!(tokens.refresh.len(), 64, "the user's id, then 256 random bits");
+        let other = app.signed_up("other.shape@example.com").await;
+        // The other user's id in front of this token's random part: a well-formed token that
+        // names no session, of either user.
+        let mut forged = URL_SAFE_NO_PAD.decode(&tokens.refresh).unwrap();
+        forged[..16].copy_from_slice(&URL_SAFE_NO_PAD.decode(&other.refresh).unwrap()[..16]);
+        let forged = URL_SAFE_NO_PAD.encode(forged);
+        assert_error(app.refresh(&forged).await, 401, "INVALID_REFRESH_TOKEN").await;
+        // The earlier form (256 random bits alone) is unknown: its holder signs in again.
+        let old = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        assert_error(app.refresh(&old).await, 401, "INVALID_REFRESH_TOKEN").await;
+        assert_eq!(app.logout(&forged).await.status(), 200, "logout is idempotent");
+        // Neither touched the real sessions.
+        expect_tokens(app.refresh(&tokens.refresh).await).await;
+        expect_tokens(app.refresh(&other.refresh).await).await;
+    }
+
     async fn refresh_tokens_expire(backend: Backend) {
         let app = spawn_for_timeline(backend, &[("REFRESH_TOKEN_TTL", "1"), ("SESSION_MAX_LIFETIME", "1")]).await;
         let tokens = app.signed_up("old@example.com").await;
@@ -112,6 +134,11 @@ async fn redis_keys_are_namespaced_hashed_and_expiring() {
         .await
         .unwrap();
     assert_eq!(keys.len(), 4, "one session, two tokens, one user index: {keys:?}");
+    let tag = format!("{prefix}{{u:");
+    assert!(
+        keys.iter().all(|k| k.starts_with(&tag)),
+        "every session key under the user's hash tag: {keys:?}"
+    );
     for key in &keys {
         let ttl: i64 = redis::cmd("PTTL").arg(key).query_async(&mut conn).await.unwrap();
         assert!(ttl > 0, "{key} has no TTL");

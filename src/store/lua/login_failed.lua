@@ -1,3 +1,4 @@
+#!lua
 -- Counts a failed login; locks the account once the failures reach the limit.
 -- KEYS: the account's throttle key.  ARGV: max failures, first lock ms, longest lock ms,
 -- window ms (failures are forgotten this long after the last one).  Returns the lock in ms.

@@ -1,3 +1,4 @@
+#!lua
 -- Milliseconds the account stays locked (0 if it is not).  KEYS: the account's throttle key.
 local locked_until = redis.call('HGET', KEYS[1], 'until')
 if not locked_until then return 0 end

@@ -159,6 +159,7 @@ impl MemorySessionStore {
 
     pub fn rotate(
         &self,
+        _user: UserId,
         presented: TokenHash,
         successor: TokenHash,
         sealed_successor: &str,
@@ -216,7 +217,7 @@ impl MemorySessionStore {
         Ok(Rotation::Reused { session_id, user_id })
     }
 
-    pub fn revoke_by_token(&self, token: TokenHash) -> Result<Option<(Uuid, UserId)>, StoreError> {
+    pub fn revoke_by_token(&self, _user: UserId, token: TokenHash) -> Result<Option<(Uuid, UserId)>, StoreError> {
         let mut state = self.lock();
         let Some(session) = state.tokens.get(&token).map(|t| t.session) else {
             return Ok(None);
@@ -280,8 +281,12 @@ impl MemorySessionStore {
             .collect())
     }
 
-    pub fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
+    pub fn is_active(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
         let now = self.clock.now_ms();
-        Ok(self.lock().sessions.get(&session).is_some_and(|s| s.expires_ms() > now))
+        Ok(self
+            .lock()
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.user == user && s.expires_ms() > now))
     }
 }

@@ -117,24 +117,25 @@ impl SessionStore {
     #[tracing::instrument(name = "sessions.rotate", skip_all, fields(db.system = self.system(), db.operation = "rotate"))]
     pub async fn rotate(
         &self,
+        user: UserId,
         presented: TokenHash,
         successor: TokenHash,
         sealed_successor: &str,
         client: &ClientInfo,
     ) -> Result<Rotation, StoreError> {
         let rotation =
-            dispatch!(self, "sessions.rotate", s => s.rotate(presented, successor, sealed_successor, client))?;
+            dispatch!(self, "sessions.rotate", s => s.rotate(user, presented, successor, sealed_successor, client))?;
         if let Rotation::Reused { session_id, .. } = rotation {
             self.forget(session_id);
         }
         Ok(rotation)
     }
 
-    /// Revokes the session `token` belongs to (current or retired); its id and user if there
-    /// was one.
+    /// Revokes the session `token` (of `user`, as the token says) belongs to, current or
+    /// retired; its id and user if there was one.
     #[tracing::instrument(name = "sessions.revoke_by_token", skip_all, fields(db.system = self.system(), db.operation = "revoke"))]
-    pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<(Uuid, UserId)>, StoreError> {
-        let revoked = dispatch!(self, "sessions.revoke_by_token", s => s.revoke_by_token(token))?;
+    pub async fn revoke_by_token(&self, user: UserId, token: TokenHash) -> Result<Option<(Uuid, UserId)>, StoreError> {
+        let revoked = dispatch!(self, "sessions.revoke_by_token", s => s.revoke_by_token(user, token))?;
         if let Some((session, _)) = revoked {
             self.forget(session);
         }
@@ -174,19 +175,19 @@ impl SessionStore {
     /// Redis confirmed within the configured window is answered from memory.
     pub async fn is_active(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
         let Some(live) = &self.live else {
-            return self.check_active(session).await;
+            return self.check_active(user, session).await;
         };
         let owner = live
             .get_or_read(session, || async {
-                Ok(self.check_active(session).await?.then_some(user))
+                Ok(self.check_active(user, session).await?.then_some(user))
             })
             .await?;
         Ok(owner == Some(user))
     }
 
     #[tracing::instrument(name = "sessions.is_active", skip_all, fields(db.system = self.system(), db.operation = "exists"))]
-    async fn check_active(&self, session: Uuid) -> Result<bool, StoreError> {
-        dispatch!(self, "sessions.is_active", s => s.is_active(session))
+    async fn check_active(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
+        dispatch!(self, "sessions.is_active", s => s.is_active(user, session))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

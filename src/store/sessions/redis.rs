@@ -1,15 +1,17 @@
 //! Refresh sessions in Redis, shared by all replicas. Every state change is one Lua script, so
 //! it is atomic across instances (the seed's GET-then-SET let two refreshes fork a session).
 //!
-//! Keys, all under the configured prefix and all with a TTL:
-//! - `session:{id}`: hash of the session (user, current/previous token hashes, times, client);
+//! Keys, all under the configured prefix, then the user's hash tag `{u:<user id>}:`, and all
+//! with a TTL:
+//! - `session:<id>`: hash of the session (user, current/previous token hashes, times, client);
 //!   expires when the session does.
-//! - `token:{sha256}`: `"{session id}|{expiry ms}"` for current and retired tokens, kept a day
+//! - `token:<sha256>`: `"<session id>|<expiry ms>"` for current and retired tokens, kept a day
 //!   past expiry so a late token answers "expired" and a replayed one is recognised as reuse.
-//! - `user:{id}:sessions`: sorted set of the user's session ids by creation time.
+//! - `sessions`: sorted set of the user's session ids by creation time.
 //!
-//! The scripts touch keys they derive from values, so this layout needs a single Redis (or a
-//! primary with replicas), not Redis Cluster.
+//! Every key of one user hashes to one slot, so each script (declared `#!lua`) touches one
+//! slot, as Redis Cluster requires; the scripts build the session keys they derive from values
+//! under the tag they are given. A refresh token carries its user's id, which names the tag.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -31,10 +33,34 @@ static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_all.lua")));
 static REVOKE_BY_TOKEN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/revoke_by_token.lua")));
 
+/// The session keys under one prefix.
+#[derive(Clone)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// The start of every key of `user`: `<prefix>{u:<id>}:`, whose hash tag puts all of them
+    /// in one slot of a cluster. The scripts build the session keys they derive from values
+    /// as this followed by `session:<id>`.
+    fn tag(&self, user: UserId) -> String {
+        format!("{}{{u:{user}}}:", self.prefix)
+    }
+    fn session(&self, user: UserId, id: Uuid) -> String {
+        format!("{}session:{id}", self.tag(user))
+    }
+    fn token(&self, user: UserId, token: TokenHash) -> String {
+        format!("{}token:{}", self.tag(user), token.to_hex())
+    }
+    fn sessions(&self, user: UserId) -> String {
+        format!("{}sessions", self.tag(user))
+    }
+}
+
 #[derive(Clone)]
 pub struct RedisSessionStore {
     client: RedisClient,
-    prefix: String,
+    keys: Keys,
     policy: SessionPolicy,
 }
 
@@ -50,22 +76,22 @@ impl RedisSessionStore {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             client: RedisClient::new(url, pool_max, timeout)?,
-            prefix,
+            keys: Keys { prefix },
             policy,
         })
     }
 
-    fn key(&self, rest: std::fmt::Arguments<'_>) -> String {
-        format!("{}{}", self.prefix, rest)
+    fn tag(&self, user: UserId) -> String {
+        self.keys.tag(user)
     }
-    fn session_key(&self, id: Uuid) -> String {
-        self.key(format_args!("session:{id}"))
+    fn session_key(&self, user: UserId, id: Uuid) -> String {
+        self.keys.session(user, id)
     }
-    fn token_key(&self, token: TokenHash) -> String {
-        self.key(format_args!("token:{}", token.to_hex()))
+    fn token_key(&self, user: UserId, token: TokenHash) -> String {
+        self.keys.token(user, token)
     }
     fn user_key(&self, user: UserId) -> String {
-        self.key(format_args!("user:{user}:sessions"))
+        self.keys.sessions(user)
     }
 
     pub async fn create(
@@ -78,8 +104,8 @@ impl RedisSessionStore {
         let id = Uuid::now_v7();
         let mut invocation = CREATE.prepare_invoke();
         invocation
-            .key(self.session_key(id))
-            .key(self.token_key(token))
+            .key(self.session_key(user, id))
+            .key(self.token_key(user, token))
             .key(self.user_key(user))
             .arg(id.to_string())
             .arg(user.to_string())
@@ -88,7 +114,7 @@ impl RedisSessionStore {
             .arg(self.policy.max_per_user)
             .arg(client.user_agent.as_deref().unwrap_or(""))
             .arg(client.ip.as_deref().unwrap_or(""))
-            .arg(&self.prefix)
+            .arg(self.tag(user))
             .arg(REMEMBER_EXPIRED_MS)
             .arg(assurance.code());
         let evicted: u32 = self
@@ -100,6 +126,7 @@ impl RedisSessionStore {
 
     pub async fn rotate(
         &self,
+        user: UserId,
         presented: TokenHash,
         successor: TokenHash,
         sealed_successor: &str,
@@ -107,14 +134,14 @@ impl RedisSessionStore {
     ) -> Result<Rotation, StoreError> {
         let mut invocation = ROTATE.prepare_invoke();
         invocation
-            .key(self.token_key(presented))
-            .key(self.token_key(successor))
+            .key(self.token_key(user, presented))
+            .key(self.token_key(user, successor))
             .arg(sealed_successor)
             .arg(self.policy.refresh_ttl.as_millis() as u64)
             .arg(self.policy.grace.as_millis() as u64)
             .arg(client.user_agent.as_deref().unwrap_or(""))
             .arg(client.ip.as_deref().unwrap_or(""))
-            .arg(&self.prefix)
+            .arg(self.tag(user))
             .arg(REMEMBER_EXPIRED_MS);
         let reply: Vec<String> = self
             .client
@@ -159,9 +186,12 @@ impl RedisSessionStore {
         })
     }
 
-    pub async fn revoke_by_token(&self, token: TokenHash) -> Result<Option<(Uuid, UserId)>, StoreError> {
+    pub async fn revoke_by_token(&self, user: UserId, token: TokenHash) -> Result<Option<(Uuid, UserId)>, StoreError> {
         let mut invocation = REVOKE_BY_TOKEN.prepare_invoke();
-        invocation.key(self.token_key(token)).arg(&self.prefix);
+        invocation
+            .key(self.token_key(user, token))
+            .key(self.user_key(user))
+            .arg(self.tag(user));
         let ids: Option<String> = self
             .client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
@@ -178,7 +208,7 @@ impl RedisSessionStore {
     pub async fn elevate(&self, user: UserId, session: Uuid, assurance: Assurance) -> Result<bool, StoreError> {
         let mut invocation = ELEVATE.prepare_invoke();
         invocation
-            .key(self.session_key(session))
+            .key(self.session_key(user, session))
             .arg(user.to_string())
             .arg(assurance.code());
         let updated: u32 = self
@@ -191,7 +221,7 @@ impl RedisSessionStore {
     pub async fn revoke(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
         let mut invocation = REVOKE.prepare_invoke();
         invocation
-            .key(self.session_key(session))
+            .key(self.session_key(user, session))
             .key(self.user_key(user))
             .arg(user.to_string())
             .arg(session.to_string());
@@ -205,7 +235,7 @@ impl RedisSessionStore {
     pub async fn revoke_all(&self, user: UserId, keep: Option<Uuid>) -> Result<u32, StoreError> {
         let mut invocation = REVOKE_ALL.prepare_invoke();
         let keep = keep.map(|id| id.to_string()).unwrap_or_default();
-        invocation.key(self.user_key(user)).arg(&self.prefix).arg(keep);
+        invocation.key(self.user_key(user)).arg(self.tag(user)).arg(keep);
         self.client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await
@@ -231,7 +261,7 @@ impl RedisSessionStore {
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.cmd("HMGET")
-                .arg(self.session_key(*id))
+                .arg(self.session_key(user, *id))
                 .arg(&["created", "used", "idle_exp", "abs_exp", "ua", "ip"]);
         }
         let rows: Vec<Vec<Option<String>>> = self
@@ -258,8 +288,8 @@ impl RedisSessionStore {
             .collect())
     }
 
-    pub async fn is_active(&self, session: Uuid) -> Result<bool, StoreError> {
-        let key = self.session_key(session);
+    pub async fn is_active(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
+        let key = self.session_key(user, session);
         let exists: bool = self
             .client
             .run(|mut c| async move { redis::cmd("EXISTS").arg(key).query_async(&mut c).await })
@@ -281,5 +311,116 @@ impl RedisSessionStore {
             .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cluster slot of `key`, as Redis computes it: CRC16 (XMODEM) of the hash tag (the
+    /// text between the first `{` and the next `}`, when not empty) or of the whole key, mod
+    /// 16384.
+    fn slot(key: &str) -> u16 {
+        let bytes = key.as_bytes();
+        let hashed = match key.find('{') {
+            Some(open) => match key[open + 1..].find('}') {
+                Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
+                _ => bytes,
+            },
+            None => bytes,
+        };
+        let mut crc: u16 = 0;
+        for &byte in hashed {
+            crc ^= u16::from(byte) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc % 16384
+    }
+
+    #[test]
+    fn the_slot_is_redis_clusters() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(slot("123456789"), 0x31C3, "CRC16-XMODEM of the check string");
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        assert_ne!(
+            slot("foo{}{bar}"),
+            slot("{bar}"),
+            "an empty tag: the whole key is hashed"
+        );
+        assert_eq!(slot("foo{{bar}}zap"), slot("{bar"));
+    }
+
+    /// Every key each operation touches, the declared ones and those its script derives (the
+    /// tag it is given + `session:<id>` / `sessions`), lies in one slot.
+    #[test]
+    fn every_session_operation_touches_one_slot() {
+        for prefix in ["auth:", "", "tenant-a:auth:"] {
+            let keys = Keys { prefix: prefix.into() };
+            for _ in 0..50 {
+                let user = UserId::new();
+                let (sid, other) = (Uuid::now_v7(), Uuid::now_v7());
+                let (token, successor) = (TokenHash::of("a"), TokenHash::of("b"));
+                let derived = |id: Uuid| format!("{}session:{id}", keys.tag(user));
+                let operations: [(&str, Vec<String>); 8] = [
+                    // create.lua evicts and sweeps other sessions of the user.
+                    (
+                        "create",
+                        vec![
+                            keys.session(user, sid),
+                            keys.token(user, token),
+                            keys.sessions(user),
+                            derived(other),
+                        ],
+                    ),
+                    // rotate.lua reads the session its token names, and the user's index.
+                    (
+                        "rotate",
+                        vec![
+                            keys.token(user, token),
+                            keys.token(user, successor),
+                            derived(sid),
+                            format!("{}sessions", keys.tag(user)),
+                        ],
+                    ),
+                    (
+                        "revoke_by_token",
+                        vec![keys.token(user, token), keys.sessions(user), derived(sid)],
+                    ),
+                    ("elevate", vec![keys.session(user, sid)]),
+                    ("revoke", vec![keys.session(user, sid), keys.sessions(user)]),
+                    ("revoke_all", vec![keys.sessions(user), derived(sid), derived(other)]),
+                    (
+                        "list",
+                        vec![keys.sessions(user), keys.session(user, sid), keys.session(user, other)],
+                    ),
+                    ("is_active", vec![keys.session(user, sid)]),
+                ];
+                for (operation, touched) in operations {
+                    let slots: std::collections::BTreeSet<u16> = touched.iter().map(|k| slot(k)).collect();
+                    assert_eq!(slots.len(), 1, "{operation} touches {touched:?} in slots {slots:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_brace_in_the_prefix_would_break_the_tags() {
+        let keys = Keys {
+            prefix: "{auth}:".into(),
+        };
+        let (a, b) = (UserId::new(), UserId::new());
+        assert_eq!(
+            slot(&keys.sessions(a)),
+            slot(&keys.sessions(b)),
+            "every user in one slot: why REDIS_KEY_PREFIX refuses braces"
+        );
     }
 }

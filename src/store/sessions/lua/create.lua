@@ -1,6 +1,7 @@
+#!lua
 -- Opens a session and evicts the user's oldest beyond the limit, atomically.
 -- KEYS: session, token, user index.  ARGV: session id, user id, ttl ms, lifetime ms,
--- max sessions, user agent, ip, key prefix, remember-expired ms, assurance (acr).
+-- max sessions, user agent, ip, the user's key tag, remember-expired ms, assurance (acr).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local idle_exp = now + tonumber(ARGV[3])

@@ -1,3 +1,4 @@
+#!lua
 -- Revokes one session if it belongs to the user.  KEYS: session, user index.
 -- ARGV: user id, session id.  Returns 1 if revoked.
 if redis.call('HGET', KEYS[1], 'uid') ~= ARGV[1] then return 0 end

@@ -1,6 +1,8 @@
+#!lua
 -- Revokes every session of a user except ARGV[2] (empty: all), in one step, so a session
 -- created meanwhile cannot slip between a listing and the revocations.
--- KEYS: user index.  ARGV: key prefix, the session id to keep.  Returns the count revoked.
+-- KEYS: user index.  ARGV: the user's key tag, the session id to keep.  Returns the count
+-- revoked.
 local count = 0
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if sid ~= ARGV[2] then

@@ -1,5 +1,6 @@
+#!lua
 -- Revokes the session a (current or retired) token belongs to.
--- KEYS: token.  ARGV: key prefix.  Returns 'session id|user id', or false.
+-- KEYS: token, user index.  ARGV: the user's key tag.  Returns 'session id|user id', or false.
 local entry = redis.call('GET', KEYS[1])
 if not entry then return false end
 local sid = string.match(entry, '^([^|]+)|')
@@ -7,5 +8,5 @@ local skey = ARGV[1] .. 'session:' .. sid
 local uid = redis.call('HGET', skey, 'uid')
 if not uid then return false end
 redis.call('DEL', skey)
-redis.call('ZREM', ARGV[1] .. 'user:' .. uid .. ':sessions', sid)
+redis.call('ZREM', KEYS[2], sid)
 return sid .. '|' .. uid

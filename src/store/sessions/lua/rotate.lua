@@ -1,6 +1,7 @@
+#!lua
 -- Presents a refresh token: rotates it, replays the successor within grace, or detects reuse.
 -- KEYS: presented token, successor token.  ARGV: sealed successor, ttl ms, grace ms,
--- user agent, ip, key prefix, remember-expired ms.
+-- user agent, ip, the user's key tag, remember-expired ms.
 -- Returns {outcome, session id, user id, sealed successor, assurance (acr)}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -14,7 +15,7 @@ local uid = s[1]
 if not uid then return {'invalid'} end
 local presented = string.sub(KEYS[1], -64)
 local acr = s[7] or 'aal1'
-local ukey = ARGV[6] .. 'user:' .. uid .. ':sessions'
+local ukey = ARGV[6] .. 'sessions'
 if s[2] == presented then
   local abs_exp = tonumber(s[6])
   local expires = math.min(now + tonumber(ARGV[2]), abs_exp)
