@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from check_dashboards import KEYS_KEY, PASSWORD, free_port, psql, wait_for
+from check_dashboards import KEYS_KEY, PASSWORD, free_port, prometheus, psql, spawn_logged, stop_all, wait_for
 
 DEPLOY = Path(__file__).resolve().parent
 # One minute of the rules lasts three seconds here.
@@ -176,8 +176,7 @@ def main() -> int:
             "LOG_FORMAT": "json",
             "RUST_LOG": "warn",
         }
-        with open(work / "auth-api.log", "w") as log:
-            procs.append(subprocess.Popen([args.binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(spawn_logged([args.binary, "serve"], work / "auth-api.log", env))
 
         rules = scale_rules(yaml.safe_load((DEPLOY / "prometheus/rules/auth-api.yml").read_text()))
         (work / "rules.yml").write_text(yaml.safe_dump(rules))
@@ -214,33 +213,15 @@ def main() -> int:
                 }
             )
         )
-        with open(work / "alertmanager.log", "w") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        args.alertmanager,
-                        f"--config.file={work / 'alertmanager.yml'}",
-                        f"--storage.path={work / 'am'}",
-                        f"--web.listen-address=127.0.0.1:{am_port}",
-                        "--cluster.listen-address=",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        with open(work / "prometheus.log", "w") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        args.prometheus,
-                        f"--config.file={work / 'prometheus.yml'}",
-                        f"--storage.tsdb.path={work / 'tsdb'}",
-                        f"--web.listen-address=127.0.0.1:{prom_port}",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+        alertmanager = [
+            args.alertmanager,
+            f"--config.file={work / 'alertmanager.yml'}",
+            f"--storage.path={work / 'am'}",
+            f"--web.listen-address=127.0.0.1:{am_port}",
+            "--cluster.listen-address=",
+        ]
+        procs.append(spawn_logged(alertmanager, work / "alertmanager.log"))
+        procs.append(prometheus(args.prometheus, work, prom_port))
         base = f"http://127.0.0.1:{api_port}"
         wait_for("auth-api readiness", lambda: urllib.request.urlopen(f"{base}/health/ready", timeout=2).status == 200)
         wait_for("Alertmanager", lambda: urllib.request.urlopen(f"http://127.0.0.1:{am_port}/-/ready", timeout=2).status == 200)
@@ -279,13 +260,7 @@ def main() -> int:
         failures.append(str(e))
     finally:
         hook.shutdown()
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_all(procs)
         try:
             psql(args.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         except subprocess.CalledProcessError:

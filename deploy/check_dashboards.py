@@ -385,6 +385,34 @@ def workload(
     api.expect(503, "POST", "/auth/register", body={**reg, "email": "grace@example.com"})  # error
 
 
+def spawn_logged(argv: list, log: Path, env=None) -> subprocess.Popen:
+    """`argv` running with its stdout and stderr in `log`."""
+    with open(log, "w") as out:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def prometheus(binary: str, work: Path, port: int) -> subprocess.Popen:
+    """Prometheus on `port` with `work/prometheus.yml`, its data and log in `work`."""
+    argv = [
+        binary,
+        f"--config.file={work / 'prometheus.yml'}",
+        f"--storage.tsdb.path={work / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    return spawn_logged(argv, work / "prometheus.log")
+
+
+def stop_all(procs: list) -> None:
+    """Terminates the processes still running, newest first; kills those that linger."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def psql(url: str, sql: str) -> str:
     return subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-Atqc", sql], check=True, capture_output=True, text=True).stdout
 
@@ -538,8 +566,7 @@ def main() -> int:
         }
         for key in ("OTEL_EXPORTER_OTLP_ENDPOINT", "SQLITE_PATH", "CORS_ALLOWED_ORIGINS"):
             env.pop(key, None)
-        with open(work / "auth-api.log", "w") as log:
-            procs.append(subprocess.Popen([args.binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(spawn_logged([args.binary, "serve"], work / "auth-api.log", env))
 
         # The same rules, evaluated every second (the SLI group's 30 s interval would outlast the run).
         rules = yaml.safe_load((DEPLOY / "prometheus/rules/auth-api.yml").read_text())
@@ -557,19 +584,7 @@ def main() -> int:
             ],
         }
         (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-        with open(work / "prometheus.log", "w") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        args.prometheus,
-                        f"--config.file={work / 'prometheus.yml'}",
-                        f"--storage.tsdb.path={work / 'tsdb'}",
-                        f"--web.listen-address=127.0.0.1:{prom_port}",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+        procs.append(prometheus(args.prometheus, work, prom_port))
         prom = Prometheus(prom_port)
         api = Api(api_port)
         wait_for("auth-api readiness", lambda: api.call("GET", "/health/ready")[0] == 200)
@@ -590,13 +605,7 @@ def main() -> int:
         print(f"workload done in {at - started:.1f}s; evaluating with window {window}")
         failures = check(prom, at, window)
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_all(procs)
         try:
             psql(args.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         except subprocess.CalledProcessError as e:

@@ -389,18 +389,7 @@ impl Accounts {
         user: UserId,
         session: Option<Uuid>,
     ) -> Result<()> {
-        if count == 0 {
-            return Ok(());
-        }
-        self.metrics
-            .sessions_revoked
-            .with_label_values(&[reason])
-            .inc_by(u64::from(count));
-        let event = operator.event(self, EventName::SessionRevoked, user).reason(reason);
-        let event = match session {
-            Some(session) => event.session(session),
-            None => event,
-        };
-        Ok(self.audit.record(&[event]).await?)
+        let event = operator.event(self, EventName::SessionRevoked, user);
+        self.record_revoked(reason, count, session, event).await
     }
 }

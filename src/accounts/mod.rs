@@ -154,6 +154,22 @@ impl Accounts {
         session: Option<uuid::Uuid>,
         client: &Client,
     ) -> Result<()> {
+        let event = self
+            .audit
+            .event(crate::domain::EventName::SessionRevoked, client)
+            .user(user);
+        self.record_revoked(reason, count, session, event).await
+    }
+
+    /// Counts `count` revoked sessions by `reason` and records `event` (`session.revoked`) for
+    /// them, naming `session` when one ended alone.
+    async fn record_revoked(
+        &self,
+        reason: &'static str,
+        count: u32,
+        session: Option<uuid::Uuid>,
+        event: SecurityEvent,
+    ) -> Result<()> {
         if count == 0 {
             return Ok(());
         }
@@ -161,11 +177,7 @@ impl Accounts {
             .sessions_revoked
             .with_label_values(&[reason])
             .inc_by(u64::from(count));
-        let event = self
-            .audit
-            .event(crate::domain::EventName::SessionRevoked, client)
-            .user(user)
-            .reason(reason);
+        let event = event.reason(reason);
         let event = match session {
             Some(session) => event.session(session),
             None => event,

@@ -62,6 +62,22 @@ impl FromRequest for Admin {
     }
 }
 
+/// What a route about one user answers besides its own outcome.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(super) enum ForAUser {
+    /// `VALIDATION_ERROR`: an id in the path is not a UUID (or the body breaks a rule).
+    #[response(status = 400)]
+    BadId(ErrorEnvelope),
+    /// `PROTECTED_ROUTE` (no key), `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`.
+    #[response(status = 401)]
+    NoKey(ErrorEnvelope),
+    /// `NO_SUCH_USER`; `SESSION_NOT_FOUND` for a session that is not the user's;
+    /// `MAIL_DISABLED` for a mail when SMTP is off.
+    #[response(status = 404)]
+    NotFound(ErrorEnvelope),
+}
+
 /// The user id of the path.
 fn user_id(path: &str) -> Result<UserId> {
     Uuid::parse_str(path)
@@ -194,9 +210,7 @@ pub(super) async fn list_users(
     params(("id" = uuid::Uuid, Path, description = "A user id")),
     responses(
         (status = 200, body = Envelope<UserAccount>),
-        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
-        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
-        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        ForAUser,
         Common))]
 pub(super) async fn show_user(
     state: web::Data<AppState>,
@@ -245,8 +259,7 @@ pub(super) struct DisabledUser {
     request_body(content = Option<DisableBody>, description = "Optional: `until` and `reason`"),
     responses(
         (status = 200, body = Envelope<DisabledUser>),
-        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
-        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        ForAUser,
         BadBody, Common))]
 pub(super) async fn disable_user(
     state: web::Data<AppState>,
@@ -271,9 +284,7 @@ pub(super) async fn disable_user(
     params(("id" = uuid::Uuid, Path, description = "A user id")),
     responses(
         (status = 200, body = Envelope<AdminUser>),
-        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
-        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
-        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        ForAUser,
         Common))]
 pub(super) async fn enable_user(
     state: web::Data<AppState>,
@@ -296,9 +307,7 @@ pub(super) async fn enable_user(
     params(("id" = uuid::Uuid, Path, description = "A user id")),
     responses(
         (status = 200, body = Envelope<Revoked>),
-        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
-        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
-        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        ForAUser,
         Common))]
 pub(super) async fn sign_out_user(
     state: web::Data<AppState>,
@@ -314,9 +323,7 @@ pub(super) async fn sign_out_user(
     params(("id" = uuid::Uuid, Path, description = "A user id"), ("session" = uuid::Uuid, Path, description = "One of the user's session ids")),
     responses(
         (status = 200, body = Envelope<Revoked>),
-        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
-        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
-        (status = 404, description = "`NO_SUCH_USER` or `SESSION_NOT_FOUND`", body = ErrorEnvelope),
+        ForAUser,
         Common))]
 pub(super) async fn sign_out_session(
     state: web::Data<AppState>,
@@ -358,9 +365,7 @@ pub(super) struct ErasedUser {
     params(("id" = uuid::Uuid, Path, description = "A user id")),
     responses(
         (status = 200, body = Envelope<ErasedUser>),
-        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
-        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
-        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        ForAUser,
         Common))]
 pub(super) async fn erase_user(
     state: web::Data<AppState>,
@@ -395,9 +400,7 @@ pub(super) struct FactorsReset {
     params(("id" = uuid::Uuid, Path, description = "A user id")),
     responses(
         (status = 200, body = Envelope<FactorsReset>),
-        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
-        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
-        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        ForAUser,
         Common))]
 pub(super) async fn reset_mfa(
     state: web::Data<AppState>,
@@ -416,9 +419,7 @@ pub(super) async fn reset_mfa(
     params(("id" = uuid::Uuid, Path, description = "A user id")),
     responses(
         (status = 202, description = "Queued", body = Envelope<String>),
-        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
-        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
-        (status = 404, description = "`NO_SUCH_USER`, or `MAIL_DISABLED`", body = ErrorEnvelope),
+        ForAUser,
         (status = 409, description = "`EMAIL_ALREADY_VERIFIED`", body = ErrorEnvelope),
         Common))]
 pub(super) async fn send_verification(
@@ -437,9 +438,7 @@ pub(super) async fn send_verification(
     params(("id" = uuid::Uuid, Path, description = "A user id")),
     responses(
         (status = 200, body = Envelope<AdminUser>),
-        (status = 400, description = "`VALIDATION_ERROR`: not a UUID", body = ErrorEnvelope),
-        (status = 401, description = "`PROTECTED_ROUTE`, `INVALID_AUTH_HEADER` or `INVALID_ADMIN_KEY`", body = ErrorEnvelope),
-        (status = 404, description = "`NO_SUCH_USER`", body = ErrorEnvelope),
+        ForAUser,
         (status = 409, description = "`EMAIL_ALREADY_VERIFIED`", body = ErrorEnvelope),
         Common))]
 pub(super) async fn verify_email(
