@@ -464,64 +464,49 @@ async fn count(app: &TestApp, select: &str) -> usize {
 
 /// `table.column` of every text column of the app's database that holds `needle`.
 async fn columns_holding(app: &TestApp, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Some(url) = &app.database_url {
-        use sqlx::{Connection, Row};
-        let mut db = sqlx::PgConnection::connect(url).await.unwrap();
-        let columns = sqlx::query(
-            "select table_name::text, column_name::text from information_schema.columns \
-             where table_schema = 'public' and data_type in ('text', 'character varying')",
-        )
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
-        for column in columns {
-            let (table, name): (String, String) = (column.get(0), column.get(1));
-            let sql = format!("select count(*) from \"{table}\" where position(lower($1) in lower(\"{name}\")) > 0");
-            let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(needle)
-                .fetch_one(&mut db)
-                .await
-                .unwrap();
-            if count > 0 {
-                found.push(format!("{table}.{name}"));
-            }
-        }
-        return found;
-    }
     use sqlx::{Connection, Row};
-    let path = app.sqlite_path().unwrap();
-    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    let tables: Vec<String> = sqlx::query("select name from sqlite_master where type = 'table'")
-        .fetch_all(&mut db)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for table in tables {
-        let columns = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "select name, type from pragma_table_info('{table}')"
-        )))
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
-        for column in columns {
-            let (name, kind): (String, String) = (column.get(0), column.get(1));
-            if !kind.eq_ignore_ascii_case("text") {
-                continue;
-            }
-            let sql = format!("select count(*) from \"{table}\" where instr(lower(\"{name}\"), lower($1)) > 0");
-            let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(needle)
-                .fetch_one(&mut db)
+    assert!(!needle.contains(['%', '_', '\'']), "a plain needle, for LIKE");
+    // Every (table, column) of text, as each database lists them.
+    let columns: Vec<(String, String)> = match &app.database_url {
+        Some(url) => {
+            let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query(
+                "select table_name::text, column_name::text from information_schema.columns \
+                 where table_schema = 'public' and data_type in ('text', 'character varying')",
+            )
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+        }
+        None => {
+            let path = app.sqlite_path().unwrap();
+            let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
                 .await
                 .unwrap();
-            if count > 0 {
-                found.push(format!("{table}.{name}"));
-            }
+            sqlx::query(
+                "select m.name, c.name from sqlite_master m, pragma_table_info(m.name) c \
+                 where m.type = 'table' and upper(c.type) = 'TEXT'",
+            )
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+        }
+    };
+    assert!(columns.iter().any(|(t, c)| t == "users" && c == "email"), "{columns:?}");
+    let mut found = Vec::new();
+    for (table, column) in columns {
+        let select = format!(
+            "select 1 from \"{table}\" where lower(\"{column}\") like '%{}%'",
+            needle.to_lowercase()
+        );
+        if count(app, &select).await > 0 {
+            found.push(format!("{table}.{column}"));
         }
     }
     found
