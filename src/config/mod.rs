@@ -262,9 +262,45 @@ impl Settings {
             },
         };
         let redis_url = r.secret(&REDIS_URL);
-        let embedded = redis_url.is_none() && matches!(database, DatabaseSettings::Sqlite { .. });
-        let sessions = match redis_url {
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+        let cluster_nodes = r.secret(&REDIS_CLUSTER_NODES);
+        let embedded =
+            redis_url.is_none() && cluster_nodes.is_none() && matches!(database, DatabaseSettings::Sqlite { .. });
+        let is_redis = |url: &str| url.starts_with("redis://") || url.starts_with("rediss://");
+        let target = match (redis_url, cluster_nodes) {
+            (Some(_), Some(_)) => {
+                r.errors
+                    .push("REDIS_CLUSTER_NODES: set it or REDIS_URL, not both".into());
+                None
+            }
+            (Some(url), None) if is_redis(&url) => {
+                Some(RedisTarget::Single(store_url(&mut r, &REDIS_URL, url, &REDIS_PASSWORD)))
+            }
+            (Some(_), None) => {
+                r.errors.push("REDIS_URL: expected a redis:// or rediss:// URL".into());
+                None
+            }
+            (None, Some(nodes)) => {
+                let nodes: Vec<String> = nodes
+                    .split(',')
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                if nodes.is_empty() || !nodes.iter().all(|n| is_redis(n)) {
+                    r.errors
+                        .push("REDIS_CLUSTER_NODES: expected comma-separated redis:// or rediss:// URLs".into());
+                    None
+                } else {
+                    let nodes = nodes
+                        .into_iter()
+                        .map(|node| store_url(&mut r, &REDIS_CLUSTER_NODES, node, &REDIS_PASSWORD))
+                        .collect();
+                    Some(RedisTarget::Cluster(nodes))
+                }
+            }
+            (None, None) => None,
+        };
+        let sessions = match target {
+            Some(target) => {
                 let key_prefix: String = r.parse(&REDIS_KEY_PREFIX);
                 // The service puts a hash tag of its own in each key; a brace in the prefix would
                 // become the tag and put every key of every user in one slot of a cluster.
@@ -274,14 +310,10 @@ impl Settings {
                     );
                 }
                 SessionSettings::Redis {
-                    url: store_url(&mut r, &REDIS_URL, url, &REDIS_PASSWORD),
+                    target,
                     key_prefix,
                     pool_max: r.positive(&REDIS_POOL_MAX),
                 }
-            }
-            Some(_) => {
-                r.errors.push("REDIS_URL: expected a redis:// or rediss:// URL".into());
-                SessionSettings::Memory
             }
             None => SessionSettings::Memory,
         };
@@ -809,7 +841,11 @@ mod tests {
             .decode_utf8()
             .unwrap();
         assert_eq!(decoded, password);
-        let SessionSettings::Redis { url, .. } = &s.sessions else {
+        let SessionSettings::Redis {
+            target: RedisTarget::Single(url),
+            ..
+        } = &s.sessions
+        else {
             panic!("redis")
         };
         assert_eq!(url::Url::parse(url.expose()).unwrap().host_str(), Some("cache"));

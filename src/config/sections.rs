@@ -18,11 +18,18 @@ pub enum DatabaseSettings {
 #[derive(Clone, Debug)]
 pub enum SessionSettings {
     Redis {
-        url: DatabaseUrl,
+        target: RedisTarget,
         key_prefix: String,
         pool_max: u32,
     },
     Memory,
+}
+
+/// One Redis (a primary, with or without replicas), or the seed nodes of a Redis Cluster.
+#[derive(Clone, Debug)]
+pub enum RedisTarget {
+    Single(DatabaseUrl),
+    Cluster(Vec<DatabaseUrl>),
 }
 
 /// A connection URL whose `Debug` hides the password, so it can sit in a logged struct.

@@ -17,6 +17,7 @@ pub const FILE_SECRETS: &[&str] = &[
     "DATABASE_URL",
     "DATABASE_PASSWORD",
     "REDIS_URL",
+    "REDIS_CLUSTER_NODES",
     "REDIS_PASSWORD",
     "ACCESS_TOKEN_SECRET",
     "KEYS_ENCRYPTION_KEY",
@@ -49,8 +50,10 @@ variables! {
         "apply pending migrations at start (else run `auth-api migrate`)";
     REDIS_URL = "(unset: in-process)",
         "redis://… for refresh sessions; unset keeps them in this process (one instance only)";
+    REDIS_CLUSTER_NODES = "(unset)",
+        "instead of REDIS_URL: seed nodes of a Redis Cluster, comma-separated redis://host:port (or rediss://)";
     REDIS_PASSWORD = "(none)",
-        "the Redis password, when REDIS_URL holds none: any characters, no URL encoding";
+        "the Redis password, when REDIS_URL (or a node's URL) holds none: any characters, no URL encoding";
     REDIS_KEY_PREFIX = "auth:",
         "prefix of every Redis key (no `{` or `}`: the service sets the hash tags)";
     REDIS_POOL_MAX = "16",

@@ -8,8 +8,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use crate::clock::Clock;
-use crate::config::{DatabaseSettings, SessionSettings, Settings};
+use crate::config::{DatabaseSettings, RedisTarget, SessionSettings, Settings};
 use crate::metrics::Metrics;
+use crate::store::redis_pool::RedisClient;
 use crate::store::sessions::memory::MemorySessionStore;
 use crate::store::sessions::redis::RedisSessionStore;
 use crate::store::sessions::{SessionBackend, SessionPolicy, SessionStore};
@@ -115,16 +116,19 @@ pub fn connect_sessions(settings: &Settings, metrics: Arc<Metrics>, clock: &Cloc
     };
     let backend = match &settings.sessions {
         SessionSettings::Redis {
-            url,
+            target,
             key_prefix,
             pool_max,
-        } => SessionBackend::Redis(RedisSessionStore::new(
-            url.expose(),
-            key_prefix.clone(),
-            *pool_max,
-            policy,
-            settings.store_timeout,
-        )?),
+        } => {
+            let client = match target {
+                RedisTarget::Single(url) => RedisClient::new(url.expose(), *pool_max, settings.store_timeout)?,
+                RedisTarget::Cluster(nodes) => {
+                    let nodes: Vec<String> = nodes.iter().map(|n| n.expose().to_string()).collect();
+                    RedisClient::cluster(&nodes, settings.store_timeout)?
+                }
+            };
+            SessionBackend::Redis(RedisSessionStore::new(client, key_prefix.clone(), policy)?)
+        }
         SessionSettings::Memory => SessionBackend::Memory(MemorySessionStore::new(policy, clock.clone())),
     };
     Ok(SessionStore::new(backend, metrics, settings.session_cache))
@@ -136,10 +140,14 @@ pub fn log_backends(settings: &Settings) {
         DatabaseSettings::Sqlite { path } => format!("sqlite ({})", path.display()),
     };
     match &settings.sessions {
-        SessionSettings::Redis { url, key_prefix, .. } => {
+        SessionSettings::Redis { target, key_prefix, .. } => {
+            let servers = match target {
+                RedisTarget::Single(url) => format!("redis ({url:?}"),
+                RedisTarget::Cluster(nodes) => format!("redis cluster ({nodes:?}"),
+            };
             tracing::info!(
                 users,
-                sessions = format!("redis ({url:?}, prefix {key_prefix:?})"),
+                sessions = format!("{servers}, prefix {key_prefix:?})"),
                 "storage backends"
             )
         }

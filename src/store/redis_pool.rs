@@ -1,16 +1,26 @@
-//! A bb8 manager for Redis that notices dead connections without a PING per checkout.
+//! Connections to Redis: a pool for one server, or one multiplexed connection to a Redis
+//! Cluster, behind one `run`.
 //!
-//! bb8-redis's manager answers `has_broken() == false` always, so with `test_on_check_out`
-//! off (it doubles the cost of every call) a connection killed by a Redis restart would stay in
-//! the pool and fail forever. This one marks a connection broken when a call on it fails at the
-//! transport level, and bb8 then drops it and dials a fresh one.
+//! The pool's manager notices dead connections without a PING per checkout. bb8-redis's
+//! manager answers `has_broken() == false` always, so with `test_on_check_out` off (it doubles
+//! the cost of every call) a connection killed by a Redis restart would stay in the pool and
+//! fail forever. This one marks a connection broken when a call on it fails at the transport
+//! level, and bb8 then drops it and dials a fresh one.
+//!
+//! A cluster connection is multiplexed per node, follows `MOVED`/`ASK` and refreshes the slot
+//! map itself: one is enough, cloned per call. It is dialled at the first call (the service
+//! starts while the cluster is down) and dialled again after a failure that says it is bad.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bb8::Pool;
-use bb8_redis::redis::aio::MultiplexedConnection;
-use bb8_redis::redis::{self, AsyncConnectionConfig, Client, RedisError};
+use bb8_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
+use bb8_redis::redis::cluster::ClusterClient;
+use bb8_redis::redis::cluster_async::ClusterConnection;
+use bb8_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use bb8_redis::redis::{self, AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use super::Dependency;
 use super::StoreError;
@@ -79,15 +89,23 @@ pub enum Verdict {
 /// Sorts a Redis error. Replaced: a transport failure, and a server that is no longer (or not
 /// yet) the primary (`READONLY`, a demoted primary; `MASTERDOWN`, a replica without its
 /// primary), because redialling reaches the new one. Kept: a server that cannot serve for the
-/// moment (`LOADING` after a restart, `TRYAGAIN` and `CLUSTERDOWN` during a failover or a
-/// resharding, `NOREPLICAS` under `min-replicas-to-write`).
+/// moment (`LOADING` after a restart, `TRYAGAIN`, `CLUSTERDOWN`, `MOVED`, `ASK` and no
+/// connection to a slot's node during a failover or a resharding, `NOREPLICAS` under
+/// `min-replicas-to-write`).
 pub fn verdict(e: &RedisError) -> Verdict {
     if is_transport_error(e) {
         return Verdict::Unavailable { replace: true };
     }
+    if e.kind() == redis::ErrorKind::ClusterConnectionNotFound {
+        return Verdict::Unavailable { replace: false };
+    }
     match e.code() {
         Some("READONLY" | "MASTERDOWN") => Verdict::Unavailable { replace: true },
-        Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "NOREPLICAS") => Verdict::Unavailable { replace: false },
+        // A redirect still standing after the cluster client's own retries: the slot map is
+        // changing (a failover, a resharding), which the client follows.
+        Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "NOREPLICAS" | "MOVED" | "ASK") => {
+            Verdict::Unavailable { replace: false }
+        }
         _ => Verdict::Failed,
     }
 }
@@ -98,10 +116,74 @@ pub fn is_slot_bug(e: &RedisError) -> bool {
     e.code() == Some("CROSSSLOT") || e.to_string().contains("non local key")
 }
 
-/// A lazily connecting pool and the timeout of every call made through it.
+/// A connection a call runs on: one server's, or the cluster's.
+#[derive(Clone)]
+pub enum Connection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where calls go.
+#[derive(Clone)]
+enum Servers {
+    Single(Pool<RedisManager>),
+    Cluster(Arc<Cluster>),
+}
+
+struct Cluster {
+    client: ClusterClient,
+    /// The connection, once dialled; `None` again after a failure that says it is bad.
+    connection: Mutex<Option<ClusterConnection>>,
+}
+
+impl Cluster {
+    async fn connection(&self) -> Result<ClusterConnection, RedisError> {
+        if let Some(c) = self.connection.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(c);
+        }
+        let dialled = self.client.get_async_connection().await?;
+        *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some(dialled.clone());
+        Ok(dialled)
+    }
+
+    fn forget(&self) {
+        *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// A lazily connecting pool (or cluster connection) and the timeout of every call made
+/// through it.
 #[derive(Clone)]
 pub struct RedisClient {
-    pool: Pool<RedisManager>,
+    servers: Servers,
     timeout: Duration,
 }
 
@@ -124,44 +206,106 @@ impl RedisClient {
             .retry_connection(false)
             .max_lifetime(Some(Duration::from_secs(30 * 60)))
             .build_unchecked(manager);
-        Ok(Self { pool, timeout })
+        Ok(Self {
+            servers: Servers::Single(pool),
+            timeout,
+        })
+    }
+
+    /// A Redis Cluster found through `nodes` (any of its nodes; the rest are discovered).
+    pub fn cluster(nodes: &[String], timeout: Duration) -> anyhow::Result<Self> {
+        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            // The client's own retries (redirects, `TRYAGAIN` during a failover) stay inside
+            // each call's timeout.
+            .build()?;
+        Ok(Self {
+            servers: Servers::Cluster(Arc::new(Cluster {
+                client,
+                connection: Mutex::new(None),
+            })),
+            timeout,
+        })
     }
 
     /// Runs one command or script on a pooled connection, within the timeout. A transport
     /// failure marks the connection broken so the pool replaces it.
-    pub async fn run<T, Fut>(&self, call: impl FnOnce(MultiplexedConnection) -> Fut) -> Result<T, StoreError>
+    pub async fn run<T, Fut>(&self, call: impl FnOnce(Connection) -> Fut) -> Result<T, StoreError>
     where
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let mut pooled = self.pool.get().await.map_err(unavailable)?;
-        match tokio::time::timeout(self.timeout, call(pooled.inner.clone())).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => match verdict(&e) {
-                Verdict::Unavailable { replace } => {
-                    pooled.broken |= replace;
-                    Err(unavailable(e))
+        match &self.servers {
+            Servers::Single(pool) => {
+                let mut pooled = pool.get().await.map_err(unavailable)?;
+                let (result, replace) = self.call(call(Connection::Single(pooled.inner.clone()))).await;
+                pooled.broken |= replace;
+                result
+            }
+            Servers::Cluster(cluster) => {
+                let connection = tokio::time::timeout(self.timeout, cluster.connection())
+                    .await
+                    .map_err(unavailable)?
+                    .map_err(unavailable)?;
+                let (result, replace) = self.call(call(Connection::Cluster(connection))).await;
+                if replace {
+                    cluster.forget();
                 }
-                Verdict::Failed => {
-                    if is_slot_bug(&e) {
-                        tracing::error!(error = %e, "a Redis call spans hash slots: keys of one operation must share a hash tag");
-                    }
-                    Err(StoreError::Failed(Dependency::SessionStore, e.into()))
-                }
-            },
-            Err(elapsed) => {
-                pooled.broken = true;
-                Err(unavailable(elapsed))
+                result
             }
         }
     }
 
-    /// Connections of the pool: (idle, in use).
+    /// Readiness: one server answers `PING`. On a cluster, one node chosen at random does: an
+    /// instance is ready when it reaches the cluster. A shard in failover fails only the calls
+    /// whose keys live there, for a few seconds; taking every instance out of its load balancer
+    /// for it (a `PING` of every primary would) would turn a partial outage into a total one.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|c| async move {
+            match c {
+                Connection::Single(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await.map(drop),
+                Connection::Cluster(mut c) => {
+                    let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                    c.route_command(redis::cmd("PING"), random).await.map(drop)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs `call` within the timeout: its result, and whether its connection is bad.
+    async fn call<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> (Result<T, StoreError>, bool) {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => (Ok(value), false),
+            Ok(Err(e)) => match verdict(&e) {
+                Verdict::Unavailable { replace } => (Err(unavailable(e)), replace),
+                Verdict::Failed => {
+                    if is_slot_bug(&e) {
+                        tracing::error!(error = %e, "a Redis call spans hash slots: keys of one operation must share a hash tag");
+                    }
+                    (Err(StoreError::Failed(Dependency::SessionStore, e.into())), false)
+                }
+            },
+            Err(elapsed) => (Err(unavailable(elapsed)), true),
+        }
+    }
+
+    /// Connections of the pool: (idle, in use); a cluster's one multiplexed connection counts
+    /// as in use once dialled.
     pub fn pool_connections(&self) -> (u32, u32) {
-        let state = self.pool.state();
-        (
-            state.idle_connections,
-            state.connections.saturating_sub(state.idle_connections),
-        )
+        match &self.servers {
+            Servers::Single(pool) => {
+                let state = pool.state();
+                (
+                    state.idle_connections,
+                    state.connections.saturating_sub(state.idle_connections),
+                )
+            }
+            Servers::Cluster(cluster) => {
+                let dialled = cluster.connection.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+                (0, u32::from(dialled))
+            }
+        }
     }
 }
 
@@ -189,6 +333,8 @@ mod tests {
             ("TRYAGAIN Multiple keys request during rehashing of slot", kept),
             ("CLUSTERDOWN The cluster is down", kept),
             ("NOREPLICAS Not enough good replicas to write.", kept),
+            ("MOVED 3999 127.0.0.1:6381", kept),
+            ("ASK 3999 127.0.0.1:6381", kept),
             ("CROSSSLOT Keys in request don't hash to the same slot", Verdict::Failed),
             ("ERR Error running script: wrong number of arguments", Verdict::Failed),
             (

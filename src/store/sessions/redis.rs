@@ -14,7 +14,6 @@
 //! under the tag they are given. A refresh token carries its user's id, which names the tag.
 
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use bb8_redis::redis::{self, Script};
 use uuid::Uuid;
@@ -67,15 +66,9 @@ pub struct RedisSessionStore {
 impl RedisSessionStore {
     /// A lazily connecting pool: the service starts even while Redis is down, and answers 503
     /// for session calls until it is back.
-    pub fn new(
-        url: &str,
-        prefix: String,
-        pool_max: u32,
-        policy: SessionPolicy,
-        timeout: Duration,
-    ) -> anyhow::Result<Self> {
+    pub fn new(client: RedisClient, prefix: String, policy: SessionPolicy) -> anyhow::Result<Self> {
         Ok(Self {
-            client: RedisClient::new(url, pool_max, timeout)?,
+            client,
             keys: Keys { prefix },
             policy,
         })
@@ -307,10 +300,7 @@ impl RedisSessionStore {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.client
-            .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
-            .await
-            .map(drop)
+        self.client.ping().await
     }
 }
 
