@@ -12,6 +12,7 @@ mod auth_routes;
 mod basics;
 pub mod binary;
 mod client_address;
+mod cluster;
 mod concurrency;
 mod events;
 mod faults;
