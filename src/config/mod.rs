@@ -263,28 +263,43 @@ impl Settings {
         };
         let redis_url = r.secret(&REDIS_URL);
         let cluster_nodes = r.secret(&REDIS_CLUSTER_NODES);
-        let embedded =
-            redis_url.is_none() && cluster_nodes.is_none() && matches!(database, DatabaseSettings::Sqlite { .. });
+        let sentinels = r.secret(&REDIS_SENTINELS);
+        let sentinel_master = r.raw(&REDIS_SENTINEL_MASTER);
+        let embedded = redis_url.is_none()
+            && cluster_nodes.is_none()
+            && sentinels.is_none()
+            && matches!(database, DatabaseSettings::Sqlite { .. });
         let is_redis = |url: &str| url.starts_with("redis://") || url.starts_with("rediss://");
-        let target = match (redis_url, cluster_nodes) {
-            (Some(_), Some(_)) => {
-                r.errors
-                    .push("REDIS_CLUSTER_NODES: set it or REDIS_URL, not both".into());
-                None
-            }
-            (Some(url), None) if is_redis(&url) => {
+        let urls = |list: &str| -> Vec<String> {
+            list.split(',')
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect()
+        };
+        let several = [redis_url.is_some(), cluster_nodes.is_some(), sentinels.is_some()]
+            .iter()
+            .filter(|given| **given)
+            .count()
+            > 1;
+        if several {
+            r.errors
+                .push("REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS: set one of them, not several".into());
+        }
+        if sentinels.is_some() != sentinel_master.is_some() {
+            r.errors
+                .push("REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS, and only with it".into());
+        }
+        let target = match (redis_url, cluster_nodes, sentinels) {
+            _ if several => None,
+            (Some(url), _, _) if is_redis(&url) => {
                 Some(RedisTarget::Single(store_url(&mut r, &REDIS_URL, url, &REDIS_PASSWORD)))
             }
-            (Some(_), None) => {
+            (Some(_), _, _) => {
                 r.errors.push("REDIS_URL: expected a redis:// or rediss:// URL".into());
                 None
             }
-            (None, Some(nodes)) => {
-                let nodes: Vec<String> = nodes
-                    .split(',')
-                    .map(|n| n.trim().to_string())
-                    .filter(|n| !n.is_empty())
-                    .collect();
+            (_, Some(nodes), _) => {
+                let nodes = urls(&nodes);
                 if nodes.is_empty() || !nodes.iter().all(|n| is_redis(n)) {
                     r.errors
                         .push("REDIS_CLUSTER_NODES: expected comma-separated redis:// or rediss:// URLs".into());
@@ -297,7 +312,22 @@ impl Settings {
                     Some(RedisTarget::Cluster(nodes))
                 }
             }
-            (None, None) => None,
+            (_, _, Some(list)) => {
+                let list = urls(&list);
+                if list.is_empty() || !list.iter().all(|n| is_redis(n)) {
+                    r.errors
+                        .push("REDIS_SENTINELS: expected comma-separated redis:// or rediss:// URLs".into());
+                    None
+                } else {
+                    // The password is the primary's; a Sentinel's own is in its URL.
+                    Some(RedisTarget::Sentinel {
+                        sentinels: list.into_iter().map(DatabaseUrl::new).collect(),
+                        master: sentinel_master.unwrap_or_default(),
+                        password: r.secret(&REDIS_PASSWORD).map(DatabaseUrl::new),
+                    })
+                }
+            }
+            (None, None, None) => None,
         };
         let sessions = match target {
             Some(target) => {
@@ -502,6 +532,56 @@ mod tests {
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn one_redis_target_at_a_time_and_sentinels_name_their_primary() {
+        let base = [
+            ("DATABASE_URL", "postgres://u@db/auth"),
+            ("KEYS_ENCRYPTION_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        ];
+        let with = |vars: &[(&'static str, &'static str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(vars);
+            settings(&all)
+        };
+        let target = |vars| match with(vars).unwrap().sessions {
+            SessionSettings::Redis { target, .. } => target,
+            SessionSettings::Memory => panic!("redis"),
+        };
+        assert!(matches!(
+            target(&[("REDIS_CLUSTER_NODES", "redis://a:7000, redis://b:7001")]),
+            RedisTarget::Cluster(nodes) if nodes.len() == 2
+        ));
+        assert!(matches!(
+            target(&[("REDIS_SENTINELS", "redis://s1:26379,redis://s2:26379"), ("REDIS_SENTINEL_MASTER", "auth")]),
+            RedisTarget::Sentinel { sentinels, master, .. } if sentinels.len() == 2 && master == "auth"
+        ));
+        let refused = |vars, expected: &str| {
+            let err = with(vars).unwrap_err().to_string();
+            assert!(err.contains(expected), "{vars:?}: {err}");
+        };
+        refused(
+            &[("REDIS_URL", "redis://a"), ("REDIS_CLUSTER_NODES", "redis://b:7000")],
+            "set one of them",
+        );
+        refused(
+            &[
+                ("REDIS_URL", "redis://a"),
+                ("REDIS_SENTINELS", "redis://s:26379"),
+                ("REDIS_SENTINEL_MASTER", "m"),
+            ],
+            "set one of them",
+        );
+        refused(
+            &[("REDIS_SENTINELS", "redis://s:26379")],
+            "REDIS_SENTINEL_MASTER: required",
+        );
+        refused(&[("REDIS_SENTINEL_MASTER", "auth")], "REDIS_SENTINEL_MASTER: required");
+        refused(
+            &[("REDIS_CLUSTER_NODES", "http://a:7000")],
+            "REDIS_CLUSTER_NODES: expected",
+        );
     }
 
     #[test]

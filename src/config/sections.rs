@@ -30,6 +30,12 @@ pub enum SessionSettings {
 pub enum RedisTarget {
     Single(DatabaseUrl),
     Cluster(Vec<DatabaseUrl>),
+    /// The primary the Sentinels name `master`; `password` is the primary's.
+    Sentinel {
+        sentinels: Vec<DatabaseUrl>,
+        master: String,
+        password: Option<DatabaseUrl>,
+    },
 }
 
 /// A connection URL whose `Debug` hides the password, so it can sit in a logged struct.

@@ -18,6 +18,7 @@ pub const FILE_SECRETS: &[&str] = &[
     "DATABASE_PASSWORD",
     "REDIS_URL",
     "REDIS_CLUSTER_NODES",
+    "REDIS_SENTINELS",
     "REDIS_PASSWORD",
     "ACCESS_TOKEN_SECRET",
     "KEYS_ENCRYPTION_KEY",
@@ -52,8 +53,12 @@ variables! {
         "redis://… for refresh sessions; unset keeps them in this process (one instance only)";
     REDIS_CLUSTER_NODES = "(unset)",
         "instead of REDIS_URL: seed nodes of a Redis Cluster, comma-separated redis://host:port (or rediss://)";
+    REDIS_SENTINELS = "(unset)",
+        "instead of REDIS_URL: Redis Sentinels, comma-separated redis://host:port; the primary is the one they name REDIS_SENTINEL_MASTER";
+    REDIS_SENTINEL_MASTER = "(unset)",
+        "the name the Sentinels monitor the primary under (required with REDIS_SENTINELS)";
     REDIS_PASSWORD = "(none)",
-        "the Redis password, when REDIS_URL (or a node's URL) holds none: any characters, no URL encoding";
+        "the Redis password, when REDIS_URL (or a node's URL) holds none, and the primary's behind Sentinels: any characters, no URL encoding";
     REDIS_KEY_PREFIX = "auth:",
         "prefix of every Redis key (no `{` or `}`: the service sets the hash tags)";
     REDIS_POOL_MAX = "16",

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use crate::clock::Clock;
-use crate::config::{DatabaseSettings, RedisTarget, SessionSettings, Settings};
+use crate::config::{DatabaseSettings, DatabaseUrl, RedisTarget, SessionSettings, Settings};
 use crate::metrics::Metrics;
 use crate::store::redis_pool::RedisClient;
 use crate::store::sessions::memory::MemorySessionStore;
@@ -126,6 +126,15 @@ pub fn connect_sessions(settings: &Settings, metrics: Arc<Metrics>, clock: &Cloc
                     let nodes: Vec<String> = nodes.iter().map(|n| n.expose().to_string()).collect();
                     RedisClient::cluster(&nodes, settings.store_timeout)?
                 }
+                RedisTarget::Sentinel {
+                    sentinels,
+                    master,
+                    password,
+                } => {
+                    let sentinels: Vec<String> = sentinels.iter().map(|n| n.expose().to_string()).collect();
+                    let password = password.as_ref().map(DatabaseUrl::expose);
+                    RedisClient::sentinel(&sentinels, master, password, *pool_max, settings.store_timeout)?
+                }
             };
             SessionBackend::Redis(RedisSessionStore::new(client, key_prefix.clone(), policy)?)
         }
@@ -144,6 +153,9 @@ pub fn log_backends(settings: &Settings) {
             let servers = match target {
                 RedisTarget::Single(url) => format!("redis ({url:?}"),
                 RedisTarget::Cluster(nodes) => format!("redis cluster ({nodes:?}"),
+                RedisTarget::Sentinel { sentinels, master, .. } => {
+                    format!("redis primary {master:?} of sentinels ({sentinels:?}")
+                }
             };
             tracing::info!(
                 users,

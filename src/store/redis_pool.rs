@@ -20,14 +20,25 @@ use bb8_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use bb8_redis::redis::cluster::ClusterClient;
 use bb8_redis::redis::cluster_async::ClusterConnection;
 use bb8_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use bb8_redis::redis::{self, AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
+use bb8_redis::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use bb8_redis::redis::{
+    self, AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value,
+};
 
 use super::Dependency;
 use super::StoreError;
 
 pub struct RedisManager {
-    client: Client,
+    dialer: Dialer,
     config: AsyncConnectionConfig,
+}
+
+/// How a pooled connection is dialled: straight to one server, or to the primary the
+/// Sentinels name at that moment (so a connection replaced after a failover reaches the new
+/// one).
+enum Dialer {
+    Direct(Client),
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
 }
 
 /// A pooled connection and whether a transport failure has been seen on it.
@@ -37,14 +48,11 @@ pub struct RedisConnection {
 }
 
 impl RedisManager {
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, RedisError> {
+    fn new(dialer: Dialer, timeout: Duration) -> Self {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
-        Ok(Self {
-            client: Client::open(url)?,
-            config,
-        })
+        Self { dialer, config }
     }
 }
 
@@ -53,10 +61,20 @@ impl bb8::ManageConnection for RedisManager {
     type Error = RedisError;
 
     async fn connect(&self) -> Result<Self::Connection, Self::Error> {
-        let inner = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await?;
+        let inner = match &self.dialer {
+            Dialer::Direct(client) => {
+                client
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await?
+            }
+            Dialer::Sentinel(sentinel) => {
+                sentinel
+                    .lock()
+                    .await
+                    .get_async_connection_with_config(&self.config)
+                    .await?
+            }
+        };
         Ok(RedisConnection { inner, broken: false })
     }
 
@@ -194,7 +212,35 @@ fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
 impl RedisClient {
     /// The service starts even while Redis is down, and answers 503 until it is back.
     pub fn new(url: &str, pool_max: u32, timeout: Duration) -> anyhow::Result<Self> {
-        let manager = RedisManager::new(url, timeout)?;
+        Ok(Self::pooled(Dialer::Direct(Client::open(url)?), pool_max, timeout))
+    }
+
+    /// The primary named `master` by the Sentinels at `sentinels`, asked again at each dial:
+    /// a connection replaced after a failover (`READONLY` from the demoted primary, or a
+    /// transport failure) reaches the new primary. `password` is the primary's.
+    pub fn sentinel(
+        sentinels: &[String],
+        master: &str,
+        password: Option<&str>,
+        pool_max: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let mut node = redis::RedisConnectionInfo::default();
+        if let Some(password) = password {
+            node = node.set_password(password);
+        }
+        let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(node);
+        let sentinels = sentinels
+            .iter()
+            .map(|s| s.as_str().into_connection_info())
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = SentinelClient::build(sentinels, master.to_string(), Some(node), SentinelServerType::Master)?;
+        let dialer = Dialer::Sentinel(tokio::sync::Mutex::new(client));
+        Ok(Self::pooled(dialer, pool_max, timeout))
+    }
+
+    fn pooled(dialer: Dialer, pool_max: u32, timeout: Duration) -> Self {
+        let manager = RedisManager::new(dialer, timeout);
         let pool = Pool::builder()
             .max_size(pool_max)
             .min_idle(Some(0))
@@ -206,10 +252,10 @@ impl RedisClient {
             .retry_connection(false)
             .max_lifetime(Some(Duration::from_secs(30 * 60)))
             .build_unchecked(manager);
-        Ok(Self {
+        Self {
             servers: Servers::Single(pool),
             timeout,
-        })
+        }
     }
 
     /// A Redis Cluster found through `nodes` (any of its nodes; the rest are discovered).
