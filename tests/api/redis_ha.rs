@@ -1,5 +1,6 @@
-//! Sessions on a Redis Cluster: six private redis-server processes (three primaries, a replica
-//! each) on free loopback ports, started by the test and stopped by pid.
+//! Sessions past one Redis: on a Redis Cluster (six private redis-server processes, three
+//! primaries with a replica each) and behind Sentinels (a primary, its replica and three
+//! Sentinels), on free loopback ports, started by the tests and stopped by pid.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -40,7 +41,7 @@ impl RedisCluster {
         }
         let cluster = Self { nodes, dir };
         for (port, _) in &cluster.nodes {
-            cluster.wait_until(&format!("node {port} answers"), || {
+            wait_until(&format!("node {port} answers"), || {
                 cluster.cli(*port, &["PING"]).contains("PONG")
             });
         }
@@ -53,7 +54,7 @@ impl RedisCluster {
             .output()
             .unwrap();
         assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stdout));
-        cluster.wait_until("every node sees the cluster ok", || {
+        wait_until("every node sees the cluster ok", || {
             cluster
                 .nodes
                 .iter()
@@ -63,20 +64,7 @@ impl RedisCluster {
     }
 
     fn cli(&self, port: u16, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-p", &port.to_string()])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !done() {
-            assert!(Instant::now() < deadline, "timed out: {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        cli(port, args)
     }
 
     /// `REDIS_CLUSTER_NODES`: two seeds (the client finds the rest).
@@ -127,6 +115,129 @@ impl Drop for RedisCluster {
     }
 }
 
+/// A primary, its replica and three Sentinels (`down-after-milliseconds 1000`) monitoring it
+/// as `auth`; stopped and removed on drop.
+pub struct SentinelSet {
+    primary: (u16, Option<Child>),
+    others: Vec<Child>,
+    sentinels: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl SentinelSet {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("auth-api-sentinel-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let server = |port: u16, extra: &[&str]| {
+            Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"])
+                .arg("--dir")
+                .arg(&dir)
+                .args(extra)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server (Debian's redis-server package)")
+        };
+        let (primary, replica) = (free_port(), free_port());
+        let mut set = Self {
+            primary: (primary, Some(server(primary, &[]))),
+            others: vec![server(replica, &["--replicaof", "127.0.0.1", &primary.to_string()])],
+            sentinels: Vec::new(),
+            dir: dir.clone(),
+        };
+        wait_until("the replica in sync", || {
+            cli(replica, &["INFO", "replication"]).contains("master_link_status:up")
+        });
+        for _ in 0..3 {
+            let port = free_port();
+            let conf = dir.join(format!("sentinel-{port}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor auth 127.0.0.1 {primary} 2\n\
+                     sentinel down-after-milliseconds auth 1000\nsentinel failover-timeout auth 10000\n",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            set.others.push(child);
+            set.sentinels.push(port);
+        }
+        for port in set.sentinels.clone() {
+            wait_until("each Sentinel knows the others and the replica", || {
+                let master = cli(port, &["SENTINEL", "MASTER", "auth"]);
+                master.contains("num-other-sentinels\n2\n") && master.contains("num-slaves\n1\n")
+            });
+        }
+        set
+    }
+
+    /// `REDIS_SENTINELS`.
+    fn urls(&self) -> String {
+        self.sentinels
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn kill_primary(&mut self) {
+        let mut child = self.primary.1.take().expect("the primary runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn primary_keys(&self) -> u64 {
+        cli(self.primary.0, &["DBSIZE"]).trim().parse().unwrap_or(0)
+    }
+}
+
+impl Drop for SentinelSet {
+    fn drop(&mut self) {
+        for child in self.primary.1.iter_mut().chain(self.others.iter_mut()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+async fn spawn_behind(set: &SentinelSet, vars: &[(&str, &str)]) -> TestApp {
+    let sentinels = set.urls();
+    let mut all = vec![
+        ("REDIS_URL", ""),
+        ("REDIS_SENTINELS", sentinels.as_str()),
+        ("REDIS_SENTINEL_MASTER", "auth"),
+        ("MAX_SESSIONS_PER_USER", "5"),
+    ];
+    all.extend_from_slice(vars);
+    spawn_app_with(Backend::External, &all).await
+}
+
 async fn spawn_on(cluster: &RedisCluster, vars: &[(&str, &str)]) -> TestApp {
     let seeds = cluster.seeds();
     let mut all = vec![
@@ -144,6 +255,21 @@ crate::case!(sessions_live_on_a_redis_cluster needs External);
 async fn sessions_live_on_a_redis_cluster() {
     let cluster = tokio::task::spawn_blocking(RedisCluster::start).await.unwrap();
     let app = spawn_on(&cluster, &[("REFRESH_REUSE_GRACE", "1"), ("LOGIN_MAX_FAILURES", "3")]).await;
+    session_flows(&app).await;
+    // Thirteen users' keys spread over more than one shard.
+    let holding = cluster.ports_with_keys();
+    assert!(
+        holding.len() >= 4,
+        "keys on at least two primaries and their replicas: {holding:?}"
+    );
+    drop(app);
+    drop(cluster);
+}
+
+/// Sessions, rotation, the grace window, lists, revocation, logout, reuse detection and the
+/// login lockout, for thirteen users; the app runs with `REFRESH_REUSE_GRACE=1` and
+/// `LOGIN_MAX_FAILURES=3`.
+async fn session_flows(app: &TestApp) {
     assert_eq!(app.get("/health/ready").await.status(), 200);
     for i in 0..12 {
         let email = format!("user{i}@example.com");
@@ -189,14 +315,6 @@ async fn sessions_live_on_a_redis_cluster() {
         assert_eq!(app.login("victim@example.com", "wrong guess").await.status(), 401);
     }
     assert_error(app.login("victim@example.com", PASSWORD).await, 429, "ACCOUNT_LOCKED").await;
-    // Thirteen users' keys spread over more than one shard.
-    let holding = cluster.ports_with_keys();
-    assert!(
-        holding.len() >= 4,
-        "keys on at least two primaries and their replicas: {holding:?}"
-    );
-    drop(app);
-    drop(cluster);
 }
 
 /// What one request of the load answered, and when.
@@ -207,21 +325,62 @@ struct Answer {
 }
 
 crate::case!(multi a_primary_killed_under_load_costs_seconds_of_503_and_nothing_else needs External);
-/// A primary killed (SIGKILL) while eight clients call /auth/me, refresh every fifth call and
-/// log in every fortieth. `cluster-node-timeout 1000`. Only 200, 401 and 503 come back; no 503
-/// takes longer than `STORE_TIMEOUT_MS` and a margin; every 503 comes within 4 s of the kill;
-/// afterwards every user logs in, and every session refreshes but those written in the last
-/// second before the kill (asynchronous replication may have lost them).
+/// A cluster primary killed (SIGKILL) under load (see [`through_a_failover`]);
+/// `cluster-node-timeout 1000`.
 async fn a_primary_killed_under_load_costs_seconds_of_503_and_nothing_else() {
-    const STORE_TIMEOUT: Duration = Duration::from_millis(500);
-    let mut cluster = tokio::task::spawn_blocking(RedisCluster::start).await.unwrap();
-    // Logins must not evict the sessions the clients refresh.
-    let vars = [
-        ("STORE_TIMEOUT_MS", "500"),
-        ("SESSION_CACHE_MS", "0"),
-        ("MAX_SESSIONS_PER_USER", "1000"),
-    ];
-    let app = Arc::new(spawn_on(&cluster, &vars).await);
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start).await.unwrap();
+    let app = Arc::new(spawn_on(&cluster, &LOAD_VARS).await);
+    let cluster = Arc::new(Mutex::new(cluster));
+    let killer = cluster.clone();
+    through_a_failover(app, move || {
+        let mut cluster = killer.lock().unwrap();
+        let primary = cluster.a_primary_with_keys();
+        cluster.kill(primary);
+        format!("cluster primary {primary}")
+    })
+    .await;
+    drop(cluster);
+}
+
+crate::case!(multi the_sentinels_primary_killed_under_load_costs_seconds_of_503_and_nothing_else needs External);
+/// The primary behind three Sentinels killed (SIGKILL) under load (see
+/// [`through_a_failover`]); `down-after-milliseconds 1000`.
+async fn the_sentinels_primary_killed_under_load_costs_seconds_of_503_and_nothing_else() {
+    let set = tokio::task::spawn_blocking(SentinelSet::start).await.unwrap();
+    let app = Arc::new(spawn_behind(&set, &LOAD_VARS).await);
+    let set = Arc::new(Mutex::new(set));
+    let killer = set.clone();
+    through_a_failover(app, move || {
+        killer.lock().unwrap().kill_primary();
+        "the Sentinels' primary".to_string()
+    })
+    .await;
+    drop(set);
+}
+
+crate::case!(sessions_live_behind_sentinels needs External);
+/// The session flows through the primary three Sentinels name.
+async fn sessions_live_behind_sentinels() {
+    let set = tokio::task::spawn_blocking(SentinelSet::start).await.unwrap();
+    let app = spawn_behind(&set, &[("REFRESH_REUSE_GRACE", "1"), ("LOGIN_MAX_FAILURES", "3")]).await;
+    session_flows(&app).await;
+    assert!(set.primary_keys() > 0, "the sessions are on the primary");
+}
+
+/// The service's settings under load: logins must not evict the sessions the clients refresh.
+const LOAD_VARS: [(&str, &str); 3] = [
+    ("STORE_TIMEOUT_MS", "500"),
+    ("SESSION_CACHE_MS", "0"),
+    ("MAX_SESSIONS_PER_USER", "1000"),
+];
+const STORE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Eight clients call /auth/me, refresh every fifth call and log in every fortieth; after 3 s
+/// `kill` takes the primary away. Only 200, 401 and 503 come back; no 503 takes longer than
+/// `STORE_TIMEOUT_MS` and a margin; every 503 comes within 4 s of the kill; afterwards every
+/// user logs in, and every session refreshes but those written in the last second before the
+/// kill (asynchronous replication may have lost them).
+async fn through_a_failover(app: Arc<TestApp>, kill: impl FnOnce() -> String + Send + 'static) {
     let users = 16;
     // Per user: the latest tokens, and when its session was last written.
     let mut state = Vec::new();
@@ -239,7 +398,8 @@ async fn a_primary_killed_under_load_costs_seconds_of_503_and_nothing_else() {
             let mut n = 0usize;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
-                let user = (w * 2 + n) % users;
+                // Each user is one worker's, as a session is one browser's.
+                let user = w * 2 + n % 2;
                 let (tokens, _) = state[user].lock().unwrap().clone();
                 let started = Instant::now();
                 let status = if n.is_multiple_of(40) {
@@ -267,8 +427,7 @@ async fn a_primary_killed_under_load_costs_seconds_of_503_and_nothing_else() {
         }));
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let primary = cluster.a_primary_with_keys();
-    cluster.kill(primary);
+    let primary = tokio::task::spawn_blocking(kill).await.unwrap();
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_secs(8)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -283,10 +442,7 @@ async fn a_primary_killed_under_load_costs_seconds_of_503_and_nothing_else() {
     for a in answers.iter() {
         *statuses.entry(a.status).or_insert(0) += 1;
     }
-    let summary = format!(
-        "{} requests by status {statuses:?}; primary {primary} killed",
-        answers.len()
-    );
+    let summary = format!("{} requests by status {statuses:?}; {primary} killed", answers.len());
     assert!(
         answers.iter().all(|a| [200, 401, 503].contains(&a.status)),
         "only 200/401/503: {summary}"
