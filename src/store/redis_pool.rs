@@ -234,7 +234,7 @@ impl RedisClient {
             .iter()
             .map(|s| s.as_str().into_connection_info())
             .collect::<Result<Vec<_>, _>>()?;
-        let client = SentinelClient::build(sentinels, master.to_string(), Some(node), SentinelServerType::Master)?;
+        let client = SentinelClient::build(sentinels, master, Some(node), SentinelServerType::Master)?;
         let dialer = Dialer::Sentinel(tokio::sync::Mutex::new(client));
         Ok(Self::pooled(dialer, pool_max, timeout))
     }

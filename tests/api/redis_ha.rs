@@ -490,3 +490,154 @@ async fn through_a_failover(app: Arc<TestApp>, kill: impl FnOnce() -> String + S
         lost.len()
     );
 }
+
+/// A CA and a certificate for 127.0.0.1 and localhost signed by it, made with openssl in `dir`:
+/// (CA file, certificate, key).
+fn tls_files(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=auth-api test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "redis.key",
+        "-out",
+        "redis.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "redis.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "redis.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+    (dir.join("ca.crt"), dir.join("redis.crt"), dir.join("redis.key"))
+}
+
+crate::case!(sessions_reach_redis_over_tls_and_check_its_certificate needs External);
+/// `rediss://`: the release binary talks TLS to a redis-server that speaks only TLS, trusting
+/// the CA in `SSL_CERT_FILE`; without that CA the certificate is refused and readiness says so.
+async fn sessions_reach_redis_over_tls_and_check_its_certificate() {
+    let dir = std::env::temp_dir().join(format!("auth-api-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = tls_files(&dir);
+    let port = free_port();
+    let mut redis = Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .arg("--tls-ca-cert-file")
+        .arg(&ca)
+        .args(["--tls-auth-clients", "no", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    wait_until("redis answers on TLS", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let url = format!("rediss://127.0.0.1:{port}");
+    let keys = ("KEYS_ENCRYPTION_KEY", crate::mfa::SEALING_KEY);
+    let ca_file = ca.to_string_lossy().into_owned();
+    let start = |vars: Vec<(&'static str, String)>| {
+        tokio::task::spawn_blocking(move || {
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            crate::binary::start_server(&vars)
+        })
+    };
+    let trusting = vec![
+        ("REDIS_URL", url.clone()),
+        (keys.0, keys.1.to_string()),
+        ("SSL_CERT_FILE", ca_file),
+    ];
+    let server = start(trusting).await.unwrap();
+    let client = reqwest::Client::new();
+    let base = server.address();
+    assert_eq!(
+        client
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let body = json!({"username": "Tls", "email": "tls@example.com", "password": PASSWORD});
+    let registered = client
+        .post(format!("{base}/auth/register"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 200);
+    let cookie = registered
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("jwt="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_string();
+    let refreshed = client
+        .post(format!("{base}/auth/refreshAccessToken"))
+        .header("cookie", format!("jwt={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200, "the session lives in the TLS Redis");
+    drop(server);
+    // The same server without the CA: the certificate is not trusted, and readiness says so.
+    let untrusting = start(vec![("REDIS_URL", url), (keys.0, keys.1.to_string())])
+        .await
+        .unwrap();
+    let ready = client
+        .get(format!("{}/health/ready", untrusting.address()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "an unknown CA is refused");
+    drop(untrusting);
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
