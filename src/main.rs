@@ -71,7 +71,11 @@ enum KeysAction {
     /// Unpublishes a compromised key at once: every instance refuses its tokens within
     /// KEYS_RELOAD_INTERVAL, other verifiers once their cached JWKS expires
     /// (KEYS_CACHE_MAX_AGE). If it was signing, a new key signs from now.
-    Revoke { kid: String },
+    Revoke {
+        /// A kid is base64url and may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 fn settings_help() -> String {

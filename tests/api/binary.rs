@@ -418,6 +418,9 @@ fn keys_commands_rotate_list_and_revoke() {
         "an emergency rotation signs at once: {now:?}"
     );
 
+    // A kid may begin with `-` (base64url): it is taken as the kid, not as a flag.
+    let (ok, _, err) = keys(&["revoke", "-no-such-kid"]);
+    assert!(!ok && err.contains("no live key has kid -no-such-kid"), "{err}");
     let (ok, revoked, err) = keys(&["revoke", &first[0].0]);
     assert!(ok, "{err}");
     let revoked = rows(&revoked);
