@@ -2,11 +2,14 @@
 # stores, and a fresh release server with one registered user.
 # STORES=embedded (default: SQLite file + in-process sessions) or STORES=postgres (a fresh
 # database on BENCH_DATABASE_URL's server and a fresh key prefix on BENCH_REDIS_URL, as in
-# production; both default to the local servers). The OTLP sink listens on SINK_PORT.
+# production; both default to the local servers), or STORES=cluster (the same database, and
+# the Redis Cluster BENCH_REDIS_CLUSTER_NODES names: see bench/cluster.sh). The OTLP sink
+# listens on SINK_PORT.
 STORES="${STORES:-embedded}"
 BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 BENCH_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
-case "$STORES" in embedded | postgres) ;; *) echo "STORES is embedded or postgres" >&2; exit 2 ;; esac
+BENCH_REDIS_CLUSTER_NODES="${BENCH_REDIS_CLUSTER_NODES:-redis://127.0.0.1:7101,redis://127.0.0.1:7102}"
+case "$STORES" in embedded | postgres | cluster) ;; *) echo "STORES is embedded, postgres or cluster" >&2; exit 2 ;; esac
 
 # Modes: everything off; logs only (the JSON access line of every request, with a trace id;
 # metrics and tracing off: the baseline of the "metrics + tracing against both off");
@@ -42,11 +45,13 @@ start_server() {
   fi
   local stores=(SQLITE_PATH="$work/$mode.db")
   rm -f "$work/$mode.db"
-  if [ "$STORES" = postgres ]; then
+  if [ "$STORES" != embedded ]; then
     # Errors still show; the NOTICE that a database to drop does not exist does not.
     PGOPTIONS="-c client_min_messages=warning" psql -q "$BENCH_DATABASE_URL" \
       -c "DROP DATABASE IF EXISTS auth_api_bench" -c "CREATE DATABASE auth_api_bench" >&2
-    stores=(DATABASE_URL="${BENCH_DATABASE_URL%/*}/auth_api_bench" REDIS_URL="$BENCH_REDIS_URL"
+    local redis=(REDIS_URL="$BENCH_REDIS_URL")
+    [ "$STORES" = cluster ] && redis=(REDIS_CLUSTER_NODES="$BENCH_REDIS_CLUSTER_NODES")
+    stores=(DATABASE_URL="${BENCH_DATABASE_URL%/*}/auth_api_bench" "${redis[@]}"
       REDIS_KEY_PREFIX="auth-api-bench-$$-$RANDOM:" ACCESS_TOKEN_SECRET=benchmark-secret-benchmark-secret-0123456789
       KEYS_ENCRYPTION_KEY=YmVuY2htYXJrLWtleXMtZW5jcnlwdGlvbi1rZXkhISE=)
   fi
