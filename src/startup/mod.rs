@@ -60,9 +60,15 @@ impl Application {
         let Assembled {
             accounts,
             limiters,
-            ring,
+            key_manager,
             sender,
         } = assemble(&settings, clock).await?;
+        // The server's background work; a command acting through the same flows has none.
+        accounts.audit.spawn_cleanup(settings.security_events_retention);
+        if let Some(manager) = &key_manager {
+            manager.spawn_reloads();
+        }
+        let ring = key_manager.as_ref().map(|manager| manager.ring.clone());
         let metrics = accounts.metrics.clone();
         let http_metrics = metrics.http_middleware();
         let metrics_on = settings.metrics_addr.is_some();
@@ -243,7 +249,7 @@ impl Application {
 pub struct Assembled {
     pub accounts: Accounts,
     limiters: Limiters,
-    ring: Option<Arc<crate::auth::keys::KeyRing>>,
+    key_manager: Option<Arc<keys::KeyManager>>,
     sender: Option<crate::mail::Sender>,
 }
 
@@ -268,7 +274,6 @@ pub async fn assemble(settings: &Settings, clock: Clock) -> anyhow::Result<Assem
     let limiters = Limiters::new(&settings.rate_limits, metrics.clone());
     let hasher = PasswordHasher::new(&settings.hashing, metrics.clone())?;
     let audit = Audit::new(users.clone(), metrics.clone(), clock.clone());
-    audit.spawn_cleanup(settings.security_events_retention);
     let key_manager = keys::KeyManager::start(settings, &users, metrics.clone(), audit.clone()).await?;
     let factors = SecondFactors {
         // The signing keys' sealing key when there are signing keys; HS256 reads its own.
@@ -280,10 +285,7 @@ pub async fn assemble(settings: &Settings, clock: Clock) -> anyhow::Result<Assem
         challenges,
     };
     let tokens = match &key_manager {
-        Some(manager) => {
-            manager.spawn_reloads();
-            AccessTokens::with_ring(&settings.tokens, manager.ring.clone())
-        }
+        Some(manager) => AccessTokens::with_ring(&settings.tokens, manager.ring.clone()),
         None => AccessTokens::shared(&settings.tokens),
     }
     .with_clock(clock.clone());
@@ -308,7 +310,6 @@ pub async fn assemble(settings: &Settings, clock: Clock) -> anyhow::Result<Assem
         }
     };
 
-    let ring = key_manager.as_ref().map(|manager| manager.ring.clone());
     let accounts = Accounts {
         users,
         sessions,
@@ -326,7 +327,7 @@ pub async fn assemble(settings: &Settings, clock: Clock) -> anyhow::Result<Assem
     Ok(Assembled {
         accounts,
         limiters,
-        ring,
+        key_manager,
         sender,
     })
 }
