@@ -37,12 +37,20 @@ pub struct Operator {
 }
 
 impl Operator {
-    fn event(&self, accounts: &Accounts, name: EventName, user: UserId) -> SecurityEvent {
-        let client = Client {
+    /// The request as the user's trail and verification mail tell of it: its trace only.
+    fn on_the_users_side(&self) -> Client {
+        Client {
             trace_id: self.client.trace_id.clone(),
             ..Client::default()
-        };
-        accounts.audit.event(name, &client).user(user).actor(&self.name)
+        }
+    }
+
+    fn event(&self, accounts: &Accounts, name: EventName, user: UserId) -> SecurityEvent {
+        accounts
+            .audit
+            .event(name, &self.on_the_users_side())
+            .user(user)
+            .actor(&self.name)
     }
 }
 
@@ -341,10 +349,7 @@ impl Accounts {
             if found.user.email_verified {
                 return Err(ApiError::EmailAlreadyVerified);
             }
-            let client = Client {
-                trace_id: operator.client.trace_id.clone(),
-                ..Client::default()
-            };
+            let client = operator.on_the_users_side();
             let request = MailRequest::new(MailKind::EmailVerify, &found.user.email, Some(user), &client);
             if !self.mail.queue(&self.users, &request).await? {
                 return Err(ApiError::RateLimited { retry_after_secs: 3600 });

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use super::bearer::bearer_token;
+use super::bearer::{app_state, bearer_token};
 use super::json::OptionalJsonBody;
 use super::request::client;
 use super::resource::{get, resource};
@@ -49,10 +49,7 @@ impl FromRequest for Admin {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req
-            .app_data::<web::Data<AppState>>()
-            .expect("AppState is registered in startup")
-            .clone();
+        let state = app_state(req);
         let key = bearer_token(req).map(str::to_owned);
         let client = client(req);
         Box::pin(async move {

@@ -21,10 +21,7 @@ impl FromRequest for Authenticated {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req
-            .app_data::<web::Data<AppState>>()
-            .expect("AppState is registered in startup")
-            .clone();
+        let state = app_state(req);
         let token = bearer_token(req).map(str::to_owned);
         let req = req.clone();
         Box::pin(async move {
@@ -33,6 +30,13 @@ impl FromRequest for Authenticated {
             Ok(Authenticated(caller))
         })
     }
+}
+
+/// The shared state, for an extractor (a handler takes `web::Data<AppState>`).
+pub(super) fn app_state(req: &HttpRequest) -> web::Data<AppState> {
+    req.app_data::<web::Data<AppState>>()
+        .expect("AppState is registered in startup")
+        .clone()
 }
 
 /// The token of the `Authorization` header (an access token, or on the admin listener an
