@@ -19,6 +19,8 @@ pub enum Need {
     Smtp,
     /// Debian's nginx, a real reverse proxy.
     Nginx,
+    /// Debian's redis-server and redis-cli, for private clusters and Sentinel sets.
+    RedisServers,
 }
 
 impl Need {
@@ -28,17 +30,20 @@ impl Need {
             Need::External => "needs TEST_DATABASE_URL and TEST_REDIS_URL (PostgreSQL + Redis)",
             Need::Smtp => "needs aiosmtpd (pip install aiosmtpd, or set AUTH_API_TEST_PYTHON)",
             Need::Nginx => "needs nginx on the PATH (apt-get install nginx)",
+            Need::RedisServers => "needs redis-server and redis-cli on the PATH (apt-get install redis-server)",
         }
     }
 
     /// Looked up once per run.
     fn present(self) -> bool {
-        static FOUND: OnceLock<[bool; 3]> = OnceLock::new();
+        static FOUND: OnceLock<[bool; 4]> = OnceLock::new();
         let found = FOUND.get_or_init(|| {
             [
                 crate::helpers::external_urls().is_some(),
                 succeeds(Command::new(crate::mail_server::python()).args(["-c", "import aiosmtpd"])),
                 succeeds(Command::new(crate::nginx::binary()).arg("-v")),
+                succeeds(Command::new("redis-server").arg("--version"))
+                    && succeeds(Command::new("redis-cli").arg("--version")),
             ]
         });
         found[self as usize]
@@ -141,5 +146,7 @@ pub fn main() {
     let args = Arguments::from_args();
     let mut trials: Vec<Trial> = inventory::iter::<Case>.into_iter().map(trial).collect();
     trials.sort_by(|a, b| a.name().cmp(b.name()));
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    crate::redis_ha::stop_shared();
+    conclusion.exit();
 }

@@ -23,6 +23,19 @@ pub enum Backend {
     Embedded,
     /// PostgreSQL + Redis from `TEST_DATABASE_URL` / `TEST_REDIS_URL`.
     External,
+    /// PostgreSQL from `TEST_DATABASE_URL`, sessions on a private six-node Redis Cluster
+    /// shared by the tests of this run.
+    RedisCluster,
+    /// PostgreSQL from `TEST_DATABASE_URL`, sessions on a private primary, replica and three
+    /// Sentinels shared by the tests of this run.
+    RedisSentinel,
+}
+
+impl Backend {
+    /// Whether users live in SQLite and sessions in the process (no external store).
+    pub fn is_embedded(self) -> bool {
+        self == Backend::Embedded
+    }
 }
 
 pub fn external_urls() -> Option<(String, String)> {
@@ -33,10 +46,15 @@ pub fn external_urls() -> Option<(String, String)> {
 }
 
 /// Runs each test body once per backend: `mod <name> { fn embedded; fn postgres_redis }`. A body
-/// that needs more than its backend says so first: `#[needs(Smtp)] async fn …`.
+/// that needs more than its backend says so first: `#[needs(Smtp)] async fn …`. Opened with
+/// `on every session store;`, the bodies also run with sessions on a Redis Cluster and behind
+/// Sentinels (`fn redis_cluster; fn redis_sentinel`).
 #[macro_export]
 macro_rules! backend_tests {
-    ($($(#[needs($($need:ident),+)])? async fn $name:ident($backend:ident: Backend) $body:block)*) => {$(
+    (on every session store; $($tests:tt)*) => {
+        $crate::backend_tests!(@ [redis_cluster RedisCluster, redis_sentinel RedisSentinel] $($tests)*);
+    };
+    (@ $more:tt $($(#[needs($($need:ident),+)])? async fn $name:ident($backend:ident: Backend) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -51,8 +69,26 @@ macro_rules! backend_tests {
                 run($crate::helpers::Backend::External).await
             }
             $crate::case!(postgres_redis needs External $($(, $need)+)?);
+
+            $crate::more_backends!($more $($($need),+)?);
         }
     )*};
+    ($($tests:tt)*) => {
+        $crate::backend_tests!(@ [] $($tests)*);
+    };
+}
+
+/// The extra backends of [`backend_tests!`], inside one test's module.
+#[macro_export]
+macro_rules! more_backends {
+    ([] $($need:ident),*) => {};
+    ([$fn_name:ident $variant:ident $(, $rest:ident $rest_variant:ident)*] $($need:ident),*) => {
+        async fn $fn_name() {
+            run($crate::helpers::Backend::$variant).await
+        }
+        $crate::case!($fn_name needs External, RedisServers $(, $need)*);
+        $crate::more_backends!([$($rest $rest_variant),*] $($need),*);
+    };
 }
 
 pub struct TestApp {
@@ -100,7 +136,7 @@ impl Storage {
                     postgres: None,
                 }
             }
-            Backend::External => {
+            _ => {
                 let (pg, redis_url) = external_urls().expect("external backend requested without URLs");
                 let name = format!("auth_test_{id}");
                 let mut admin = PgConnection::connect(&pg).await.expect("connect to TEST_DATABASE_URL");
@@ -110,14 +146,32 @@ impl Storage {
                     .unwrap();
                 let url = with_database(&pg, &name);
                 let prefix = format!("test:{id}:");
+                let mut env = vec![
+                    ("DATABASE_URL".into(), url.clone()),
+                    ("REDIS_KEY_PREFIX".into(), prefix.clone()),
+                ];
+                // The shared cluster and Sentinel set go away with the run: no keys to clean.
+                let redis = match backend {
+                    Backend::RedisCluster => {
+                        let seeds = tokio::task::spawn_blocking(crate::redis_ha::shared_cluster_seeds);
+                        env.push(("REDIS_CLUSTER_NODES".into(), seeds.await.unwrap()));
+                        None
+                    }
+                    Backend::RedisSentinel => {
+                        let sentinels = tokio::task::spawn_blocking(crate::redis_ha::shared_sentinels);
+                        env.push(("REDIS_SENTINELS".into(), sentinels.await.unwrap()));
+                        env.push(("REDIS_SENTINEL_MASTER".into(), "auth".into()));
+                        None
+                    }
+                    _ => {
+                        env.push(("REDIS_URL".into(), redis_url.clone()));
+                        Some((redis_url, prefix))
+                    }
+                };
                 Self {
-                    env: vec![
-                        ("DATABASE_URL".into(), url.clone()),
-                        ("REDIS_URL".into(), redis_url.clone()),
-                        ("REDIS_KEY_PREFIX".into(), prefix.clone()),
-                    ],
+                    env,
                     database_url: Some(url),
-                    redis: Some((redis_url, prefix)),
+                    redis,
                     sqlite_dir: None,
                     postgres: Some((pg, name)),
                 }
@@ -171,7 +225,7 @@ pub async fn spawn_app_with(backend: Backend, vars: &[(&str, &str)]) -> TestApp 
 pub async fn spawn_for_timeline(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
     match backend {
         Backend::Embedded => spawn_app_at_manual_clock(backend, vars).await,
-        Backend::External => spawn_app_with(backend, vars).await,
+        _ => spawn_app_with(backend, vars).await,
     }
 }
 

@@ -22,7 +22,7 @@ pub mod mfa;
 mod otlp;
 pub mod passkeys;
 mod password;
-mod redis_ha;
+pub mod redis_ha;
 mod refresh;
 mod replicas;
 mod sessions;

@@ -135,7 +135,7 @@ backend_tests! {
         assert_eq!(after.get("auth_build_info", &[("version", env!("CARGO_PKG_VERSION")), ("git_sha", &git_sha(&after))]), 1.0);
         let (users, sessions) = match backend {
             Backend::Embedded => ("sqlite", "memory"),
-            Backend::External => ("postgresql", "redis"),
+            _ => ("postgresql", "redis"),
         };
         assert!(after.get("auth_dependency_duration_seconds", &[("dependency", users), ("operation", "users.find_by_email")]) >= 5.0);
         assert!(after.get("auth_dependency_duration_seconds", &[("dependency", sessions), ("operation", "sessions.rotate")]) >= 4.0);

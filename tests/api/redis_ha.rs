@@ -209,6 +209,30 @@ impl Drop for SentinelSet {
     }
 }
 
+/// The cluster and the Sentinel set the `redis_cluster` and `redis_sentinel` cases of
+/// [`backend_tests!`](crate::backend_tests) share, each started at its first use; each test
+/// keeps to a key prefix of its own.
+static SHARED_CLUSTER: Mutex<Option<RedisCluster>> = Mutex::new(None);
+static SHARED_SENTINELS: Mutex<Option<SentinelSet>> = Mutex::new(None);
+
+/// `REDIS_CLUSTER_NODES` of the shared cluster.
+pub fn shared_cluster_seeds() -> String {
+    let mut shared = SHARED_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    shared.get_or_insert_with(RedisCluster::start).seeds()
+}
+
+/// `REDIS_SENTINELS` of the shared Sentinel set (its primary is named `auth`).
+pub fn shared_sentinels() -> String {
+    let mut shared = SHARED_SENTINELS.lock().unwrap_or_else(|p| p.into_inner());
+    shared.get_or_insert_with(SentinelSet::start).urls()
+}
+
+/// Stops the shared servers (statics are never dropped): called once the run is over.
+pub fn stop_shared() {
+    drop(SHARED_CLUSTER.lock().unwrap_or_else(|p| p.into_inner()).take());
+    drop(SHARED_SENTINELS.lock().unwrap_or_else(|p| p.into_inner()).take());
+}
+
 fn cli(port: u16, args: &[&str]) -> String {
     let output = Command::new("redis-cli")
         .args(["-p", &port.to_string()])
@@ -249,7 +273,7 @@ async fn spawn_on(cluster: &RedisCluster, vars: &[(&str, &str)]) -> TestApp {
     spawn_app_with(Backend::External, &all).await
 }
 
-crate::case!(sessions_live_on_a_redis_cluster needs External);
+crate::case!(sessions_live_on_a_redis_cluster needs External, RedisServers);
 /// The session flows on a six-node cluster: users' keys spread over the shards, and every
 /// operation (each one slot) works as on one Redis.
 async fn sessions_live_on_a_redis_cluster() {
@@ -324,7 +348,7 @@ struct Answer {
     status: u16,
 }
 
-crate::case!(multi a_primary_killed_under_load_costs_seconds_of_503_and_nothing_else needs External);
+crate::case!(multi a_primary_killed_under_load_costs_seconds_of_503_and_nothing_else needs External, RedisServers);
 /// A cluster primary killed (SIGKILL) under load (see [`through_a_failover`]);
 /// `cluster-node-timeout 1000`.
 async fn a_primary_killed_under_load_costs_seconds_of_503_and_nothing_else() {
@@ -342,7 +366,7 @@ async fn a_primary_killed_under_load_costs_seconds_of_503_and_nothing_else() {
     drop(cluster);
 }
 
-crate::case!(multi the_sentinels_primary_killed_under_load_costs_seconds_of_503_and_nothing_else needs External);
+crate::case!(multi the_sentinels_primary_killed_under_load_costs_seconds_of_503_and_nothing_else needs External, RedisServers);
 /// The primary behind three Sentinels killed (SIGKILL) under load (see
 /// [`through_a_failover`]); `down-after-milliseconds 1000`.
 async fn the_sentinels_primary_killed_under_load_costs_seconds_of_503_and_nothing_else() {
@@ -358,7 +382,7 @@ async fn the_sentinels_primary_killed_under_load_costs_seconds_of_503_and_nothin
     drop(set);
 }
 
-crate::case!(sessions_live_behind_sentinels needs External);
+crate::case!(sessions_live_behind_sentinels needs External, RedisServers);
 /// The session flows through the primary three Sentinels name.
 async fn sessions_live_behind_sentinels() {
     let set = tokio::task::spawn_blocking(SentinelSet::start).await.unwrap();
@@ -552,7 +576,7 @@ fn tls_files(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
     (dir.join("ca.crt"), dir.join("redis.crt"), dir.join("redis.key"))
 }
 
-crate::case!(sessions_reach_redis_over_tls_and_check_its_certificate needs External);
+crate::case!(sessions_reach_redis_over_tls_and_check_its_certificate needs External, RedisServers);
 /// `rediss://`: the release binary talks TLS to a redis-server that speaks only TLS, trusting
 /// the CA in `SSL_CERT_FILE`; without that CA the certificate is refused and readiness says so.
 async fn sessions_reach_redis_over_tls_and_check_its_certificate() {

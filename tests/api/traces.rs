@@ -93,7 +93,7 @@ async fn login_joins_the_callers_trace(protocol: &str, backend: Backend) {
     let mut server = server_exporting_to(&format!("http://{addr}"), protocol, "info", &storage);
     let (users, sessions) = match backend {
         Backend::Embedded => ("sqlite", "memory"),
-        Backend::External => ("postgresql", "redis"),
+        _ => ("postgresql", "redis"),
     };
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}{}", server.address(), path);
