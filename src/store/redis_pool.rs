@@ -263,8 +263,12 @@ impl RedisClient {
         let client = ClusterClient::builder(nodes.iter().map(String::as_str))
             .connection_timeout(timeout)
             .response_timeout(timeout)
-            // The client's own retries (redirects, `TRYAGAIN` during a failover) stay inside
-            // each call's timeout.
+            // The client's own retries (`TRYAGAIN` while a slot moves, `CLUSTERDOWN` during a
+            // failover) must fit inside each call's timeout: its default first wait (1.28 s)
+            // would turn every retry into a 503. Waits grow from 10 ms to at most 200 ms.
+            .min_retry_wait(10)
+            .max_retry_wait(200)
+            .retry_wait_formula(10, 2)
             .build()?;
         Ok(Self {
             servers: Servers::Cluster(Arc::new(Cluster {

@@ -95,6 +95,86 @@ impl RedisCluster {
             .expect("a primary holds keys")
     }
 
+    /// The primaries (the one serving most slots first): id, port and their slots.
+    fn primaries(&self) -> Vec<Primary> {
+        let nodes = self.cli(self.nodes[0].0, &["CLUSTER", "NODES"]);
+        let mut primaries: Vec<Primary> = nodes
+            .lines()
+            .filter(|line| line.split(' ').nth(2).is_some_and(|flags| flags.contains("master")))
+            .map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let port = fields[1].split(['@', ',']).next().unwrap().rsplit(':').next().unwrap();
+                let slots = fields[8..]
+                    .iter()
+                    .filter(|range| !range.starts_with('['))
+                    .flat_map(|range| match range.split_once('-') {
+                        Some((a, b)) => a.parse().unwrap()..=b.parse().unwrap(),
+                        None => range.parse().unwrap()..=range.parse().unwrap(),
+                    })
+                    .collect();
+                Primary {
+                    id: fields[0].to_string(),
+                    port: port.parse().unwrap(),
+                    slots,
+                }
+            })
+            .collect();
+        primaries.sort_by_key(|p| std::cmp::Reverse(p.slots.len()));
+        primaries
+    }
+
+    /// How many replies of each of these errors the nodes gave, together (`INFO errorstats`).
+    fn replies_with(&self, errors: &[&str]) -> std::collections::BTreeMap<String, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (port, _) in &self.nodes {
+            for line in self.cli(*port, &["INFO", "errorstats"]).lines() {
+                let Some((error, count)) = line
+                    .trim()
+                    .strip_prefix("errorstat_")
+                    .and_then(|l| l.split_once(":count="))
+                else {
+                    continue;
+                };
+                if errors.contains(&error) {
+                    *counts.entry(error.to_string()).or_insert(0) += count.parse::<u64>().unwrap();
+                }
+            }
+        }
+        counts
+    }
+
+    /// The slot of `key`, as the cluster computes it.
+    fn slot_of(&self, key: &str) -> u16 {
+        self.cli(self.nodes[0].0, &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Moves `slots` slots, keys and all, from primary `from` to primary `to`, as an operator
+    /// would; one key per `MIGRATE`, so a slot's keys stay split between the two nodes for a
+    /// while.
+    fn reshard(&self, from: &str, to: &str, slots: usize) {
+        let output = Command::new("redis-cli")
+            .args(["--cluster", "reshard", &format!("127.0.0.1:{}", self.nodes[0].0)])
+            .args(["--cluster-from", from, "--cluster-to", to])
+            .args([
+                "--cluster-slots",
+                &slots.to_string(),
+                "--cluster-yes",
+                "--cluster-pipeline",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "reshard: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// The ports of the nodes that hold at least one key (primaries and their replicas).
     fn ports_with_keys(&self) -> Vec<u16> {
         self.nodes
@@ -113,6 +193,13 @@ impl Drop for RedisCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A cluster primary, as `CLUSTER NODES` lists it.
+struct Primary {
+    id: String,
+    port: u16,
+    slots: Vec<u16>,
 }
 
 /// A primary, its replica and three Sentinels (`down-after-milliseconds 1000`) monitoring it
@@ -399,74 +486,127 @@ const LOAD_VARS: [(&str, &str); 3] = [
 ];
 const STORE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Eight clients call /auth/me, refresh every fifth call and log in every fortieth; after 3 s
-/// `kill` takes the primary away. Only 200, 401 and 503 come back; no 503 takes longer than
-/// `STORE_TIMEOUT_MS` and a margin; every 503 comes within 4 s of the kill; afterwards every
-/// user logs in, and every session refreshes but those written in the last second before the
-/// kill (asynchronous replication may have lost them).
-async fn through_a_failover(app: Arc<TestApp>, kill: impl FnOnce() -> String + Send + 'static) {
-    let users = 16;
-    // Per user: the latest tokens, and when its session was last written.
-    let mut state = Vec::new();
-    for i in 0..users {
-        let tokens = app.signed_up(&format!("load{i}@example.com")).await;
-        state.push(Mutex::new((tokens, Instant::now())));
+/// Eight clients, each with two of the sixteen users of its own, call /auth/me, refresh every
+/// `refresh_every`-th call and log in every fortieth, until stopped.
+struct Load {
+    emails: Vec<String>,
+    /// Per user: the latest tokens, and when its session was last written.
+    state: Arc<Vec<Mutex<(crate::helpers::Tokens, Instant)>>>,
+    answers: Arc<Mutex<Vec<Answer>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Sixteen new users, and the load on them.
+    async fn start(app: &Arc<TestApp>) -> Self {
+        let mut users = Vec::new();
+        for i in 0..16 {
+            let email = format!("load{i}@example.com");
+            users.push((app.signed_up(&email).await, email));
+        }
+        Self::on(app, users, 5)
     }
-    let state = Arc::new(state);
-    let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for w in 0..8usize {
-        let (app, state, answers, stop) = (app.clone(), state.clone(), answers.clone(), stop.clone());
-        workers.push(tokio::spawn(async move {
-            let mut n = 0usize;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                n += 1;
-                // Each user is one worker's, as a session is one browser's.
-                let user = w * 2 + n % 2;
-                let (tokens, _) = state[user].lock().unwrap().clone();
-                let started = Instant::now();
-                let status = if n.is_multiple_of(40) {
-                    app.login(&format!("load{user}@example.com"), PASSWORD)
-                        .await
-                        .status()
-                        .as_u16()
-                } else if n.is_multiple_of(5) {
-                    let response = app.refresh(&tokens.refresh).await;
-                    let status = response.status().as_u16();
-                    if status == 200 {
-                        let fresh = expect_tokens(response).await;
-                        *state[user].lock().unwrap() = (fresh, Instant::now());
-                    }
-                    status
-                } else {
-                    app.me(&tokens.access).await.status().as_u16()
-                };
-                answers.lock().unwrap().push(Answer {
-                    at: started,
-                    took: started.elapsed(),
-                    status,
-                });
+
+    /// The load on these sixteen signed-up users: (tokens, email).
+    fn on(app: &Arc<TestApp>, users: Vec<(crate::helpers::Tokens, String)>, refresh_every: usize) -> Self {
+        assert_eq!(users.len(), 16);
+        let emails: Vec<String> = users.iter().map(|(_, email)| email.clone()).collect();
+        let state: Arc<Vec<_>> = Arc::new(
+            users
+                .into_iter()
+                .map(|(tokens, _)| Mutex::new((tokens, Instant::now())))
+                .collect(),
+        );
+        let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for w in 0..8usize {
+            let (app, state, answers, stop) = (app.clone(), state.clone(), answers.clone(), stop.clone());
+            let emails = emails.clone();
+            workers.push(tokio::spawn(async move {
+                let mut n = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    // Each user is one worker's, as a session is one browser's.
+                    let user = w * 2 + n % 2;
+                    let (tokens, _) = state[user].lock().unwrap().clone();
+                    let started = Instant::now();
+                    let status = if n.is_multiple_of(40) {
+                        app.login(&emails[user], PASSWORD).await.status().as_u16()
+                    } else if n.is_multiple_of(refresh_every) {
+                        let response = app.refresh(&tokens.refresh).await;
+                        let status = response.status().as_u16();
+                        if status == 200 {
+                            let fresh = expect_tokens(response).await;
+                            *state[user].lock().unwrap() = (fresh, Instant::now());
+                        }
+                        status
+                    } else {
+                        app.me(&tokens.access).await.status().as_u16()
+                    };
+                    answers.lock().unwrap().push(Answer {
+                        at: started,
+                        took: started.elapsed(),
+                        status,
+                    });
+                }
+            }));
+        }
+        Self {
+            emails,
+            state,
+            answers,
+            stop,
+            workers,
+        }
+    }
+
+    /// Stops the clients: every answer, and a summary of their statuses.
+    async fn stop(&mut self) -> (Vec<Answer>, String) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for worker in self.workers.drain(..) {
+            worker.await.unwrap();
+        }
+        let answers = std::mem::take(&mut *self.answers.lock().unwrap());
+        let mut statuses = std::collections::BTreeMap::new();
+        for a in answers.iter() {
+            *statuses.entry(a.status).or_insert(0) += 1;
+        }
+        let summary = format!("{} requests by status {statuses:?}", answers.len());
+        (answers, summary)
+    }
+
+    /// After the load: every user logs in; the users whose latest session no longer
+    /// refreshes, with when it was written.
+    async fn sessions_lost(&self, app: &TestApp) -> Vec<(usize, Instant)> {
+        let mut lost = Vec::new();
+        for (user, email) in self.emails.iter().enumerate() {
+            expect_tokens(app.login(email, PASSWORD).await).await;
+            let (tokens, written) = self.state[user].lock().unwrap().clone();
+            if app.refresh(&tokens.refresh).await.status() != 200 {
+                lost.push((user, written));
             }
-        }));
+        }
+        lost
     }
+}
+
+/// Under [`Load`], after 3 s `kill` takes the primary away. Only 200, 401 and 503 come back;
+/// no 503 takes longer than `STORE_TIMEOUT_MS` and a margin; every 503 comes within 4 s of the
+/// kill; afterwards every user logs in, and every session refreshes but those written in the
+/// last second before the kill (asynchronous replication may have lost them).
+async fn through_a_failover(app: Arc<TestApp>, kill: impl FnOnce() -> String + Send + 'static) {
+    let mut load = Load::start(&app).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let primary = tokio::task::spawn_blocking(kill).await.unwrap();
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_secs(8)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    let (answers, summary) = load.stop().await;
+    let summary = format!("{summary}; {primary} killed");
 
-    let answers = std::mem::take(&mut *answers.lock().unwrap());
     let count = |status: u16| answers.iter().filter(|a| a.status == status).count();
     let unavailable: Vec<&Answer> = answers.iter().filter(|a| a.status == 503).collect();
-    let mut statuses = std::collections::BTreeMap::new();
-    for a in answers.iter() {
-        *statuses.entry(a.status).or_insert(0) += 1;
-    }
-    let summary = format!("{} requests by status {statuses:?}; {primary} killed", answers.len());
     assert!(
         answers.iter().all(|a| [200, 401, 503].contains(&a.status)),
         "only 200/401/503: {summary}"
@@ -491,16 +631,7 @@ async fn through_a_failover(app: Arc<TestApp>, kill: impl FnOnce() -> String + S
         .count();
     assert!(served_after > 50, "full service after the failover: {summary}");
 
-    // Afterwards: every user logs in; every session refreshes but those written in the last
-    // second before the kill.
-    let mut lost = Vec::new();
-    for user in 0..users {
-        expect_tokens(app.login(&format!("load{user}@example.com"), PASSWORD).await).await;
-        let (tokens, written) = state[user].lock().unwrap().clone();
-        if app.refresh(&tokens.refresh).await.status() != 200 {
-            lost.push((user, written));
-        }
-    }
+    let lost = load.sessions_lost(&app).await;
     for (user, written) in &lost {
         let before_kill = killed.saturating_duration_since(*written);
         assert!(
@@ -513,6 +644,73 @@ async fn through_a_failover(app: Arc<TestApp>, kill: impl FnOnce() -> String + S
         "{summary}; slowest 503 {slowest:?}; 503s until {until:?} after the kill; sessions lost {}",
         lost.len()
     );
+}
+
+crate::case!(multi a_resharding_of_2000_slots_under_load_fails_nothing needs External, RedisServers);
+/// `redis-cli --cluster reshard` moves 2,000 slots, with their sessions, from one primary to
+/// another while sixteen users whose keys live in those slots are under [`Load`] (refreshing
+/// every other call): a slot being moved answers `ASK`, or `TRYAGAIN` to a script whose keys
+/// are split between the two nodes or not yet created, which the cluster client follows or
+/// retries within the call's timeout. Every request succeeds, every session still refreshes
+/// afterwards, and the users' slots did move.
+async fn a_resharding_of_2000_slots_under_load_fails_nothing() {
+    let cluster = Arc::new(tokio::task::spawn_blocking(RedisCluster::start).await.unwrap());
+    let app = Arc::new(spawn_on(&cluster, &LOAD_VARS).await);
+    let primaries = cluster.primaries();
+    let (from, to) = (&primaries[0], &primaries[1]);
+    // `redis-cli` takes a source's slots in ascending order.
+    let moving: Vec<u16> = from.slots.iter().copied().take(2000).collect();
+    let mut users = Vec::new();
+    for i in 0..1000 {
+        let email = format!("moving{i}@example.com");
+        let tokens = app.signed_up(&email).await;
+        let id = content(app.me(&tokens.access).await).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if moving.contains(&cluster.slot_of(&format!("{{u:{id}}}"))) {
+            users.push((tokens, email));
+        }
+        if users.len() == 16 {
+            break;
+        }
+    }
+    let mut load = Load::on(&app, users, 2);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let resharder = cluster.clone();
+    let (from_id, to_id) = (from.id.clone(), to.id.clone());
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || resharder.reshard(&from_id, &to_id, 2000))
+        .await
+        .unwrap();
+    let finished = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (answers, summary) = load.stop().await;
+    let during = answers.iter().filter(|a| (started..finished).contains(&a.at)).count();
+    let redirected = cluster.replies_with(&["ASK", "TRYAGAIN", "MOVED"]);
+    let summary = format!(
+        "{summary}, {during} while 2,000 slots moved from {} to {} in {:?}; redirected or told to \
+         retry {redirected:?}",
+        from.port,
+        to.port,
+        finished - started
+    );
+    let now_to = cluster.primaries().into_iter().find(|p| p.id == to.id).unwrap().slots;
+    assert_eq!(now_to.len(), to.slots.len() + 2000, "{summary}");
+    assert!(
+        moving.iter().all(|slot| now_to.contains(slot)),
+        "the users' slots moved: {summary}"
+    );
+    assert!(
+        answers.iter().all(|a| a.status == 200),
+        "every request succeeds: {summary}"
+    );
+    assert!(during > 100, "load ran through the resharding: {summary}");
+    assert!(redirected.values().sum::<u64>() > 0, "the load met the move: {summary}");
+    let lost = load.sessions_lost(&app).await;
+    assert!(lost.is_empty(), "sessions lost: {lost:?}; {summary}");
+    let slowest = answers.iter().map(|a| a.took).max().unwrap_or_default();
+    eprintln!("{summary}; slowest request {slowest:?}");
 }
 
 /// A CA and a certificate for 127.0.0.1 and localhost signed by it, made with openssl in `dir`:
