@@ -209,6 +209,18 @@ def saturation() -> list:
             "Open connections by state; in_use near DATABASE_POOL_MAX / REDIS_POOL_MAX means requests queue.",
         ),
         panel(
+            "Redis nodes up",
+            [(f"min by (node, role) (auth_redis_node_up{{{SELECTOR}}})", "{{node}} {{role}}")],
+            "short",
+            "Each Redis node the service uses (the one server, the primary the Sentinels name, or every node of a cluster): 1 when every instance's probe at its last scrape found it answering, 0 when one found no PING answer within STORE_TIMEOUT_MS or the cluster flags the node failing.",
+        ),
+        panel(
+            "Redis node probe failures",
+            [(f"sum by (node) (rate(auth_redis_node_probe_failures_total{{{SELECTOR}}}[{RATE}]))", "{{node}}")],
+            "ops",
+            "Failed probes per node, one probe per scrape and instance: which node of a cluster the errors come from. A primary failing over shows here for the seconds its replica takes to replace it.",
+        ),
+        panel(
             "Dependency latency p95",
             [
                 (

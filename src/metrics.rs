@@ -62,6 +62,11 @@ pub struct Metrics {
     pub passkey_ceremonies: IntCounterVec,
     /// Operators' actions on accounts, by action and outcome.
     pub admin_actions: IntCounterVec,
+    /// Each Redis node the service uses, by address and role: 1 when it answered the probe
+    /// made at this scrape.
+    pub redis_node_up: IntGaugeVec,
+    /// Probes of a Redis node that found it down.
+    pub redis_node_probe_failures: IntCounterVec,
 }
 
 /// What became of a presented second factor (its method is one of `Proof::METHODS`).
@@ -318,6 +323,30 @@ impl Metrics {
                 ADMIN_ACTIONS,
                 ADMIN_OUTCOMES,
             ),
+            redis_node_up: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "auth_redis_node_up",
+                        "Redis nodes the service uses, by address and role: 1 when it answered the probe at this scrape",
+                    ),
+                    &["node", "role"],
+                )
+                .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            redis_node_probe_failures: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "auth_redis_node_probe_failures_total",
+                        "Probes of a Redis node (one per scrape) that found it down",
+                    ),
+                    &["node"],
+                )
+                .expect("valid metric");
+                registry.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -352,6 +381,18 @@ impl Metrics {
         self.dependency_duration
             .with_label_values(&[dependency, operation])
             .observe(took.as_secs_f64());
+    }
+
+    /// Records a probe of the Redis nodes, each (address, role, up): nodes no longer listed
+    /// drop out of the gauge, and a node's failure counter starts at zero when it is first seen.
+    pub fn record_redis_nodes<'a>(&self, nodes: impl IntoIterator<Item = (&'a str, &'a str, bool)>) {
+        self.redis_node_up.reset();
+        for (node, role, up) in nodes {
+            self.redis_node_up.with_label_values(&[node, role]).set(i64::from(up));
+            self.redis_node_probe_failures
+                .with_label_values(&[node])
+                .inc_by(u64::from(!up));
+        }
     }
 
     /// The exposition text of every metric.

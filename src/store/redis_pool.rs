@@ -37,8 +37,8 @@ pub struct RedisManager {
 /// Sentinels name at that moment (so a connection replaced after a failover reaches the new
 /// one).
 enum Dialer {
-    Direct(Client),
-    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    Direct(Box<Client>),
+    Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
 }
 
 /// A pooled connection and whether a transport failure has been seen on it.
@@ -178,6 +178,9 @@ enum Servers {
 
 struct Cluster {
     client: ClusterClient,
+    /// How to reach a seed node (credentials, TLS): the probe dials nodes the client keeps no
+    /// link to (replicas) the same way.
+    seed: redis::ConnectionInfo,
     /// The connection, once dialled; `None` again after a failure that says it is bad.
     connection: Mutex<Option<ClusterConnection>>,
 }
@@ -192,6 +195,27 @@ impl Cluster {
         Ok(dialled)
     }
 
+    /// `PING` on a connection of its own to a node the client has no link to.
+    async fn ping_directly(&self, host: String, port: u16) -> Result<(), RedisError> {
+        let address = match self.seed.addr().clone() {
+            redis::ConnectionAddr::TcpTls {
+                insecure, tls_params, ..
+            } => redis::ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                tls_params,
+            },
+            _ => redis::ConnectionAddr::Tcp(host, port),
+        };
+        let client = Client::open(self.seed.clone().set_addr(address))?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map(drop)
+    }
+
     fn forget(&self) {
         *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
@@ -203,6 +227,28 @@ impl Cluster {
 pub struct RedisClient {
     servers: Servers,
     timeout: Duration,
+    /// Where the one server of a pool is, for the node probe (a cluster lists its own).
+    primary: Primary,
+}
+
+/// The address of a pool's server: fixed, or the one the Sentinels name now.
+#[derive(Clone)]
+enum Primary {
+    Fixed(String),
+    Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
+    Cluster,
+}
+
+/// One Redis node as [`RedisClient::probe_nodes`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeHealth {
+    /// `host:port`, never credentials.
+    pub node: String,
+    /// `primary` or `replica`.
+    pub role: &'static str,
+    /// It answered `PING` within the timeout, and (on a cluster) the cluster does not flag it
+    /// as failing.
+    pub up: bool,
 }
 
 fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
@@ -212,7 +258,9 @@ fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
 impl RedisClient {
     /// The service starts even while Redis is down, and answers 503 until it is back.
     pub fn new(url: &str, pool_max: u32, timeout: Duration) -> anyhow::Result<Self> {
-        Ok(Self::pooled(Dialer::Direct(Client::open(url)?), pool_max, timeout))
+        let client = Client::open(url)?;
+        let primary = Primary::Fixed(client.get_connection_info().addr().to_string());
+        Ok(Self::pooled(Dialer::Direct(Box::new(client)), primary, pool_max, timeout))
     }
 
     /// The primary named `master` by the Sentinels at `sentinels`, asked again at each dial:
@@ -235,11 +283,12 @@ impl RedisClient {
             .map(|s| s.as_str().into_connection_info())
             .collect::<Result<Vec<_>, _>>()?;
         let client = SentinelClient::build(sentinels, master, Some(node), SentinelServerType::Master)?;
-        let dialer = Dialer::Sentinel(tokio::sync::Mutex::new(client));
-        Ok(Self::pooled(dialer, pool_max, timeout))
+        let client = Arc::new(tokio::sync::Mutex::new(client));
+        let primary = Primary::Sentinel(client.clone());
+        Ok(Self::pooled(Dialer::Sentinel(client), primary, pool_max, timeout))
     }
 
-    fn pooled(dialer: Dialer, pool_max: u32, timeout: Duration) -> Self {
+    fn pooled(dialer: Dialer, primary: Primary, pool_max: u32, timeout: Duration) -> Self {
         let manager = RedisManager::new(dialer, timeout);
         let pool = Pool::builder()
             .max_size(pool_max)
@@ -255,11 +304,17 @@ impl RedisClient {
         Self {
             servers: Servers::Single(pool),
             timeout,
+            primary,
         }
     }
 
     /// A Redis Cluster found through `nodes` (any of its nodes; the rest are discovered).
     pub fn cluster(nodes: &[String], timeout: Duration) -> anyhow::Result<Self> {
+        let seed = nodes
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no cluster node given"))?
+            .as_str()
+            .into_connection_info()?;
         let client = ClusterClient::builder(nodes.iter().map(String::as_str))
             .connection_timeout(timeout)
             .response_timeout(timeout)
@@ -273,9 +328,11 @@ impl RedisClient {
         Ok(Self {
             servers: Servers::Cluster(Arc::new(Cluster {
                 client,
+                seed,
                 connection: Mutex::new(None),
             })),
             timeout,
+            primary: Primary::Cluster,
         })
     }
 
@@ -323,6 +380,85 @@ impl RedisClient {
         .await
     }
 
+    /// Each node the service uses, and whether it answers: the one server (for Sentinels, the
+    /// primary they name now), or every node of the cluster as `CLUSTER NODES` lists it, each
+    /// pinged on the cluster connection's own link to it (a connection of its own for a
+    /// replica, to which the client keeps none), all at once. Empty when the node list cannot
+    /// be had (the readiness check reports that).
+    pub async fn probe_nodes(&self) -> Vec<NodeHealth> {
+        let node = match &self.primary {
+            Primary::Fixed(address) => address.clone(),
+            Primary::Sentinel(sentinels) => {
+                let named =
+                    tokio::time::timeout(self.timeout, async { sentinels.lock().await.async_get_client().await }).await;
+                match named {
+                    Ok(Ok(client)) => client.get_connection_info().addr().to_string(),
+                    _ => return Vec::new(),
+                }
+            }
+            Primary::Cluster => return self.probe_cluster().await,
+        };
+        let up = self.ping().await.is_ok();
+        vec![NodeHealth {
+            node,
+            role: "primary",
+            up,
+        }]
+    }
+
+    async fn probe_cluster(&self) -> Vec<NodeHealth> {
+        let listed = self
+            .run(|c| async move {
+                let Connection::Cluster(mut c) = c else {
+                    return Ok(String::new());
+                };
+                let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                let mut nodes = redis::cmd("CLUSTER");
+                nodes.arg("NODES");
+                let reply = c.route_command(nodes, random).await?;
+                redis::from_redis_value::<String>(reply).map_err(RedisError::from)
+            })
+            .await;
+        let Ok(listed) = listed else {
+            return Vec::new();
+        };
+        let Servers::Cluster(cluster) = &self.servers else {
+            return Vec::new();
+        };
+        let Ok(connection) = cluster.connection().await else {
+            return Vec::new();
+        };
+        let pings = cluster_nodes(&listed).into_iter().map(|(host, port, role, flagged)| {
+            let mut c = connection.clone();
+            async move {
+                let node = format!("{host}:{port}");
+                let answered = tokio::time::timeout(self.timeout, async {
+                    let by_address = SingleNodeRoutingInfo::ByAddress {
+                        host: host.clone(),
+                        port,
+                    };
+                    match c
+                        .route_command(redis::cmd("PING"), RoutingInfo::SingleNode(by_address))
+                        .await
+                    {
+                        Err(e) if e.kind() == redis::ErrorKind::ClusterConnectionNotFound => {
+                            cluster.ping_directly(host, port).await
+                        }
+                        reply => reply.map(drop),
+                    }
+                })
+                .await
+                .is_ok_and(|reply| reply.is_ok());
+                NodeHealth {
+                    node,
+                    role,
+                    up: answered && !flagged,
+                }
+            }
+        });
+        futures_util::future::join_all(pings).await
+    }
+
     /// Runs `call` within the timeout: its result, and whether its connection is bad.
     async fn call<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> (Result<T, StoreError>, bool) {
         match tokio::time::timeout(self.timeout, call).await {
@@ -357,6 +493,32 @@ impl RedisClient {
             }
         }
     }
+}
+
+/// The nodes of a `CLUSTER NODES` reply: host, port, role, and whether the cluster flags the
+/// node as failing (`fail` or `fail?`). Nodes being added (`handshake`) or without an address
+/// are left out.
+fn cluster_nodes(listed: &str) -> Vec<(String, u16, &'static str, bool)> {
+    listed
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let (_id, address, flags) = (fields.next()?, fields.next()?, fields.next()?);
+            let flags: Vec<&str> = flags.split(',').collect();
+            if flags.iter().any(|f| matches!(*f, "handshake" | "noaddr")) {
+                return None;
+            }
+            // `ip:port@cport` or `ip:port@cport,hostname`.
+            let (host, port) = address.split(['@', ',']).next()?.rsplit_once(':')?;
+            let role = if flags.contains(&"master") {
+                "primary"
+            } else {
+                "replica"
+            };
+            let flagged = flags.iter().any(|f| matches!(*f, "fail" | "fail?"));
+            Some((host.to_string(), port.parse().ok()?, role, flagged))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -403,5 +565,27 @@ mod tests {
         assert!(!is_slot_bug(&reply(
             "READONLY You can't write against a read only replica."
         )));
+    }
+
+    #[test]
+    fn cluster_nodes_are_read_with_their_role_and_the_clusters_verdict() {
+        let listed = "\
+07c37dfe 127.0.0.1:30004@31004 slave e7d1eecc 0 1426238317239 4 connected
+67ed2db8 127.0.0.1:30002@31002,redis-2.internal master - 0 1426238316232 2 connected 5461-10922
+292f8b36 127.0.0.1:30003@31003 master,fail? - 0 1426238318243 3 connected 10923-16383
+6ec23923 ::1:30005@31005 slave,fail 67ed2db8 0 1426238316232 5 disconnected
+824fe116 127.0.0.1:30006@31006 handshake - 0 1426238316232 0 connected
+e7d1eecc 127.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460
+";
+        assert_eq!(
+            cluster_nodes(listed),
+            vec![
+                ("127.0.0.1".into(), 30004, "replica", false),
+                ("127.0.0.1".into(), 30002, "primary", false),
+                ("127.0.0.1".into(), 30003, "primary", true),
+                ("::1".into(), 30005, "replica", true),
+                ("127.0.0.1".into(), 30001, "primary", false),
+            ]
+        );
     }
 }

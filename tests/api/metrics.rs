@@ -42,6 +42,15 @@ impl Snapshot {
         self.0.get(&(metric.to_string(), wanted)).copied().unwrap_or(0.0)
     }
 
+    /// Every series of `metric`: its labels as a map, and its value.
+    pub fn series(&self, metric: &str) -> Vec<(HashMap<String, String>, f64)> {
+        self.0
+            .iter()
+            .filter(|((m, _), _)| m == metric)
+            .map(|((_, labels), value)| (labels.iter().cloned().collect(), *value))
+            .collect()
+    }
+
     fn has(&self, metric: &str) -> bool {
         self.0.keys().any(|(m, _)| m == metric)
     }
@@ -143,6 +152,17 @@ backend_tests! {
             assert!(after.has(metric), "{metric} is exported");
         }
         assert!(after.get("auth_db_pool_connections", &[("state", "idle")]) + after.get("auth_db_pool_connections", &[("state", "in_use")]) >= 1.0);
+        // The one Redis, probed at the scrape; none with in-process sessions.
+        let nodes = after.series("auth_redis_node_up");
+        match backend {
+            Backend::Embedded => assert!(nodes.is_empty(), "{nodes:?}"),
+            _ => {
+                let (_, redis_url) = crate::helpers::external_urls().unwrap();
+                let address = redis_url.trim_start_matches("redis://").trim_end_matches('/');
+                assert_eq!(after.get("auth_redis_node_up", &[("node", address), ("role", "primary")]), 1.0, "{nodes:?}");
+                assert_eq!(after.get("auth_redis_node_probe_failures_total", &[("node", address)]), 0.0);
+            }
+        }
         let label_values: Vec<&str> = after.0.keys().flat_map(|(_, l)| l.iter().map(|(_, v)| v.as_str())).collect();
         for secret in [&first.access, &first.refresh, &session.refresh, "correct horse battery", crate::helpers::TEST_SECRET] {
             assert!(!label_values.iter().any(|v| v.contains(secret)), "a secret in a metric label");

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::binary::free_port;
 use crate::helpers::{Backend, TestApp, assert_error, content, expect_tokens, spawn_app_with};
+use crate::metrics::Snapshot;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -469,6 +470,59 @@ async fn the_sentinels_primary_killed_under_load_costs_seconds_of_503_and_nothin
     drop(set);
 }
 
+crate::case!(multi every_cluster_node_is_probed_and_a_dead_one_shows_on_the_metrics needs External, RedisServers);
+/// At each scrape the service pings every node of the cluster on its own links:
+/// `auth_redis_node_up{node, role}` lists the six, and a killed primary shows as down at once,
+/// counts a failed probe, and stays down while its replica takes over as primary.
+async fn every_cluster_node_is_probed_and_a_dead_one_shows_on_the_metrics() {
+    let mut cluster = tokio::task::spawn_blocking(RedisCluster::start).await.unwrap();
+    let app = spawn_on(&cluster, &[("STORE_TIMEOUT_MS", "500")]).await;
+    app.signed_up("probed@example.com").await;
+    // node -> (role, up)
+    let probe = async || {
+        let scrape = Snapshot::take(&app).await;
+        let nodes: std::collections::BTreeMap<String, (String, f64)> = scrape
+            .series("auth_redis_node_up")
+            .into_iter()
+            .map(|(labels, up)| (labels["node"].clone(), (labels["role"].clone(), up)))
+            .collect();
+        (nodes, scrape)
+    };
+    let (nodes, _) = probe().await;
+    let ports: Vec<String> = cluster.nodes.iter().map(|(p, _)| format!("127.0.0.1:{p}")).collect();
+    assert_eq!(nodes.keys().cloned().collect::<Vec<_>>(), {
+        let mut sorted = ports.clone();
+        sorted.sort();
+        sorted
+    });
+    assert!(nodes.values().all(|(_, up)| *up == 1.0), "{nodes:?}");
+    let primaries = nodes.values().filter(|(role, _)| role == "primary").count();
+    assert_eq!(primaries, 3, "{nodes:?}");
+
+    let killed = cluster.primaries()[0].port;
+    cluster.kill(killed);
+    let dead = format!("127.0.0.1:{killed}");
+    let (nodes, scrape) = probe().await;
+    assert_eq!(nodes[&dead], ("primary".to_string(), 0.0), "{nodes:?}");
+    assert!(scrape.get("auth_redis_node_probe_failures_total", &[("node", &dead)]) >= 1.0);
+    assert_eq!(nodes.values().filter(|(_, up)| *up == 1.0).count(), 5, "{nodes:?}");
+    // Its replica takes over; the dead node stays listed, down.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (nodes, _) = probe().await;
+        let serving = nodes
+            .iter()
+            .filter(|(_, (role, up))| role == "primary" && *up == 1.0)
+            .count();
+        if serving == 3 {
+            assert_eq!(nodes[&dead].1, 0.0, "{nodes:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failover seen: {nodes:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 crate::case!(sessions_live_behind_sentinels needs External, RedisServers);
 /// The session flows through the primary three Sentinels name.
 async fn sessions_live_behind_sentinels() {
@@ -476,6 +530,13 @@ async fn sessions_live_behind_sentinels() {
     let app = spawn_behind(&set, &[("REFRESH_REUSE_GRACE", "1"), ("LOGIN_MAX_FAILURES", "3")]).await;
     session_flows(&app).await;
     assert!(set.primary_keys() > 0, "the sessions are on the primary");
+    // The probe names the primary the Sentinels name.
+    let scrape = Snapshot::take(&app).await;
+    let primary = format!("127.0.0.1:{}", set.primary.0);
+    assert_eq!(
+        scrape.get("auth_redis_node_up", &[("node", &primary), ("role", "primary")]),
+        1.0
+    );
 }
 
 /// The service's settings under load: logins must not evict the sessions the clients refresh.
