@@ -54,7 +54,7 @@ variables! {
     REDIS_CLUSTER_NODES = "(unset)",
         "instead of REDIS_URL: seed nodes of a Redis Cluster, comma-separated redis://host:port (or rediss://)";
     REDIS_SENTINELS = "(unset)",
-        "instead of REDIS_URL: Redis Sentinels, comma-separated redis://host:port; the primary is the one they name REDIS_SENTINEL_MASTER";
+        "instead of REDIS_URL: Redis Sentinels, comma-separated redis://host:port (or rediss://, and then the primary is reached over TLS too); the primary is the one they name REDIS_SENTINEL_MASTER";
     REDIS_SENTINEL_MASTER = "(unset)",
         "the name the Sentinels monitor the primary under (required with REDIS_SENTINELS)";
     REDIS_PASSWORD = "(none)",

@@ -260,12 +260,18 @@ impl RedisClient {
     pub fn new(url: &str, pool_max: u32, timeout: Duration) -> anyhow::Result<Self> {
         let client = Client::open(url)?;
         let primary = Primary::Fixed(client.get_connection_info().addr().to_string());
-        Ok(Self::pooled(Dialer::Direct(Box::new(client)), primary, pool_max, timeout))
+        Ok(Self::pooled(
+            Dialer::Direct(Box::new(client)),
+            primary,
+            pool_max,
+            timeout,
+        ))
     }
 
     /// The primary named `master` by the Sentinels at `sentinels`, asked again at each dial:
     /// a connection replaced after a failover (`READONLY` from the demoted primary, or a
-    /// transport failure) reaches the new primary. `password` is the primary's.
+    /// transport failure) reaches the new primary. `password` is the primary's; with `rediss://`
+    /// Sentinels the primary is reached over TLS too, its certificate checked.
     pub fn sentinel(
         sentinels: &[String],
         master: &str,
@@ -277,11 +283,18 @@ impl RedisClient {
         if let Some(password) = password {
             node = node.set_password(password);
         }
-        let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(node);
         let sentinels = sentinels
             .iter()
             .map(|s| s.as_str().into_connection_info())
             .collect::<Result<Vec<_>, _>>()?;
+        let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(node);
+        // Sentinels spoken to over TLS name a primary that speaks TLS (`tls-replication`).
+        if sentinels
+            .iter()
+            .any(|s| matches!(s.addr(), redis::ConnectionAddr::TcpTls { .. }))
+        {
+            node = node.set_tls_mode(redis::TlsMode::Secure);
+        }
         let client = SentinelClient::build(sentinels, master, Some(node), SentinelServerType::Master)?;
         let client = Arc::new(tokio::sync::Mutex::new(client));
         let primary = Primary::Sentinel(client.clone());

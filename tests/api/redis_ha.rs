@@ -19,18 +19,77 @@ const PASSWORD: &str = "correct horse battery";
 pub struct RedisCluster {
     nodes: Vec<(u16, Child)>,
     dir: PathBuf,
+    tls: Option<Tls>,
+}
+
+/// TLS of a private server set: the CA, and the certificate and key every server presents.
+#[derive(Clone)]
+struct Tls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Tls {
+    /// Made with openssl in `dir`.
+    fn make(dir: &std::path::Path) -> Self {
+        let (ca, cert, key) = tls_files(dir);
+        Self { ca, cert, key }
+    }
+
+    /// Where a server listens: on `port` in the clear, or with `tls` on `port` over TLS only,
+    /// between the servers too.
+    fn listen(tls: Option<&Tls>, port: u16) -> Vec<String> {
+        let port = port.to_string();
+        let Some(tls) = tls else {
+            return vec!["--port".into(), port];
+        };
+        let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+        [
+            "--port",
+            "0",
+            "--tls-port",
+            &port,
+            "--tls-cert-file",
+            &path(&tls.cert),
+            "--tls-key-file",
+            &path(&tls.key),
+            "--tls-ca-cert-file",
+            &path(&tls.ca),
+            "--tls-auth-clients",
+            "no",
+            "--tls-replication",
+            "yes",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// The `redis-cli` arguments to reach such servers.
+    fn cli_args(tls: Option<&Tls>) -> Vec<String> {
+        tls.map(|tls| vec!["--tls".into(), "--cacert".into(), tls.ca.to_string_lossy().into_owned()])
+            .unwrap_or_default()
+    }
 }
 
 impl RedisCluster {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Six nodes, over TLS only with `tls`.
+    fn start_with(tls: Option<Tls>) -> Self {
         let dir = std::env::temp_dir().join(format!("auth-api-cluster-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut nodes = Vec::new();
         for _ in 0..6 {
             let port = free_port();
             let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(Tls::listen(tls.as_ref(), port))
+                .args(["--bind", "127.0.0.1"])
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                // The cluster bus over TLS as well.
+                .args(tls.as_ref().map(|_| ["--tls-cluster", "yes"]).unwrap_or_default())
                 .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
                 .args(["--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"])
                 .arg("--dir")
@@ -40,7 +99,7 @@ impl RedisCluster {
                 .expect("redis-server (Debian's redis-server package)");
             nodes.push((port, child));
         }
-        let cluster = Self { nodes, dir };
+        let cluster = Self { nodes, dir, tls };
         for (port, _) in &cluster.nodes {
             wait_until(&format!("node {port} answers"), || {
                 cluster.cli(*port, &["PING"]).contains("PONG")
@@ -48,6 +107,7 @@ impl RedisCluster {
         }
         let addresses: Vec<String> = cluster.nodes.iter().map(|(p, _)| format!("127.0.0.1:{p}")).collect();
         let created = Command::new("redis-cli")
+            .args(Tls::cli_args(cluster.tls.as_ref()))
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
@@ -65,14 +125,15 @@ impl RedisCluster {
     }
 
     fn cli(&self, port: u16, args: &[&str]) -> String {
-        cli(port, args)
+        cli_with(self.tls.as_ref(), port, args)
     }
 
     /// `REDIS_CLUSTER_NODES`: two seeds (the client finds the rest).
     pub fn seeds(&self) -> String {
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
         self.nodes[..2]
             .iter()
-            .map(|(p, _)| format!("redis://127.0.0.1:{p}"))
+            .map(|(p, _)| format!("{scheme}://127.0.0.1:{p}"))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -157,6 +218,7 @@ impl RedisCluster {
     /// while.
     fn reshard(&self, from: &str, to: &str, slots: usize) {
         let output = Command::new("redis-cli")
+            .args(Tls::cli_args(self.tls.as_ref()))
             .args(["--cluster", "reshard", &format!("127.0.0.1:{}", self.nodes[0].0)])
             .args(["--cluster-from", from, "--cluster-to", to])
             .args([
@@ -210,15 +272,22 @@ pub struct SentinelSet {
     others: Vec<Child>,
     sentinels: Vec<u16>,
     dir: PathBuf,
+    tls: Option<Tls>,
 }
 
 impl SentinelSet {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Every server and Sentinel over TLS only with `tls`.
+    fn start_with(tls: Option<Tls>) -> Self {
         let dir = std::env::temp_dir().join(format!("auth-api-sentinel-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let server = |port: u16, extra: &[&str]| {
             Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(Tls::listen(tls.as_ref(), port))
+                .args(["--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"])
                 .arg("--dir")
                 .arg(&dir)
@@ -233,17 +302,29 @@ impl SentinelSet {
             others: vec![server(replica, &["--replicaof", "127.0.0.1", &primary.to_string()])],
             sentinels: Vec::new(),
             dir: dir.clone(),
+            tls: tls.clone(),
         };
         wait_until("the replica in sync", || {
-            cli(replica, &["INFO", "replication"]).contains("master_link_status:up")
+            set.cli(replica, &["INFO", "replication"])
+                .contains("master_link_status:up")
         });
         for _ in 0..3 {
             let port = free_port();
             let conf = dir.join(format!("sentinel-{port}.conf"));
+            let listen = match &tls {
+                None => format!("port {port}\n"),
+                Some(tls) => format!(
+                    "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+                     tls-auth-clients no\ntls-replication yes\n",
+                    tls.cert.display(),
+                    tls.key.display(),
+                    tls.ca.display()
+                ),
+            };
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor auth 127.0.0.1 {primary} 2\n\
+                    "{listen}bind 127.0.0.1\ndir {}\nsentinel monitor auth 127.0.0.1 {primary} 2\n\
                      sentinel down-after-milliseconds auth 1000\nsentinel failover-timeout auth 10000\n",
                     dir.display()
                 ),
@@ -260,18 +341,23 @@ impl SentinelSet {
         }
         for port in set.sentinels.clone() {
             wait_until("each Sentinel knows the others and the replica", || {
-                let master = cli(port, &["SENTINEL", "MASTER", "auth"]);
+                let master = set.cli(port, &["SENTINEL", "MASTER", "auth"]);
                 master.contains("num-other-sentinels\n2\n") && master.contains("num-slaves\n1\n")
             });
         }
         set
     }
 
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        cli_with(self.tls.as_ref(), port, args)
+    }
+
     /// `REDIS_SENTINELS`.
     fn urls(&self) -> String {
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
         self.sentinels
             .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .map(|p| format!("{scheme}://127.0.0.1:{p}"))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -283,7 +369,7 @@ impl SentinelSet {
     }
 
     fn primary_keys(&self) -> u64 {
-        cli(self.primary.0, &["DBSIZE"]).trim().parse().unwrap_or(0)
+        self.cli(self.primary.0, &["DBSIZE"]).trim().parse().unwrap_or(0)
     }
 }
 
@@ -321,8 +407,9 @@ pub fn stop_shared() {
     drop(SHARED_SENTINELS.lock().unwrap_or_else(|p| p.into_inner()).take());
 }
 
-fn cli(port: u16, args: &[&str]) -> String {
+fn cli_with(tls: Option<&Tls>, port: u16, args: &[&str]) -> String {
     let output = Command::new("redis-cli")
+        .args(Tls::cli_args(tls))
         .args(["-p", &port.to_string()])
         .args(args)
         .output()
@@ -835,55 +922,66 @@ fn tls_files(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
     (dir.join("ca.crt"), dir.join("redis.crt"), dir.join("redis.key"))
 }
 
-crate::case!(sessions_reach_redis_over_tls_and_check_its_certificate needs External, RedisServers);
-/// `rediss://`: the release binary talks TLS to a redis-server that speaks only TLS, trusting
-/// the CA in `SSL_CERT_FILE`; without that CA the certificate is refused and readiness says so.
+crate::case!(multi sessions_reach_redis_over_tls_and_check_its_certificate needs External, RedisServers);
+/// `rediss://` on all three: the release binary talks TLS to one redis-server, to a cluster
+/// and to Sentinels and their primary, all speaking only TLS, trusting the CA in
+/// `SSL_CERT_FILE`; without that CA the certificate is refused and readiness says so.
 async fn sessions_reach_redis_over_tls_and_check_its_certificate() {
     let dir = std::env::temp_dir().join(format!("auth-api-tls-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (ca, cert, key) = tls_files(&dir);
+    let tls = Tls::make(&dir);
     let port = free_port();
     let mut redis = Command::new("redis-server")
-        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
-        .arg("--tls-cert-file")
-        .arg(&cert)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .arg("--tls-ca-cert-file")
-        .arg(&ca)
-        .args(["--tls-auth-clients", "no", "--save", "", "--appendonly", "no"])
+        .args(Tls::listen(Some(&tls), port))
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server");
     wait_until("redis answers on TLS", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        cli_with(Some(&tls), port, &["PING"]).contains("PONG")
     });
-    let url = format!("rediss://127.0.0.1:{port}");
-    let keys = ("KEYS_ENCRYPTION_KEY", crate::mfa::SEALING_KEY);
-    let ca_file = ca.to_string_lossy().into_owned();
+    let ca = tls.ca.to_string_lossy().into_owned();
+    served_over_tls(vec![("REDIS_URL", format!("rediss://127.0.0.1:{port}"))], &ca).await;
+    let _ = redis.kill();
+    let _ = redis.wait();
+
+    let in_cluster = tls.clone();
+    let cluster = tokio::task::spawn_blocking(move || RedisCluster::start_with(Some(in_cluster)))
+        .await
+        .unwrap();
+    served_over_tls(vec![("REDIS_CLUSTER_NODES", cluster.seeds())], &ca).await;
+    drop(cluster);
+
+    let behind = tls.clone();
+    let set = tokio::task::spawn_blocking(move || SentinelSet::start_with(Some(behind)))
+        .await
+        .unwrap();
+    let sentinels = vec![
+        ("REDIS_SENTINELS", set.urls()),
+        ("REDIS_SENTINEL_MASTER", "auth".to_string()),
+    ];
+    served_over_tls(sentinels, &ca).await;
+    drop(set);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The release binary on the Redis `redis` names: trusting `ca`, sessions work; without it,
+/// readiness answers 503.
+async fn served_over_tls(redis: Vec<(&'static str, String)>, ca: &str) {
+    let keys = ("KEYS_ENCRYPTION_KEY", crate::mfa::SEALING_KEY.to_string());
     let start = |vars: Vec<(&'static str, String)>| {
         tokio::task::spawn_blocking(move || {
             let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
             crate::binary::start_server(&vars)
         })
     };
-    let trusting = vec![
-        ("REDIS_URL", url.clone()),
-        (keys.0, keys.1.to_string()),
-        ("SSL_CERT_FILE", ca_file),
-    ];
+    let mut trusting = redis.clone();
+    trusting.extend([keys.clone(), ("SSL_CERT_FILE", ca.to_string())]);
     let server = start(trusting).await.unwrap();
     let client = reqwest::Client::new();
     let base = server.address();
-    assert_eq!(
-        client
-            .get(format!("{base}/health/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let ready = client.get(format!("{base}/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{redis:?}");
     let body = json!({"username": "Tls", "email": "tls@example.com", "password": PASSWORD});
     let registered = client
         .post(format!("{base}/auth/register"))
@@ -891,7 +989,7 @@ async fn sessions_reach_redis_over_tls_and_check_its_certificate() {
         .send()
         .await
         .unwrap();
-    assert_eq!(registered.status(), 200);
+    assert_eq!(registered.status(), 200, "{redis:?}");
     let cookie = registered
         .headers()
         .get_all("set-cookie")
@@ -907,20 +1005,17 @@ async fn sessions_reach_redis_over_tls_and_check_its_certificate() {
         .send()
         .await
         .unwrap();
-    assert_eq!(refreshed.status(), 200, "the session lives in the TLS Redis");
+    assert_eq!(refreshed.status(), 200, "the session lives in the TLS Redis: {redis:?}");
     drop(server);
-    // The same server without the CA: the certificate is not trusted, and readiness says so.
-    let untrusting = start(vec![("REDIS_URL", url), (keys.0, keys.1.to_string())])
-        .await
-        .unwrap();
+    // Without the CA: the certificate is not trusted, and readiness says so.
+    let mut untrusting = redis.clone();
+    untrusting.push(keys);
+    let untrusting = start(untrusting).await.unwrap();
     let ready = client
         .get(format!("{}/health/ready", untrusting.address()))
         .send()
         .await
         .unwrap();
-    assert_eq!(ready.status(), 503, "an unknown CA is refused");
+    assert_eq!(ready.status(), 503, "an unknown CA is refused: {redis:?}");
     drop(untrusting);
-    let _ = redis.kill();
-    let _ = redis.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }
