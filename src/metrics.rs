@@ -139,6 +139,7 @@ const MAIL_KINDS: &[&str] = &[
     "password_changed",
     "mfa_enabled",
     "mfa_disabled",
+    "mfa_reset",
     "recovery_codes_changed",
     "passkey_added",
     "passkey_renamed",

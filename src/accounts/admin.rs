@@ -310,7 +310,13 @@ impl Accounts {
     pub async fn reset_user_factors(&self, operator: &Operator, user: UserId) -> Result<FactorsReset> {
         let result = async {
             let events = [operator.event(self, EventName::MfaDisabled, user).reason("mfa_reset")];
-            let notice = self.notice(MailKind::MfaDisabled, &operator.client);
+            // The operator's address and browser are none of the owner's business: the
+            // outbox row keeps only the trace.
+            let unnamed = crate::domain::Client {
+                trace_id: operator.client.trace_id.clone(),
+                ..Default::default()
+            };
+            let notice = self.notice(MailKind::MfaReset, &unnamed);
             let trail = Trail {
                 events: &events,
                 notice: notice.as_ref(),

@@ -8,6 +8,9 @@ pub enum MailKind {
     /// Notices of the second factor: enabled, removed, recovery codes renewed or one used.
     MfaEnabled,
     MfaDisabled,
+    /// An operator removed the second factor (its owner lost it): says so, and names no
+    /// address or browser, which would be the operator's.
+    MfaReset,
     RecoveryCodesChanged,
     /// Notices of passkeys: one added, renamed or removed.
     PasskeyAdded,
@@ -16,12 +19,13 @@ pub enum MailKind {
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 9] = [
+    pub const ALL: [MailKind; 10] = [
         MailKind::PasswordReset,
         MailKind::EmailVerify,
         MailKind::PasswordChanged,
         MailKind::MfaEnabled,
         MailKind::MfaDisabled,
+        MailKind::MfaReset,
         MailKind::RecoveryCodesChanged,
         MailKind::PasskeyAdded,
         MailKind::PasskeyRenamed,
@@ -35,11 +39,18 @@ impl MailKind {
             Self::PasswordChanged => "password_changed",
             Self::MfaEnabled => "mfa_enabled",
             Self::MfaDisabled => "mfa_disabled",
+            Self::MfaReset => "mfa_reset",
             Self::RecoveryCodesChanged => "recovery_codes_changed",
             Self::PasskeyAdded => "passkey_added",
             Self::PasskeyRenamed => "passkey_renamed",
             Self::PasskeyRemoved => "passkey_removed",
         }
+    }
+
+    /// Whether the mail tells where the change came from (address, browser): every mail but
+    /// one an operator's action sends.
+    pub fn names_the_requester(self) -> bool {
+        self != Self::MfaReset
     }
 
     /// Whether the mail carries a single-use link.

@@ -58,6 +58,8 @@ templates! {
     MfaOnHtml = "mfa_enabled.html";
     MfaOffText = "mfa_disabled.txt";
     MfaOffHtml = "mfa_disabled.html";
+    MfaResetText = "mfa_reset.txt";
+    MfaResetHtml = "mfa_reset.html";
     CodesText = "recovery_codes_changed.txt";
     CodesHtml = "recovery_codes_changed.html";
     PasskeyAddedText = "passkey_added.txt";
@@ -113,6 +115,11 @@ pub fn render(kind: MailKind, values: &Values<'_>) -> Rendered {
             "Two-step sign-in was turned off",
             MfaOffText { f }.render(),
             MfaOffHtml { f }.render(),
+        ),
+        MailKind::MfaReset => (
+            "Two-step sign-in was reset for your account",
+            MfaResetText { f }.render(),
+            MfaResetHtml { f }.render(),
         ),
         MailKind::RecoveryCodesChanged => (
             "Your recovery codes changed",
@@ -198,7 +205,31 @@ mod tests {
             let mail = render(kind, &values(lure));
             for part in [&mail.text, &mail.html] {
                 assert!(!part.contains("555") && !part.contains("evil.example"), "{part}");
-                assert!(part.contains("an unknown browser"), "{part}");
+                assert_eq!(
+                    part.contains("an unknown browser"),
+                    kind.names_the_requester(),
+                    "{part}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_reset_notice_says_an_operator_acted_and_names_no_address() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        let mail = render(MailKind::MfaReset, &values(firefox));
+        assert_eq!(mail.subject, "Two-step sign-in was reset for your account");
+        for part in [&mail.text, &mail.html] {
+            for needle in [
+                "ada@example.com",
+                "1970-01-01 00:00 UTC",
+                "administrator",
+                "recovery codes",
+            ] {
+                assert!(part.contains(needle), "{needle} missing from {part}");
+            }
+            for absent in ["203.0.113.7", "Firefox", "signed out"] {
+                assert!(!part.contains(absent), "{absent} in {part}");
             }
         }
     }
