@@ -139,11 +139,6 @@ impl Storage {
             _ => {
                 let (pg, redis_url) = external_urls().expect("external backend requested without URLs");
                 let name = format!("auth_test_{id}");
-                let mut admin = PgConnection::connect(&pg).await.expect("connect to TEST_DATABASE_URL");
-                sqlx::raw_sql(AssertSqlSafe(format!("create database \"{name}\"")))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
                 let url = with_database(&pg, &name);
                 let prefix = format!("test:{id}:");
                 let mut env = vec![
@@ -168,6 +163,12 @@ impl Storage {
                         Some((redis_url, prefix))
                     }
                 };
+                // Created last: nothing that can fail comes between it and `Self`, which drops it.
+                let mut admin = PgConnection::connect(&pg).await.expect("connect to TEST_DATABASE_URL");
+                sqlx::raw_sql(AssertSqlSafe(format!("create database \"{name}\"")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
                 Self {
                     env,
                     database_url: Some(url),

@@ -83,28 +83,28 @@ impl RedisCluster {
         std::fs::create_dir_all(&dir).unwrap();
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            let port = free_port();
-            let child = Command::new("redis-server")
-                .args(Tls::listen(tls.as_ref(), port))
-                .args(["--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
-                // The cluster bus over TLS as well.
-                .args(tls.as_ref().map(|_| ["--tls-cluster", "yes"]).unwrap_or_default())
-                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                .args(["--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"])
-                .arg("--dir")
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server (Debian's redis-server package)");
-            nodes.push((port, child));
+            nodes.push(spawn_listening(tls.as_ref(), |port| {
+                let mut command = Command::new("redis-server");
+                command
+                    .args(Tls::listen(tls.as_ref(), port))
+                    .args(["--bind", "127.0.0.1"])
+                    .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                    // The bus on a free port of its own (the default, port + 10000, may be
+                    // taken or past 65535), over TLS as well.
+                    .args(["--cluster-port", &free_port().to_string()])
+                    .args(if tls.is_some() {
+                        vec!["--tls-cluster", "yes"]
+                    } else {
+                        vec![]
+                    })
+                    .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                    .args(["--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"])
+                    .arg("--dir")
+                    .arg(&dir);
+                command
+            }));
         }
         let cluster = Self { nodes, dir, tls };
-        for (port, _) in &cluster.nodes {
-            wait_until(&format!("node {port} answers"), || {
-                cluster.cli(*port, &["PING"]).contains("PONG")
-            });
-        }
         let addresses: Vec<String> = cluster.nodes.iter().map(|(p, _)| format!("127.0.0.1:{p}")).collect();
         let created = Command::new("redis-cli")
             .args(Tls::cli_args(cluster.tls.as_ref()))
@@ -284,22 +284,24 @@ impl SentinelSet {
     fn start_with(tls: Option<Tls>) -> Self {
         let dir = std::env::temp_dir().join(format!("auth-api-sentinel-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let server = |port: u16, extra: &[&str]| {
-            Command::new("redis-server")
-                .args(Tls::listen(tls.as_ref(), port))
-                .args(["--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"])
-                .arg("--dir")
-                .arg(&dir)
-                .args(extra)
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server (Debian's redis-server package)")
+        let server = |extra: &[&str]| {
+            spawn_listening(tls.as_ref(), |port| {
+                let mut command = Command::new("redis-server");
+                command
+                    .args(Tls::listen(tls.as_ref(), port))
+                    .args(["--bind", "127.0.0.1"])
+                    .args(["--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"])
+                    .arg("--dir")
+                    .arg(&dir)
+                    .args(extra);
+                command
+            })
         };
-        let (primary, replica) = (free_port(), free_port());
+        let (primary, primary_process) = server(&[]);
+        let (replica, replica_process) = server(&["--replicaof", "127.0.0.1", &primary.to_string()]);
         let mut set = Self {
-            primary: (primary, Some(server(primary, &[]))),
-            others: vec![server(replica, &["--replicaof", "127.0.0.1", &primary.to_string()])],
+            primary: (primary, Some(primary_process)),
+            others: vec![replica_process],
             sentinels: Vec::new(),
             dir: dir.clone(),
             tls: tls.clone(),
@@ -309,33 +311,31 @@ impl SentinelSet {
                 .contains("master_link_status:up")
         });
         for _ in 0..3 {
-            let port = free_port();
-            let conf = dir.join(format!("sentinel-{port}.conf"));
-            let listen = match &tls {
-                None => format!("port {port}\n"),
-                Some(tls) => format!(
-                    "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
-                     tls-auth-clients no\ntls-replication yes\n",
-                    tls.cert.display(),
-                    tls.key.display(),
-                    tls.ca.display()
-                ),
-            };
-            std::fs::write(
-                &conf,
-                format!(
-                    "{listen}bind 127.0.0.1\ndir {}\nsentinel monitor auth 127.0.0.1 {primary} 2\n\
-                     sentinel down-after-milliseconds auth 1000\nsentinel failover-timeout auth 10000\n",
-                    dir.display()
-                ),
-            )
-            .unwrap();
-            let child = Command::new("redis-server")
-                .arg(&conf)
-                .arg("--sentinel")
-                .stdout(Stdio::null())
-                .spawn()
+            let (port, child) = spawn_listening(tls.as_ref(), |port| {
+                let conf = dir.join(format!("sentinel-{port}.conf"));
+                let listen = match &tls {
+                    None => format!("port {port}\n"),
+                    Some(tls) => format!(
+                        "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+                         tls-auth-clients no\ntls-replication yes\n",
+                        tls.cert.display(),
+                        tls.key.display(),
+                        tls.ca.display()
+                    ),
+                };
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "{listen}bind 127.0.0.1\ndir {}\nsentinel monitor auth 127.0.0.1 {primary} 2\n\
+                         sentinel down-after-milliseconds auth 1000\nsentinel failover-timeout auth 10000\n",
+                        dir.display()
+                    ),
+                )
                 .unwrap();
+                let mut command = Command::new("redis-server");
+                command.arg(&conf).arg("--sentinel");
+                command
+            });
             set.others.push(child);
             set.sentinels.push(port);
         }
@@ -405,6 +405,33 @@ pub fn shared_sentinels() -> String {
 pub fn stop_shared() {
     drop(SHARED_CLUSTER.lock().unwrap_or_else(|p| p.into_inner()).take());
     drop(SHARED_SENTINELS.lock().unwrap_or_else(|p| p.into_inner()).take());
+}
+
+/// Starts the redis-server (or Sentinel) `command` makes for a port on a free port, once it
+/// answers `PING`: a port another process took meanwhile makes the server exit, and another
+/// port is tried.
+fn spawn_listening(tls: Option<&Tls>, mut command: impl FnMut(u16) -> Command) -> (u16, Child) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = command(port)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's redis-server package)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if cli_with(tls, port, &["PING"]).contains("PONG") {
+                return (port, child);
+            }
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("no redis-server started on five free ports in a row");
 }
 
 fn cli_with(tls: Option<&Tls>, port: u16, args: &[&str]) -> String {
@@ -930,15 +957,12 @@ async fn sessions_reach_redis_over_tls_and_check_its_certificate() {
     let dir = std::env::temp_dir().join(format!("auth-api-tls-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let tls = Tls::make(&dir);
-    let port = free_port();
-    let mut redis = Command::new("redis-server")
-        .args(Tls::listen(Some(&tls), port))
-        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    wait_until("redis answers on TLS", || {
-        cli_with(Some(&tls), port, &["PING"]).contains("PONG")
+    let (port, mut redis) = spawn_listening(Some(&tls), |port| {
+        let mut command = Command::new("redis-server");
+        command
+            .args(Tls::listen(Some(&tls), port))
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        command
     });
     let ca = tls.ca.to_string_lossy().into_owned();
     served_over_tls(vec![("REDIS_URL", format!("rediss://127.0.0.1:{port}"))], &ca).await;
