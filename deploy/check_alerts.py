@@ -8,9 +8,10 @@ in it (`for:` and every range selector) is divided by SCALE, so that a 2-minute 
 seconds. A prober asks /health/ready twice a second (as a kubelet does) and a client calls
 /auth/me twenty times a second.
 
-Then Redis is stopped: AuthApiDependencyDown (readiness answering 503) and AuthApiHigh5xxRatio
-(the API's 503s) must reach the receiver as firing; Redis is started again: both must reach it
-as resolved. Exit status 0 when all four notifications arrived. Usage:
+Then Redis is stopped: AuthApiDependencyDown (readiness answering 503), AuthApiHigh5xxRatio
+(the API's 503s) and AuthApiRedisNodeDown (the node probe at each scrape) must reach the receiver
+as firing; Redis is started again: all three must reach it as resolved. Exit status 0 when all
+six notifications arrived. Usage:
   python3 deploy/check_alerts.py --binary target/release/auth-api [--database-url URL]
 """
 
@@ -38,7 +39,7 @@ from check_dashboards import KEYS_KEY, PASSWORD, free_port, prometheus, psql, sp
 DEPLOY = Path(__file__).resolve().parent
 # One minute of the rules lasts three seconds here.
 SCALE = 20
-EXPECTED = ("AuthApiDependencyDown", "AuthApiHigh5xxRatio")
+EXPECTED = ("AuthApiDependencyDown", "AuthApiHigh5xxRatio", "AuthApiRedisNodeDown")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
