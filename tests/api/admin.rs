@@ -98,7 +98,6 @@ async fn admin_get(app: &TestApp, path: &str, key: Option<&str>) -> reqwest::Res
 }
 
 backend_tests! {
-    on every session store;
     async fn admin_routes_answer_only_a_live_key(backend: Backend) {
         let app = spawn_admin_app(backend).await;
         let users = users_store(&app).await;

@@ -6,7 +6,6 @@ use crate::backend_tests;
 use crate::helpers::{assert_error, expect_tokens, set_cookie, spawn_app};
 
 backend_tests! {
-    on every session store;
     async fn register_returns_user_token_and_a_locked_down_cookie(backend: Backend) {
         let app = spawn_app(backend).await;
         let response = app.register(" Ada ", "  Ada@Example.COM ", "analytical engine").await;

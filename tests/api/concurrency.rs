@@ -9,7 +9,6 @@ use crate::backend_tests;
 use crate::helpers::{expect_tokens, refresh_cookie, spawn_app, spawn_app_with};
 
 backend_tests! {
-    on every session store;
     async fn fifty_concurrent_refreshes_of_one_token_never_fork(backend: Backend) {
         let app = spawn_app(backend).await;
         let tokens = app.signed_up("race@example.com").await;

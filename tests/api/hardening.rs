@@ -29,7 +29,6 @@ async fn refresh_from(app: &TestApp, token: &str, headers: &[(&str, &str)]) -> r
 }
 
 backend_tests! {
-    on every session store;
     async fn cors_allows_exactly_the_listed_origins(backend: Backend) {
         let app = spawn_app_with(backend, &[("CORS_ALLOWED_ORIGINS", SPA)]).await;
         let preflight = |origin: &'static str| {

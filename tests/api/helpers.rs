@@ -45,16 +45,13 @@ pub fn external_urls() -> Option<(String, String)> {
     ))
 }
 
-/// Runs each test body once per backend: `mod <name> { fn embedded; fn postgres_redis }`. A body
-/// that needs more than its backend says so first: `#[needs(Smtp)] async fn …`. Opened with
-/// `on every session store;`, the bodies also run with sessions on a Redis Cluster and behind
-/// Sentinels (`fn redis_cluster; fn redis_sentinel`).
+/// Runs each test body once per backend: `mod <name> { fn embedded; fn postgres_redis; fn
+/// redis_cluster; fn redis_sentinel }`, the last two with sessions on a Redis Cluster and
+/// behind Sentinels. A body that needs more than its backend says so first:
+/// `#[needs(Smtp)] async fn …`.
 #[macro_export]
 macro_rules! backend_tests {
-    (on every session store; $($tests:tt)*) => {
-        $crate::backend_tests!(@ [redis_cluster RedisCluster, redis_sentinel RedisSentinel] $($tests)*);
-    };
-    (@ $more:tt $($(#[needs($($need:ident),+)])? async fn $name:ident($backend:ident: Backend) $body:block)*) => {$(
+    ($($(#[needs($($need:ident),+)])? async fn $name:ident($backend:ident: Backend) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -70,25 +67,17 @@ macro_rules! backend_tests {
             }
             $crate::case!(postgres_redis needs External $($(, $need)+)?);
 
-            $crate::more_backends!($more $($($need),+)?);
+            async fn redis_cluster() {
+                run($crate::helpers::Backend::RedisCluster).await
+            }
+            $crate::case!(redis_cluster needs External, RedisServers $($(, $need)+)?);
+
+            async fn redis_sentinel() {
+                run($crate::helpers::Backend::RedisSentinel).await
+            }
+            $crate::case!(redis_sentinel needs External, RedisServers $($(, $need)+)?);
         }
     )*};
-    ($($tests:tt)*) => {
-        $crate::backend_tests!(@ [] $($tests)*);
-    };
-}
-
-/// The extra backends of [`backend_tests!`], inside one test's module.
-#[macro_export]
-macro_rules! more_backends {
-    ([] $($need:ident),*) => {};
-    ([$fn_name:ident $variant:ident $(, $rest:ident $rest_variant:ident)*] $($need:ident),*) => {
-        async fn $fn_name() {
-            run($crate::helpers::Backend::$variant).await
-        }
-        $crate::case!($fn_name needs External, RedisServers $(, $need)*);
-        $crate::more_backends!([$($rest $rest_variant),*] $($need),*);
-    };
 }
 
 pub struct TestApp {

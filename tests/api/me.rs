@@ -18,7 +18,6 @@ fn now() -> u64 {
 }
 
 backend_tests! {
-    on every session store;
     async fn me_returns_the_user_at_both_paths(backend: Backend) {
         let app = spawn_app(backend).await;
         let tokens = app.signed_up("me@example.com").await;

@@ -156,7 +156,13 @@ backend_tests! {
         let nodes = after.series("auth_redis_node_up");
         match backend {
             Backend::Embedded => assert!(nodes.is_empty(), "{nodes:?}"),
-            _ => {
+            // Six cluster nodes, or the primary the Sentinels name.
+            Backend::RedisCluster | Backend::RedisSentinel => {
+                let expected = if backend == Backend::RedisCluster { 6 } else { 1 };
+                assert_eq!(nodes.len(), expected, "{nodes:?}");
+                assert!(nodes.iter().all(|(_, up)| *up == 1.0), "{nodes:?}");
+            }
+            Backend::External => {
                 let (_, redis_url) = crate::helpers::external_urls().unwrap();
                 let address = redis_url.trim_start_matches("redis://").trim_end_matches('/');
                 assert_eq!(after.get("auth_redis_node_up", &[("node", address), ("role", "primary")]), 1.0, "{nodes:?}");

@@ -129,7 +129,6 @@ async fn mfa_of(app: &TestApp, access: &str) -> Value {
 }
 
 backend_tests! {
-    on every session store;
     #[needs(Smtp)]
     async fn each_change_of_the_factor_mails_the_account_owner(backend: Backend) {
         let smtp = crate::mail_server::MailServer::start(None).await;

@@ -175,7 +175,6 @@ async fn listed(app: &TestApp, access: &str) -> Vec<Value> {
 }
 
 backend_tests! {
-    on every session store;
     #[needs(Smtp)]
     async fn each_change_of_a_passkey_mails_the_owner(backend: Backend) {
         let smtp = crate::mail_server::MailServer::start(None).await;

@@ -6,7 +6,6 @@ use crate::backend_tests;
 use crate::helpers::{Backend, assert_error, expect_tokens, refresh_cookie, set_cookie, spawn_app, spawn_for_timeline};
 
 backend_tests! {
-    on every session store;
     async fn refresh_rotates_and_keeps_the_cookie_locked_down(backend: Backend) {
         let app = spawn_app(backend).await;
         let first = app.signed_up("rot@example.com").await;

@@ -9,7 +9,6 @@ use crate::metrics::Snapshot;
 const PASSWORD: &str = "correct horse battery";
 
 backend_tests! {
-    on every session store;
     async fn a_deleted_user_keeps_no_session_and_gets_no_token(backend: Backend) {
         let app = spawn_app_with(backend, &[("MAX_SESSIONS_PER_USER", "3"), ("SESSION_CACHE_MS", "0")]).await;
         let first = app.signed_up("gone@example.com").await;
