@@ -172,7 +172,8 @@ impl ConnectionLike for Connection {
 /// Where calls go.
 #[derive(Clone)]
 enum Servers {
-    Single(Pool<RedisManager>),
+    /// A pool to one server, and where that server is (for the node probe).
+    Single(Pool<RedisManager>, Primary),
     Cluster(Arc<Cluster>),
 }
 
@@ -227,8 +228,6 @@ impl Cluster {
 pub struct RedisClient {
     servers: Servers,
     timeout: Duration,
-    /// Where the one server of a pool is, for the node probe (a cluster lists its own).
-    primary: Primary,
 }
 
 /// The address of a pool's server: fixed, or the one the Sentinels name now.
@@ -236,7 +235,6 @@ pub struct RedisClient {
 enum Primary {
     Fixed(String),
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
-    Cluster,
 }
 
 /// One Redis node as [`RedisClient::probe_nodes`] found it.
@@ -315,9 +313,8 @@ impl RedisClient {
             .max_lifetime(Some(Duration::from_secs(30 * 60)))
             .build_unchecked(manager);
         Self {
-            servers: Servers::Single(pool),
+            servers: Servers::Single(pool, primary),
             timeout,
-            primary,
         }
     }
 
@@ -345,7 +342,6 @@ impl RedisClient {
                 connection: Mutex::new(None),
             })),
             timeout,
-            primary: Primary::Cluster,
         })
     }
 
@@ -356,7 +352,7 @@ impl RedisClient {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         match &self.servers {
-            Servers::Single(pool) => {
+            Servers::Single(pool, _) => {
                 let mut pooled = pool.get().await.map_err(unavailable)?;
                 let (result, replace) = self.call(call(Connection::Single(pooled.inner.clone()))).await;
                 pooled.broken |= replace;
@@ -399,9 +395,9 @@ impl RedisClient {
     /// replica, to which the client keeps none), all at once. Empty when the node list cannot
     /// be had (the readiness check reports that).
     pub async fn probe_nodes(&self) -> Vec<NodeHealth> {
-        let node = match &self.primary {
-            Primary::Fixed(address) => address.clone(),
-            Primary::Sentinel(sentinels) => {
+        let node = match &self.servers {
+            Servers::Single(_, Primary::Fixed(address)) => address.clone(),
+            Servers::Single(_, Primary::Sentinel(sentinels)) => {
                 let named =
                     tokio::time::timeout(self.timeout, async { sentinels.lock().await.async_get_client().await }).await;
                 match named {
@@ -409,7 +405,7 @@ impl RedisClient {
                     _ => return Vec::new(),
                 }
             }
-            Primary::Cluster => return self.probe_cluster().await,
+            Servers::Cluster(cluster) => return self.probe_cluster(cluster).await,
         };
         let up = self.ping().await.is_ok();
         vec![NodeHealth {
@@ -419,26 +415,17 @@ impl RedisClient {
         }]
     }
 
-    async fn probe_cluster(&self) -> Vec<NodeHealth> {
-        let listed = self
-            .run(|c| async move {
-                let Connection::Cluster(mut c) = c else {
-                    return Ok(String::new());
-                };
-                let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-                let mut nodes = redis::cmd("CLUSTER");
-                nodes.arg("NODES");
-                let reply = c.route_command(nodes, random).await?;
-                redis::from_redis_value::<String>(reply).map_err(RedisError::from)
-            })
-            .await;
-        let Ok(listed) = listed else {
-            return Vec::new();
-        };
-        let Servers::Cluster(cluster) = &self.servers else {
-            return Vec::new();
-        };
-        let Ok(connection) = cluster.connection().await else {
+    async fn probe_cluster(&self, cluster: &Cluster) -> Vec<NodeHealth> {
+        let listed = tokio::time::timeout(self.timeout, async {
+            let mut connection = cluster.connection().await?;
+            let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+            let mut nodes = redis::cmd("CLUSTER");
+            nodes.arg("NODES");
+            let reply = connection.route_command(nodes, random).await?;
+            Ok::<_, RedisError>((connection, redis::from_redis_value::<String>(reply)?))
+        })
+        .await;
+        let Ok(Ok((connection, listed))) = listed else {
             return Vec::new();
         };
         let pings = cluster_nodes(&listed).into_iter().map(|(host, port, role, flagged)| {
@@ -493,7 +480,7 @@ impl RedisClient {
     /// as in use once dialled.
     pub fn pool_connections(&self) -> (u32, u32) {
         match &self.servers {
-            Servers::Single(pool) => {
+            Servers::Single(pool, _) => {
                 let state = pool.state();
                 (
                     state.idle_connections,
