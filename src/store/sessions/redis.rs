@@ -74,19 +74,6 @@ impl RedisSessionStore {
         })
     }
 
-    fn tag(&self, user: UserId) -> String {
-        self.keys.tag(user)
-    }
-    fn session_key(&self, user: UserId, id: Uuid) -> String {
-        self.keys.session(user, id)
-    }
-    fn token_key(&self, user: UserId, token: TokenHash) -> String {
-        self.keys.token(user, token)
-    }
-    fn user_key(&self, user: UserId) -> String {
-        self.keys.sessions(user)
-    }
-
     pub async fn create(
         &self,
         user: UserId,
@@ -97,9 +84,9 @@ impl RedisSessionStore {
         let id = Uuid::now_v7();
         let mut invocation = CREATE.prepare_invoke();
         invocation
-            .key(self.session_key(user, id))
-            .key(self.token_key(user, token))
-            .key(self.user_key(user))
+            .key(self.keys.session(user, id))
+            .key(self.keys.token(user, token))
+            .key(self.keys.sessions(user))
             .arg(id.to_string())
             .arg(user.to_string())
             .arg(self.policy.refresh_ttl.as_millis() as u64)
@@ -107,7 +94,7 @@ impl RedisSessionStore {
             .arg(self.policy.max_per_user)
             .arg(client.user_agent.as_deref().unwrap_or(""))
             .arg(client.ip.as_deref().unwrap_or(""))
-            .arg(self.tag(user))
+            .arg(self.keys.tag(user))
             .arg(REMEMBER_EXPIRED_MS)
             .arg(assurance.code());
         let evicted: u32 = self
@@ -127,14 +114,14 @@ impl RedisSessionStore {
     ) -> Result<Rotation, StoreError> {
         let mut invocation = ROTATE.prepare_invoke();
         invocation
-            .key(self.token_key(user, presented))
-            .key(self.token_key(user, successor))
+            .key(self.keys.token(user, presented))
+            .key(self.keys.token(user, successor))
             .arg(sealed_successor)
             .arg(self.policy.refresh_ttl.as_millis() as u64)
             .arg(self.policy.grace.as_millis() as u64)
             .arg(client.user_agent.as_deref().unwrap_or(""))
             .arg(client.ip.as_deref().unwrap_or(""))
-            .arg(self.tag(user))
+            .arg(self.keys.tag(user))
             .arg(REMEMBER_EXPIRED_MS);
         let reply: Vec<String> = self
             .client
@@ -182,9 +169,9 @@ impl RedisSessionStore {
     pub async fn revoke_by_token(&self, user: UserId, token: TokenHash) -> Result<Option<(Uuid, UserId)>, StoreError> {
         let mut invocation = REVOKE_BY_TOKEN.prepare_invoke();
         invocation
-            .key(self.token_key(user, token))
-            .key(self.user_key(user))
-            .arg(self.tag(user));
+            .key(self.keys.token(user, token))
+            .key(self.keys.sessions(user))
+            .arg(self.keys.tag(user));
         let ids: Option<String> = self
             .client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
@@ -201,7 +188,7 @@ impl RedisSessionStore {
     pub async fn elevate(&self, user: UserId, session: Uuid, assurance: Assurance) -> Result<bool, StoreError> {
         let mut invocation = ELEVATE.prepare_invoke();
         invocation
-            .key(self.session_key(user, session))
+            .key(self.keys.session(user, session))
             .arg(user.to_string())
             .arg(assurance.code());
         let updated: u32 = self
@@ -214,8 +201,8 @@ impl RedisSessionStore {
     pub async fn revoke(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
         let mut invocation = REVOKE.prepare_invoke();
         invocation
-            .key(self.session_key(user, session))
-            .key(self.user_key(user))
+            .key(self.keys.session(user, session))
+            .key(self.keys.sessions(user))
             .arg(user.to_string())
             .arg(session.to_string());
         let revoked: u32 = self
@@ -228,14 +215,17 @@ impl RedisSessionStore {
     pub async fn revoke_all(&self, user: UserId, keep: Option<Uuid>) -> Result<u32, StoreError> {
         let mut invocation = REVOKE_ALL.prepare_invoke();
         let keep = keep.map(|id| id.to_string()).unwrap_or_default();
-        invocation.key(self.user_key(user)).arg(self.tag(user)).arg(keep);
+        invocation
+            .key(self.keys.sessions(user))
+            .arg(self.keys.tag(user))
+            .arg(keep);
         self.client
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await
     }
 
     pub async fn list(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
-        let user_key = self.user_key(user);
+        let user_key = self.keys.sessions(user);
         let ids: Vec<String> = self
             .client
             .run(|mut c| async move {
@@ -254,7 +244,7 @@ impl RedisSessionStore {
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.cmd("HMGET")
-                .arg(self.session_key(user, *id))
+                .arg(self.keys.session(user, *id))
                 .arg(&["created", "used", "idle_exp", "abs_exp", "ua", "ip"]);
         }
         let rows: Vec<Vec<Option<String>>> = self
@@ -282,7 +272,7 @@ impl RedisSessionStore {
     }
 
     pub async fn is_active(&self, user: UserId, session: Uuid) -> Result<bool, StoreError> {
-        let key = self.session_key(user, session);
+        let key = self.keys.session(user, session);
         let exists: bool = self
             .client
             .run(|mut c| async move { redis::cmd("EXISTS").arg(key).query_async(&mut c).await })
@@ -320,18 +310,7 @@ mod tests {
             },
             None => bytes,
         };
-        let mut crc: u16 = 0;
-        for &byte in hashed {
-            crc ^= u16::from(byte) << 8;
-            for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 {
-                    (crc << 1) ^ 0x1021
-                } else {
-                    crc << 1
-                };
-            }
-        }
-        crc % 16384
+        crc16::State::<crc16::XMODEM>::calculate(hashed) % 16384
     }
 
     #[test]
