@@ -312,11 +312,7 @@ impl Accounts {
             let events = [operator.event(self, EventName::MfaDisabled, user).reason("mfa_reset")];
             // The operator's address and browser are none of the owner's business: the
             // outbox row keeps only the trace.
-            let unnamed = crate::domain::Client {
-                trace_id: operator.client.trace_id.clone(),
-                ..Default::default()
-            };
-            let notice = self.notice(MailKind::MfaReset, &unnamed);
+            let notice = self.notice(MailKind::MfaReset, &operator.on_the_users_side());
             let trail = Trail {
                 events: &events,
                 notice: notice.as_ref(),
