@@ -174,6 +174,28 @@ fn read_passkeys(r: &mut Reader<'_>, public_app_url: &str) -> Option<PasskeySett
 /// rather than when the first connection is made, with the password of `password_var` put in
 /// (percent-encoded) when that is given: a generated password may hold `/`, `+` or `=`, which
 /// cannot be pasted into a URL as they are.
+fn is_redis(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
+}
+
+/// `list`, comma-separated redis:// or rediss:// URLs; `None`, and an error naming `var`, when
+/// it is empty or one is not such a URL.
+fn redis_urls(r: &mut Reader<'_>, var: &Variable, list: &str) -> Option<Vec<String>> {
+    let urls: Vec<String> = list
+        .split(',')
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if urls.is_empty() || !urls.iter().all(|n| is_redis(n)) {
+        r.errors.push(format!(
+            "{}: expected comma-separated redis:// or rediss:// URLs",
+            var.name
+        ));
+        return None;
+    }
+    Some(urls)
+}
+
 fn store_url(r: &mut Reader<'_>, var: &Variable, url: String, password_var: &Variable) -> DatabaseUrl {
     let password = r.secret(password_var);
     let mut parsed = match url::Url::parse(&url) {
@@ -269,13 +291,6 @@ impl Settings {
             && cluster_nodes.is_none()
             && sentinels.is_none()
             && matches!(database, DatabaseSettings::Sqlite { .. });
-        let is_redis = |url: &str| url.starts_with("redis://") || url.starts_with("rediss://");
-        let urls = |list: &str| -> Vec<String> {
-            list.split(',')
-                .map(|n| n.trim().to_string())
-                .filter(|n| !n.is_empty())
-                .collect()
-        };
         let several = [redis_url.is_some(), cluster_nodes.is_some(), sentinels.is_some()]
             .iter()
             .filter(|given| **given)
@@ -298,35 +313,19 @@ impl Settings {
                 r.errors.push("REDIS_URL: expected a redis:// or rediss:// URL".into());
                 None
             }
-            (_, Some(nodes), _) => {
-                let nodes = urls(&nodes);
-                if nodes.is_empty() || !nodes.iter().all(|n| is_redis(n)) {
-                    r.errors
-                        .push("REDIS_CLUSTER_NODES: expected comma-separated redis:// or rediss:// URLs".into());
-                    None
-                } else {
-                    let nodes = nodes
-                        .into_iter()
-                        .map(|node| store_url(&mut r, &REDIS_CLUSTER_NODES, node, &REDIS_PASSWORD))
-                        .collect();
-                    Some(RedisTarget::Cluster(nodes))
-                }
-            }
-            (_, _, Some(list)) => {
-                let list = urls(&list);
-                if list.is_empty() || !list.iter().all(|n| is_redis(n)) {
-                    r.errors
-                        .push("REDIS_SENTINELS: expected comma-separated redis:// or rediss:// URLs".into());
-                    None
-                } else {
-                    // The password is the primary's; a Sentinel's own is in its URL.
-                    Some(RedisTarget::Sentinel {
-                        sentinels: list.into_iter().map(DatabaseUrl::new).collect(),
-                        master: sentinel_master.unwrap_or_default(),
-                        password: r.secret(&REDIS_PASSWORD).map(DatabaseUrl::new),
-                    })
-                }
-            }
+            (_, Some(nodes), _) => redis_urls(&mut r, &REDIS_CLUSTER_NODES, &nodes).map(|nodes| {
+                let nodes = nodes
+                    .into_iter()
+                    .map(|node| store_url(&mut r, &REDIS_CLUSTER_NODES, node, &REDIS_PASSWORD))
+                    .collect();
+                RedisTarget::Cluster(nodes)
+            }),
+            // The password is the primary's; a Sentinel's own is in its URL.
+            (_, _, Some(list)) => redis_urls(&mut r, &REDIS_SENTINELS, &list).map(|list| RedisTarget::Sentinel {
+                sentinels: list.into_iter().map(DatabaseUrl::new).collect(),
+                master: sentinel_master.unwrap_or_default(),
+                password: r.secret(&REDIS_PASSWORD).map(DatabaseUrl::new),
+            }),
             (None, None, None) => None,
         };
         let sessions = match target {
