@@ -1014,15 +1014,7 @@ async fn served_over_tls(redis: Vec<(&'static str, String)>, ca: &str) {
         .await
         .unwrap();
     assert_eq!(registered.status(), 200, "{redis:?}");
-    let cookie = registered
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("jwt="))
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .to_string();
+    let cookie = crate::helpers::refresh_cookie(&registered).expect("a jwt cookie");
     let refreshed = client
         .post(format!("{base}/auth/refreshAccessToken"))
         .header("cookie", format!("jwt={cookie}"))
